@@ -1,0 +1,1 @@
+"""Frontends: torch modules, ONNX models and layer tables to the network IR."""

@@ -1,0 +1,256 @@
+"""Build a :class:`Network` op by op, with shape inference. Used by the search-space builders (the fast path),
+the frontends and the layer-table reader, so every producer of IR infers shapes the same way."""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+from nas_latency.errors import InvalidInputError
+from nas_latency.ir.network import Layer, Network, Shape, TensorSpec, numel
+from nas_latency.ir.ops import ACTIVATION_KINDS, OpKind, conv_kind
+
+IntPair = int | tuple[int, int]
+Padding = int | tuple[int, int] | tuple[int, int, int, int]
+
+
+def pair(value: IntPair, *, what: str) -> tuple[int, int]:
+    if isinstance(value, int):
+        return (value, value)
+    if len(value) == 2:
+        return (int(value[0]), int(value[1]))
+    raise InvalidInputError(f"{what} must be an int or a pair of ints, got {value!r}")
+
+
+def padding4(value: Padding) -> tuple[int, int, int, int]:
+    """Normalize padding to ``(top, left, bottom, right)``."""
+    if isinstance(value, int):
+        return (value, value, value, value)
+    if len(value) == 2:
+        return (int(value[0]), int(value[1]), int(value[0]), int(value[1]))
+    if len(value) == 4:
+        return (int(value[0]), int(value[1]), int(value[2]), int(value[3]))
+    raise InvalidInputError(f"padding must be an int, a pair or (top, left, bottom, right), got {value!r}")
+
+
+def window_output_size(
+    size: int, kernel: int, stride: int, pad_begin: int, pad_end: int, dilation: int = 1, ceil_mode: bool = False
+) -> int:
+    """Output length of a convolution or pooling window along one axis (PyTorch/ONNX semantics)."""
+    span = size + pad_begin + pad_end - dilation * (kernel - 1) - 1
+    out = (math.ceil(span / stride) if ceil_mode else span // stride) + 1
+    if ceil_mode and (out - 1) * stride >= size + pad_begin:
+        out -= 1  # the last window must start inside the input or the leading padding
+    return out
+
+
+class NetworkBuilder:
+    """Append layers one at a time; each method returns the name of the tensor it produced."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._inputs: list[TensorSpec] = []
+        self._layers: list[Layer] = []
+        self._shapes: dict[str, Shape] = {}
+        self._counter = 0
+
+    # ---- bookkeeping ----------------------------------------------------------------------------------
+    def shape(self, tensor: str) -> Shape:
+        try:
+            return self._shapes[tensor]
+        except KeyError:
+            raise InvalidInputError(f"network {self.name!r}: no tensor named {tensor!r}") from None
+
+    def _fresh(self, op: OpKind, name: str | None) -> str:
+        if name is None:
+            self._counter += 1
+            name = f"{op.value}_{self._counter}"
+        if name in self._shapes:
+            raise InvalidInputError(f"network {self.name!r}: duplicate tensor name {name!r}")
+        return name
+
+    def add_layer(self, layer: Layer) -> str:
+        """Append a fully specified layer (used by readers that already know every shape)."""
+        for src, shape in zip(layer.inputs, layer.input_shapes):
+            if self.shape(src) != shape:
+                raise InvalidInputError(
+                    f"network {self.name!r}: layer {layer.name!r} expects {shape} from {src!r}, "
+                    f"which produces {self.shape(src)}"
+                )
+        if layer.name in self._shapes:
+            raise InvalidInputError(f"network {self.name!r}: duplicate tensor name {layer.name!r}")
+        self._layers.append(layer)
+        self._shapes[layer.name] = layer.output_shape
+        return layer.name
+
+    def _emit(self, op: OpKind, srcs: Sequence[str], out_shape: Shape, name: str | None, **attrs: object) -> str:
+        layer = Layer(
+            name=self._fresh(op, name),
+            op=op,
+            inputs=tuple(srcs),
+            input_shapes=tuple(self.shape(s) for s in srcs),
+            output_shape=tuple(int(d) for d in out_shape),
+            **attrs,  # type: ignore[arg-type]
+        )
+        self._layers.append(layer)
+        self._shapes[layer.name] = layer.output_shape
+        return layer.name
+
+    def input(self, shape: Sequence[int], name: str = "input") -> str:
+        if name in self._shapes:
+            raise InvalidInputError(f"network {self.name!r}: duplicate tensor name {name!r}")
+        spec = TensorSpec(name, tuple(int(d) for d in shape))
+        self._inputs.append(spec)
+        self._shapes[name] = spec.shape
+        return name
+
+    def build(self, outputs: Sequence[str] | None = None) -> Network:
+        if outputs is None:
+            if not self._layers:
+                raise InvalidInputError(f"network {self.name!r}: has no layers")
+            outputs = [self._layers[-1].name]
+        return Network(self.name, tuple(self._inputs), tuple(self._layers), tuple(outputs))
+
+    # ---- ops --------------------------------------------------------------------------------------------
+    def _feature_map(self, src: str, what: str) -> Shape:
+        shape = self.shape(src)
+        if len(shape) != 4:
+            raise InvalidInputError(f"network {self.name!r}: {what} needs an (N, C, H, W) input, {src!r} is {shape}")
+        return shape
+
+    def conv(
+        self,
+        src: str,
+        out_channels: int,
+        kernel: IntPair,
+        *,
+        stride: IntPair = 1,
+        padding: Padding = 0,
+        dilation: IntPair = 1,
+        groups: int = 1,
+        bias: bool = False,
+        name: str | None = None,
+    ) -> str:
+        n, c, h, w = self._feature_map(src, "conv")
+        k, s, d, p = pair(kernel, what="kernel"), pair(stride, what="stride"), pair(dilation, what="dilation"), padding4(padding)
+        if groups < 1 or c % groups or out_channels % groups:
+            raise InvalidInputError(
+                f"network {self.name!r}: conv on {src!r}: groups={groups} must divide in_channels={c} "
+                f"and out_channels={out_channels}"
+            )
+        ho = window_output_size(h, k[0], s[0], p[0], p[2], d[0])
+        wo = window_output_size(w, k[1], s[1], p[1], p[3], d[1])
+        return self._emit(
+            conv_kind(c, out_channels, groups), [src], (n, out_channels, ho, wo), name,
+            kernel=k, stride=s, padding=p, dilation=d, groups=groups, bias=bias,
+        )
+
+    def linear(self, src: str, out_features: int, *, bias: bool = True, name: str | None = None) -> str:
+        shape = self.shape(src)
+        return self._emit(OpKind.LINEAR, [src], (*shape[:-1], out_features), name, bias=bias)
+
+    def batch_norm(self, src: str, *, affine: bool = True, name: str | None = None) -> str:
+        return self._emit(OpKind.BATCH_NORM, [src], self.shape(src), name, affine=affine)
+
+    def activation(self, src: str, op: OpKind, *, axis: int | None = None, name: str | None = None) -> str:
+        if op not in ACTIVATION_KINDS:
+            raise InvalidInputError(f"network {self.name!r}: {op.value} is not an activation")
+        if op is OpKind.SOFTMAX and axis is None:
+            axis = len(self.shape(src)) - 1
+        return self._emit(op, [src], self.shape(src), name, axis=axis if op is OpKind.SOFTMAX else None)
+
+    def relu(self, src: str, *, name: str | None = None) -> str:
+        return self.activation(src, OpKind.RELU, name=name)
+
+    def _pool(
+        self, op: OpKind, src: str, kernel: IntPair, stride: IntPair | None, padding: Padding,
+        count_include_pad: bool, ceil_mode: bool, name: str | None,
+    ) -> str:
+        n, c, h, w = self._feature_map(src, op.value)
+        k = pair(kernel, what="kernel")
+        s = pair(stride if stride is not None else kernel, what="stride")
+        p = padding4(padding)
+        ho = window_output_size(h, k[0], s[0], p[0], p[2], 1, ceil_mode)
+        wo = window_output_size(w, k[1], s[1], p[1], p[3], 1, ceil_mode)
+        return self._emit(
+            op, [src], (n, c, ho, wo), name, kernel=k, stride=s, padding=p,
+            count_include_pad=count_include_pad if op is OpKind.AVG_POOL else False, ceil_mode=ceil_mode,
+        )
+
+    def avg_pool(
+        self, src: str, kernel: IntPair, *, stride: IntPair | None = None, padding: Padding = 0,
+        count_include_pad: bool = True, ceil_mode: bool = False, name: str | None = None,
+    ) -> str:
+        return self._pool(OpKind.AVG_POOL, src, kernel, stride, padding, count_include_pad, ceil_mode, name)
+
+    def max_pool(
+        self, src: str, kernel: IntPair, *, stride: IntPair | None = None, padding: Padding = 0,
+        ceil_mode: bool = False, name: str | None = None,
+    ) -> str:
+        return self._pool(OpKind.MAX_POOL, src, kernel, stride, padding, False, ceil_mode, name)
+
+    def global_avg_pool(self, src: str, *, name: str | None = None) -> str:
+        n, c, _, _ = self._feature_map(src, "global_avg_pool")
+        return self._emit(OpKind.GLOBAL_AVG_POOL, [src], (n, c, 1, 1), name)
+
+    def global_max_pool(self, src: str, *, name: str | None = None) -> str:
+        n, c, _, _ = self._feature_map(src, "global_max_pool")
+        return self._emit(OpKind.GLOBAL_MAX_POOL, [src], (n, c, 1, 1), name)
+
+    def _elementwise(self, op: OpKind, srcs: Sequence[str], name: str | None) -> str:
+        if len(srcs) < 2:
+            raise InvalidInputError(f"network {self.name!r}: {op.value} needs at least two inputs, got {list(srcs)}")
+        shapes = [self.shape(s) for s in srcs]
+        out = _broadcast(shapes, where=f"network {self.name!r}: {op.value} of {list(srcs)}")
+        return self._emit(op, srcs, out, name)
+
+    def add(self, *srcs: str, name: str | None = None) -> str:
+        return self._elementwise(OpKind.ADD, srcs, name)
+
+    def mul(self, *srcs: str, name: str | None = None) -> str:
+        return self._elementwise(OpKind.MUL, srcs, name)
+
+    def concat(self, srcs: Sequence[str], *, axis: int = 1, name: str | None = None) -> str:
+        shapes = [self.shape(s) for s in srcs]
+        rank = len(shapes[0])
+        ax = axis % rank
+        for s in shapes[1:]:
+            if len(s) != rank or any(a != b for i, (a, b) in enumerate(zip(s, shapes[0])) if i != ax):
+                raise InvalidInputError(f"network {self.name!r}: concat of {list(srcs)} on axis {axis}: shapes {shapes}")
+        out = list(shapes[0])
+        out[ax] = sum(s[ax] for s in shapes)
+        return self._emit(OpKind.CONCAT, srcs, tuple(out), name, axis=ax)
+
+    def channel_shuffle(self, src: str, groups: int, *, name: str | None = None) -> str:
+        shape = self._feature_map(src, "channel_shuffle")
+        if groups < 2 or shape[1] % groups:
+            raise InvalidInputError(
+                f"network {self.name!r}: channel_shuffle of {src!r}: groups={groups} must be >= 2 and divide {shape[1]}"
+            )
+        return self._emit(OpKind.CHANNEL_SHUFFLE, [src], shape, name, groups=groups)
+
+    def flatten(self, src: str, *, axis: int = 1, name: str | None = None) -> str:
+        shape = self.shape(src)
+        return self._emit(OpKind.FLATTEN, [src], (*shape[:axis], numel(shape[axis:])), name, axis=axis)
+
+    def reshape(self, src: str, shape: Sequence[int], *, name: str | None = None) -> str:
+        if numel(tuple(shape)) != numel(self.shape(src)):
+            raise InvalidInputError(f"network {self.name!r}: cannot reshape {src!r} of {self.shape(src)} to {tuple(shape)}")
+        return self._emit(OpKind.RESHAPE, [src], tuple(shape), name)
+
+    def zero(self, src: str, *, name: str | None = None) -> str:
+        return self._emit(OpKind.ZERO, [src], self.shape(src), name)
+
+    def identity(self, src: str, *, name: str | None = None) -> str:
+        return self._emit(OpKind.IDENTITY, [src], self.shape(src), name)
+
+
+def _broadcast(shapes: Sequence[Shape], *, where: str) -> Shape:
+    rank = max(len(s) for s in shapes)
+    out: list[int] = []
+    for i in range(rank):
+        dims = {s[i - rank + len(s)] for s in shapes if i - rank + len(s) >= 0} - {1}
+        if len(dims) > 1:
+            raise InvalidInputError(f"{where}: shapes {list(shapes)} do not broadcast")
+        out.append(dims.pop() if dims else 1)
+    return tuple(out)

@@ -8,6 +8,7 @@ from typing import Sequence
 
 from nas_latency.errors import InvalidInputError
 from nas_latency.ir.network import Layer, Network, Shape, TensorSpec, numel
+from nas_latency.ir.shapes import window_output_size
 from nas_latency.ir.ops import ACTIVATION_KINDS, OpKind, conv_kind
 
 IntPair = int | tuple[int, int]
@@ -33,15 +34,14 @@ def padding4(value: Padding) -> tuple[int, int, int, int]:
     raise InvalidInputError(f"padding must be an int, a pair or (top, left, bottom, right), got {value!r}")
 
 
-def window_output_size(
-    size: int, kernel: int, stride: int, pad_begin: int, pad_end: int, dilation: int = 1, ceil_mode: bool = False
-) -> int:
-    """Output length of a convolution or pooling window along one axis (PyTorch/ONNX semantics)."""
-    span = size + pad_begin + pad_end - dilation * (kernel - 1) - 1
-    out = (math.ceil(span / stride) if ceil_mode else span // stride) + 1
-    if ceil_mode and (out - 1) * stride >= size + pad_begin:
-        out -= 1  # the last window must start inside the input or the leading padding
-    return out
+def _check_window(
+    where: str, kernel: tuple[int, int], stride: tuple[int, int], padding: tuple[int, int, int, int],
+    dilation: tuple[int, int] = (1, 1),
+) -> None:
+    if min(kernel) < 1 or min(stride) < 1 or min(dilation) < 1 or min(padding) < 0:
+        raise InvalidInputError(
+            f"{where}: kernel {kernel}, stride {stride} and dilation {dilation} must be >= 1 and padding {padding} >= 0"
+        )
 
 
 class NetworkBuilder:
@@ -138,6 +138,7 @@ class NetworkBuilder:
                 f"network {self.name!r}: conv on {src!r}: groups={groups} must divide in_channels={c} "
                 f"and out_channels={out_channels}"
             )
+        _check_window(f"network {self.name!r}: conv on {src!r}", k, s, p, d)
         ho = window_output_size(h, k[0], s[0], p[0], p[2], d[0])
         wo = window_output_size(w, k[1], s[1], p[1], p[3], d[1])
         return self._emit(
@@ -170,6 +171,7 @@ class NetworkBuilder:
         k = pair(kernel, what="kernel")
         s = pair(stride if stride is not None else kernel, what="stride")
         p = padding4(padding)
+        _check_window(f"network {self.name!r}: {op.value} on {src!r}", k, s, p)
         ho = window_output_size(h, k[0], s[0], p[0], p[2], 1, ceil_mode)
         wo = window_output_size(w, k[1], s[1], p[1], p[3], 1, ceil_mode)
         return self._emit(

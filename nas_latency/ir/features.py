@@ -13,6 +13,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from nas_latency.errors import InvalidInputError
 from nas_latency.ir.network import DEFAULT_DTYPE_BYTES, Layer, Network
 from nas_latency.ir.ops import OpKind
 
@@ -85,7 +86,7 @@ class FeatureMatrix:
 
     def __post_init__(self) -> None:
         if self.values.shape != (len(self.rows), len(self.names)):
-            raise ValueError(
+            raise InvalidInputError(
                 f"feature matrix of shape {self.values.shape} does not match {len(self.rows)} rows "
                 f"x {len(self.names)} names"
             )

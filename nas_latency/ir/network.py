@@ -14,6 +14,7 @@ from typing import Iterator
 
 from nas_latency.errors import InvalidInputError
 from nas_latency.ir.ops import CONV_KINDS, VIEW_KINDS, WINDOW_POOL_KINDS, OpKind, conv_kind
+from nas_latency.ir.shapes import window_output_size
 
 Shape = tuple[int, ...]
 
@@ -121,8 +122,34 @@ class Layer:
         if self.op in CONV_KINDS or self.op in WINDOW_POOL_KINDS:
             if self.kernel is None or self.stride is None or self.padding is None:
                 raise InvalidInputError(f"{where}: needs kernel, stride and padding")
-            if len(self.input_shapes[0]) != 4:
-                raise InvalidInputError(f"{where}: expects an (N, C, H, W) input, got {self.input_shapes[0]}")
+            if min(self.kernel) < 1 or min(self.stride) < 1 or min(self.dilation or (1,)) < 1 or min(self.padding) < 0:
+                raise InvalidInputError(
+                    f"{where}: kernel {self.kernel}, stride {self.stride} and dilation {self.dilation} must be >= 1 "
+                    f"and padding {self.padding} >= 0"
+                )
+            if len(self.input_shapes[0]) != 4 or len(self.output_shape) != 4:
+                raise InvalidInputError(
+                    f"{where}: expects (N, C, H, W) input and output, got {self.input_shapes[0]} -> {self.output_shape}"
+                )
+            n, c, h, w = self.input_shapes[0]
+            dilation = self.dilation or (1, 1)
+            expected_hw = (
+                window_output_size(h, self.kernel[0], self.stride[0], self.padding[0], self.padding[2], dilation[0],
+                                   self.ceil_mode),
+                window_output_size(w, self.kernel[1], self.stride[1], self.padding[1], self.padding[3], dilation[1],
+                                   self.ceil_mode),
+            )
+            out_c = self.output_shape[1] if self.op in CONV_KINDS else c
+            if self.output_shape != (n, out_c, *expected_hw):
+                raise InvalidInputError(
+                    f"{where}: output shape {self.output_shape} does not follow from input {self.input_shapes[0]}, "
+                    f"kernel {self.kernel}, stride {self.stride}, padding {self.padding} "
+                    f"(expected {(n, out_c, *expected_hw)})"
+                )
+        if self.op is OpKind.LINEAR and self.output_shape[:-1] != self.input_shapes[0][:-1]:
+            raise InvalidInputError(
+                f"{where}: output shape {self.output_shape} must keep the leading dimensions of input {self.input_shapes[0]}"
+            )
         if self.op in CONV_KINDS:
             if self.groups < 1 or self.in_channels % self.groups or self.out_channels % self.groups:
                 raise InvalidInputError(
@@ -160,6 +187,10 @@ class Network:
         for spec in self.inputs:
             if spec.name in shapes:
                 raise InvalidInputError(f"{where}: duplicate input name {spec.name!r}")
+            if not spec.shape or any((not isinstance(d, int)) or d <= 0 for d in spec.shape):
+                raise InvalidInputError(
+                    f"{where}: input {spec.name!r} has bad shape {spec.shape!r} (dimensions must be positive integers)"
+                )
             shapes[spec.name] = spec.shape
         by_name: dict[str, Layer] = {}
         for layer in self.layers:

@@ -65,7 +65,9 @@ def _shape(value: Any, *, where: str) -> Shape:
 
 
 def _int_tuple(value: Any, length: int, *, where: str) -> tuple[int, ...]:
-    if not isinstance(value, list) or len(value) != length or not all(isinstance(d, int) for d in value):
+    if not isinstance(value, list) or len(value) != length or not all(
+        isinstance(d, int) and not isinstance(d, bool) for d in value
+    ):
         raise InvalidInputError(f"{where}: expected a list of {length} integers, got {value!r}")
     return tuple(value)
 

@@ -25,7 +25,7 @@ def _layer_signature(layer: Layer) -> str:
 def layer_hashes(network: Network) -> dict[str, str]:
     """A Merkle hash per tensor: a layer's own signature and the hashes of what it reads (sorted for
     commutative ops)."""
-    hashes: dict[str, str] = {spec.name: f"input{spec.shape}" for spec in network.inputs}
+    hashes: dict[str, str] = {spec.name: f"input{i}:{spec.shape}" for i, spec in enumerate(network.inputs)}
     for layer in network.layers:
         parents = [hashes[src] for src in layer.inputs]
         if layer.op in COMMUTATIVE_KINDS:

@@ -1,0 +1,81 @@
+"""Helpers shared by CLI commands: reading architecture lists, resolving a network target, writing results."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from nas_latency.errors import InvalidInputError
+from nas_latency.ir import Network
+from nas_latency.output import FORMATS, OutputFormat, render_document, render_rows
+
+
+def add_format_argument(parser: argparse.ArgumentParser, default: OutputFormat = "table") -> None:
+    parser.add_argument("--format", choices=FORMATS, default=default, help=f"output format (default: {default})")
+
+
+def write_rows(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], fmt: OutputFormat) -> None:
+    sys.stdout.write(render_rows(rows, columns, fmt))
+
+
+def write_document(document: Mapping[str, Any], fmt: OutputFormat) -> None:
+    sys.stdout.write(render_document(document, fmt))
+
+
+def read_archs(source: str) -> list[str]:
+    """Architecture ids, one per line, from a file or ``-`` (stdin). Blank lines are ignored; surrounding
+    whitespace is stripped. An empty list is an error."""
+    if source == "-":
+        text = sys.stdin.read()
+        where = "stdin"
+    else:
+        path = Path(source)
+        try:
+            text = path.read_text()
+        except OSError as exc:
+            raise InvalidInputError(f"{source}: cannot read architecture list ({exc.strerror})") from None
+        where = source
+    archs = [line.strip() for line in text.splitlines() if line.strip()]
+    if not archs:
+        raise InvalidInputError(f"{where}: no architectures (expected one per line)")
+    return archs
+
+
+@dataclass(frozen=True)
+class ResolvedTarget:
+    network: Network
+    skipped: tuple[Any, ...]
+    source: str
+
+
+def resolve_network(target: str, space_name: str | None, on_unsupported: str) -> ResolvedTarget:
+    """A network from an architecture id of ``space_name``, or a file: ``@path`` or a path ending in
+    ``.onnx`` (ONNX model) or ``.json`` (layer table)."""
+    path_text = target[1:] if target.startswith("@") else target
+    is_file = target.startswith("@") or path_text.endswith((".onnx", ".json"))
+    if is_file:
+        from nas_latency.frontends import load_network_file
+
+        conversion = load_network_file(path_text, on_unsupported=on_unsupported)
+        return ResolvedTarget(conversion.network, tuple(conversion.skipped), path_text)
+    if space_name is None:
+        raise InvalidInputError(
+            f"{target!r} is not an .onnx or .json file; to describe an architecture id give --space"
+        )
+    from search_spaces import get_space
+
+    space = get_space(space_name)
+    arch = space.canonical(target)
+    return ResolvedTarget(space.to_ir(arch), (), arch)
+
+
+def report_skipped(skipped: Sequence[Any], source: str) -> None:
+    """Diagnostics on stderr for every operator a frontend skipped on request."""
+    if not skipped:
+        return
+    print(f"warning: {source}: skipped {len(skipped)} unsupported operator(s):", file=sys.stderr)
+    for item in skipped:
+        print(f"  {item.node}: {item.operator} ({item.reason})", file=sys.stderr)

@@ -1,0 +1,293 @@
+"""Execute any IR :class:`~nas_latency.ir.Network` with real torch layers.
+
+:func:`build_torch_module` registers one torch submodule per weighted or stateful IR layer, under the layer's
+name made into a valid attribute name (``cells.3.edge_1_2.conv`` → ``cells_3_edge_1_2_conv``), and runs the
+layers in the IR's topological order with a plain loop. The loop depends only on the (fixed) network, never
+on tensor values, so ``torch.fx`` traces the module of a single-input network into the same DAG.
+
+How IR kinds map to torch:
+
+========================  ============================================================================
+conv kinds                ``nn.Conv2d`` (groups, dilation, bias); asymmetric padding becomes an
+                          ``nn.ZeroPad2d`` before an unpadded conv (both inside one ``nn.Sequential``)
+linear                    ``nn.Linear`` (acts on the last dimension)
+avg/max pool              ``nn.AvgPool2d`` / ``nn.MaxPool2d`` (``count_include_pad``, ``ceil_mode``);
+                          padding that torch cannot express (asymmetric, or over half the kernel) goes
+                          through :class:`PaddedPool2d`, which pads explicitly with the same result
+global avg/max pool       ``nn.AdaptiveAvgPool2d(1)`` / ``nn.AdaptiveMaxPool2d(1)``
+add / mul                 ``+`` / ``*`` chained in input order (``a + b + c`` for a 3-input add)
+concat                    ``torch.cat`` on the layer's axis
+activations               ``nn.ReLU`` (not in place), ``ReLU6``, ``Sigmoid``, ``Hardsigmoid``,
+                          ``Hardswish``, ``SiLU``, ``GELU``, ``Tanh``, ``Softmax(dim=axis)``
+batch norm                ``nn.BatchNorm1d/2d/3d`` by rank (``affine`` as in the IR), eval mode
+channel shuffle, zero     :class:`~nas_latency.frontends.torch_modules.ChannelShuffle`, ``Zero``
+flatten / reshape         ``nn.Flatten(axis)`` / ``torch.reshape`` to the IR's output shape
+identity                  ``nn.Identity``
+========================  ============================================================================
+
+Parameter counts equal :attr:`Network.params` (batch-norm running statistics are buffers).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from nas_latency.errors import UnsupportedOperatorError
+from nas_latency.frontends.torch_modules import ChannelShuffle, Zero
+from nas_latency.ir import Layer, Network, OpKind
+from nas_latency.ir.ops import CONV_KINDS
+
+__all__ = ["IRModule", "PaddedPool2d", "SingleInputIRModule", "build_torch_module", "layer_module"]
+
+_ACTIVATIONS: dict[OpKind, Callable[[], nn.Module]] = {
+    OpKind.RELU: lambda: nn.ReLU(inplace=False),
+    OpKind.RELU6: lambda: nn.ReLU6(inplace=False),
+    OpKind.SIGMOID: nn.Sigmoid,
+    OpKind.HARD_SIGMOID: lambda: nn.Hardsigmoid(inplace=False),
+    OpKind.HARD_SWISH: lambda: nn.Hardswish(inplace=False),
+    OpKind.SILU: lambda: nn.SiLU(inplace=False),
+    OpKind.GELU: nn.GELU,
+    OpKind.TANH: nn.Tanh,
+}
+# Kinds computed by a function in ``forward`` rather than by a submodule.
+_FUNCTIONAL_KINDS = frozenset({OpKind.ADD, OpKind.MUL, OpKind.CONCAT, OpKind.RESHAPE})
+
+
+class PaddedPool2d(nn.Module):
+    """A window pool with explicit ``(top, left, bottom, right)`` padding, for padding torch's pools reject.
+
+    Max pools pad with ``-inf``. Average pools pad with zeros; when padding is not counted, the window sums
+    are divided by the number of real (unpadded) elements, computed by pooling a mask of ones. The result is
+    cropped to ``output_size`` (the IR's size), which drops any extra ``ceil_mode`` window that would start
+    in the trailing padding, as torch's own pools do.
+    """
+
+    def __init__(
+        self,
+        kind: str,
+        kernel: tuple[int, int],
+        stride: tuple[int, int],
+        padding: tuple[int, int, int, int],
+        output_size: tuple[int, int],
+        *,
+        ceil_mode: bool = False,
+        count_include_pad: bool = True,
+    ) -> None:
+        super().__init__()
+        if kind not in ("avg", "max"):
+            raise ValueError(f"kind must be 'avg' or 'max', got {kind!r}")
+        self.kind = kind
+        self.kernel = kernel
+        self.stride = stride
+        top, left, bottom, right = padding
+        self.pad = (left, right, top, bottom)  # F.pad order: last dimension first
+        self.output_size = output_size
+        self.ceil_mode = ceil_mode
+        self.count_include_pad = count_include_pad
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = self.output_size
+        if self.kind == "max":
+            padded = F.pad(x, self.pad, value=float("-inf"))
+            return F.max_pool2d(padded, self.kernel, self.stride, 0, 1, self.ceil_mode)[:, :, :h, :w]
+        padded = F.pad(x, self.pad)
+        sums = F.avg_pool2d(padded, self.kernel, self.stride, 0, self.ceil_mode, True)
+        if self.count_include_pad:
+            return sums[:, :, :h, :w]
+        mask = F.pad(torch.ones_like(x), self.pad)
+        counts = F.avg_pool2d(mask, self.kernel, self.stride, 0, self.ceil_mode, True)
+        return (sums / counts)[:, :, :h, :w]
+
+    def extra_repr(self) -> str:
+        return (
+            f"kind={self.kind}, kernel={self.kernel}, stride={self.stride}, pad={self.pad}, "
+            f"ceil_mode={self.ceil_mode}, count_include_pad={self.count_include_pad}"
+        )
+
+
+def _unsupported(layer: Layer, why: str) -> UnsupportedOperatorError:
+    return UnsupportedOperatorError(
+        f"layer {layer.name!r} ({layer.op.value}): {why}", node=layer.name, operator=layer.op.value
+    )
+
+
+def _conv(layer: Layer) -> nn.Module:
+    assert layer.kernel is not None and layer.stride is not None and layer.padding is not None
+    top, left, bottom, right = layer.padding
+    symmetric = top == bottom and left == right
+
+    def conv(padding: tuple[int, int]) -> nn.Conv2d:
+        return nn.Conv2d(
+            layer.in_channels, layer.out_channels, layer.kernel,  # type: ignore[arg-type]
+            stride=layer.stride, padding=padding, dilation=layer.dilation or (1, 1),  # type: ignore[arg-type]
+            groups=layer.groups, bias=layer.bias,
+        )
+
+    if symmetric:
+        return conv((top, left))
+    return nn.Sequential(OrderedDict(pad=nn.ZeroPad2d((left, right, top, bottom)), conv=conv((0, 0))))
+
+
+def _window_pool(layer: Layer) -> nn.Module:
+    assert layer.kernel is not None and layer.stride is not None and layer.padding is not None
+    top, left, bottom, right = layer.padding
+    native = top == bottom and left == right and top <= layer.kernel[0] // 2 and left <= layer.kernel[1] // 2
+    if native and layer.op is OpKind.AVG_POOL:
+        return nn.AvgPool2d(
+            layer.kernel, layer.stride, (top, left), ceil_mode=layer.ceil_mode,
+            count_include_pad=layer.count_include_pad,
+        )
+    if native:
+        return nn.MaxPool2d(layer.kernel, layer.stride, (top, left), ceil_mode=layer.ceil_mode)
+    return PaddedPool2d(
+        "avg" if layer.op is OpKind.AVG_POOL else "max", layer.kernel, layer.stride, layer.padding,
+        (layer.output_shape[2], layer.output_shape[3]), ceil_mode=layer.ceil_mode,
+        count_include_pad=layer.count_include_pad,
+    )
+
+
+def _batch_norm(layer: Layer) -> nn.Module:
+    rank = len(layer.output_shape)
+    classes = {2: nn.BatchNorm1d, 3: nn.BatchNorm1d, 4: nn.BatchNorm2d, 5: nn.BatchNorm3d}
+    if rank not in classes:
+        raise _unsupported(layer, f"batch norm of a rank-{rank} tensor {layer.output_shape}")
+    return classes[rank](layer.out_channels, affine=layer.affine)
+
+
+def layer_module(layer: Layer) -> nn.Module:
+    """The torch module computing one IR layer (not for add/mul/concat/reshape, which are functions)."""
+    op = layer.op
+    if op in CONV_KINDS:
+        return _conv(layer)
+    if op is OpKind.LINEAR:
+        return nn.Linear(layer.input_shapes[0][-1], layer.output_shape[-1], bias=layer.bias)
+    if op in (OpKind.AVG_POOL, OpKind.MAX_POOL):
+        return _window_pool(layer)
+    if op is OpKind.GLOBAL_AVG_POOL:
+        return nn.AdaptiveAvgPool2d(1)
+    if op is OpKind.GLOBAL_MAX_POOL:
+        return nn.AdaptiveMaxPool2d(1)
+    if op in _ACTIVATIONS:
+        return _ACTIVATIONS[op]()
+    if op is OpKind.SOFTMAX:
+        return nn.Softmax(dim=layer.axis if layer.axis is not None else -1)
+    if op is OpKind.BATCH_NORM:
+        return _batch_norm(layer)
+    if op is OpKind.CHANNEL_SHUFFLE:
+        return ChannelShuffle(layer.groups)
+    if op is OpKind.FLATTEN:
+        return nn.Flatten(start_dim=layer.axis if layer.axis is not None else 1)
+    if op is OpKind.ZERO:
+        return Zero()
+    if op is OpKind.IDENTITY:
+        return nn.Identity()
+    raise _unsupported(layer, "no torch equivalent is known for this op kind")
+
+
+@dataclass(frozen=True, slots=True)
+class _Step:
+    """One layer of the forward loop: read ``inputs``, write ``output``."""
+
+    output: str
+    op: OpKind
+    inputs: tuple[str, ...]
+    module: str | None  # attribute name of the submodule; None for functional kinds
+    axis: int | None
+    shape: tuple[int, ...]
+
+
+_NON_IDENTIFIER = re.compile(r"\W")
+
+
+class IRModule(nn.Module):
+    """A torch module running an IR network layer by layer. Build it with :func:`build_torch_module`."""
+
+    def __init__(self, network: Network) -> None:
+        super().__init__()
+        self.network_name = network.name
+        self.input_names: tuple[str, ...] = tuple(spec.name for spec in network.inputs)
+        self.output_names: tuple[str, ...] = tuple(network.outputs)
+        #: IR layer name -> attribute name of its submodule
+        self.module_names: dict[str, str] = {}
+        steps: list[_Step] = []
+        for layer in network.layers:
+            attribute = None
+            if layer.op not in _FUNCTIONAL_KINDS:
+                attribute = self._attribute_name(layer.name)
+                self.add_module(attribute, layer_module(layer))
+                self.module_names[layer.name] = attribute
+            steps.append(_Step(layer.name, layer.op, layer.inputs, attribute, layer.axis, layer.output_shape))
+        self._steps: tuple[_Step, ...] = tuple(steps)
+
+    def _attribute_name(self, layer_name: str) -> str:
+        base = _NON_IDENTIFIER.sub("_", layer_name) or "layer"
+        if base[0].isdigit():
+            base = f"l_{base}"
+        name, k = base, 1
+        while hasattr(self, name) or name in self._modules:
+            k += 1
+            name = f"{base}_{k}"
+        return name
+
+    def run(self, inputs: tuple[torch.Tensor, ...]) -> torch.Tensor | tuple[torch.Tensor, ...]:
+        """Run the layers on the network inputs (in the order of ``Network.inputs``)."""
+        env: dict[str, torch.Tensor] = dict(zip(self.input_names, inputs))
+        for step in self._steps:
+            args = [env[name] for name in step.inputs]
+            if step.module is not None:
+                out = getattr(self, step.module)(args[0])
+            elif step.op is OpKind.ADD:
+                out = args[0]
+                for term in args[1:]:
+                    out = out + term
+            elif step.op is OpKind.MUL:
+                out = args[0]
+                for term in args[1:]:
+                    out = out * term
+            elif step.op is OpKind.CONCAT:
+                out = torch.cat(args, dim=step.axis if step.axis is not None else 1)
+            else:  # RESHAPE
+                out = torch.reshape(args[0], step.shape)
+            env[step.output] = out
+        if len(self.output_names) == 1:
+            return env[self.output_names[0]]
+        return tuple(env[name] for name in self.output_names)
+
+    def forward(self, *inputs: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
+        if len(inputs) != len(self.input_names):
+            raise TypeError(
+                f"network {self.network_name!r} takes {len(self.input_names)} inputs "
+                f"({', '.join(self.input_names)}), got {len(inputs)}"
+            )
+        return self.run(inputs)
+
+    def extra_repr(self) -> str:
+        return f"network={self.network_name!r}, layers={len(self._steps)}"
+
+
+class SingleInputIRModule(IRModule):
+    """An :class:`IRModule` whose ``forward`` takes exactly one tensor (what ``torch.fx`` traces best)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:  # type: ignore[override]
+        return self.run((x,))
+
+
+def build_torch_module(network: Network, *, seed: int = 0) -> IRModule:
+    """A torch module computing ``network``, in eval mode, with weights initialized from ``seed``.
+
+    The global torch random state is left as it was. Raises
+    :class:`~nas_latency.errors.UnsupportedOperatorError` naming the layer if a layer has no torch
+    equivalent.
+    """
+    cls = SingleInputIRModule if len(network.inputs) == 1 else IRModule
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        module = cls(network)
+    return module.eval()

@@ -1,0 +1,265 @@
+"""IR → torch: every op kind runs, parameter counts and output shapes equal the IR's, semantics are right."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+import torch
+import torch.fx as fx
+import torch.nn.functional as F
+from torch import nn
+
+from nas_latency.bench.ir_to_torch import PaddedPool2d, build_torch_module
+from nas_latency.frontends.torch_modules import ChannelShuffle, Zero
+from nas_latency.ir import Network, NetworkBuilder, OpKind
+from search_spaces import get_space
+
+
+def _check_runs(network: Network, seed: int = 0) -> torch.Tensor:
+    module = build_torch_module(network, seed=seed)
+    assert not module.training
+    assert sum(p.numel() for p in module.parameters()) == network.params
+    inputs = [torch.randn(spec.shape) for spec in network.inputs]
+    with torch.no_grad():
+        out = module(*inputs)
+    assert tuple(out.shape) == network.layer(network.outputs[0]).output_shape
+    return out
+
+
+def every_op_network() -> Network:
+    """One network that uses every op kind of the IR."""
+    b = NetworkBuilder("every_op")
+    x = b.input((2, 8, 9, 9))
+    c = b.conv(x, 12, 3, stride=2, padding=(1, 0, 2, 1), bias=True, name="conv_asym")  # asymmetric padding
+    c = b.batch_norm(c, affine=True, name="bn")
+    c = b.activation(c, OpKind.RELU6, name="relu6")
+    g = b.conv(c, 12, 1, groups=3, name="grouped")
+    g = b.channel_shuffle(g, 3, name="shuffle")
+    d = b.conv(g, 24, 3, padding=1, groups=12, name="depthwise")  # channel multiplier 2
+    d = b.activation(d, OpKind.HARD_SWISH, name="hswish")
+    p1 = b.avg_pool(d, 3, stride=1, padding=1, count_include_pad=False, name="avg")
+    p2 = b.max_pool(d, 2, stride=2, padding=(0, 0, 1, 1), ceil_mode=True, name="max_asym")
+    p3 = b.avg_pool(d, 3, stride=2, padding=(1, 1, 1, 0), count_include_pad=True, name="avg_asym")
+    p4 = b.avg_pool(d, 2, stride=2, padding=(0, 0, 1, 1), count_include_pad=False, ceil_mode=True, name="avg_asym_x")
+    s = b.add(p2, p3, p4, name="add3")
+    s = b.activation(s, OpKind.SILU, name="silu")
+    se = b.global_avg_pool(s, name="gap")
+    se = b.activation(se, OpKind.HARD_SIGMOID, name="hsig")
+    s = b.mul(s, se, name="mul_broadcast")
+    gm = b.global_max_pool(s, name="gmp")
+    z = b.zero(p1, name="zero")
+    i = b.identity(p1, name="identity")
+    u = b.add(z, i, name="add2")
+    u = b.activation(u, OpKind.SIGMOID, name="sigmoid")
+    u = b.max_pool(u, 3, stride=2, padding=1, name="max")
+    cat = b.concat([u, s], axis=1, name="cat")
+    cat = b.activation(cat, OpKind.TANH, name="tanh")
+    f = b.flatten(cat, axis=1, name="flatten")
+    r = b.reshape(f, (2, 48, 6), name="reshape")
+    r = b.activation(r, OpKind.GELU, name="gelu")
+    r = b.batch_norm(r, affine=False, name="bn1d")
+    r = b.linear(r, 5, bias=False, name="fc1")
+    r = b.activation(r, OpKind.RELU, name="relu")
+    gm = b.flatten(gm, name="flatten_gm")
+    gm = b.linear(gm, 5, bias=True, name="fc2")
+    r = b.flatten(r, name="flatten_r")
+    r = b.linear(r, 5, name="fc3")
+    out = b.add(r, gm, name="logits")
+    out = b.activation(out, OpKind.SOFTMAX, name="softmax")
+    net = b.build([out])
+    assert {layer.op for layer in net} == set(OpKind)
+    return net
+
+
+def test_every_op_kind_runs_with_ir_params_and_shape() -> None:
+    out = _check_runs(every_op_network())
+    assert torch.allclose(out.sum(dim=1), torch.ones(2))
+
+
+def test_submodules_are_named_after_layers_and_fx_traceable() -> None:
+    network = every_op_network()
+    module = build_torch_module(network)
+    assert module.module_names["conv_asym"] == "conv_asym"
+    assert isinstance(module.shuffle, ChannelShuffle) and isinstance(module.zero, Zero)
+    assert isinstance(module.relu, nn.ReLU) and not module.relu.inplace
+    x = torch.randn(2, 8, 9, 9)
+    traced = fx.symbolic_trace(module)
+    with torch.no_grad():
+        assert torch.equal(traced(x), module(x))
+
+
+def test_names_are_sanitized_and_unique() -> None:
+    b = NetworkBuilder("names")
+    x = b.input((1, 3, 4, 4))
+    x = b.relu(x, name="a.b")
+    x = b.relu(x, name="a_b")
+    x = b.relu(x, name="0.x")
+    x = b.relu(x, name="forward")
+    module = build_torch_module(b.build([x]))
+    assert list(module.module_names.values()) == ["a_b", "a_b_2", "l_0_x", "forward_2"]
+    assert module(torch.ones(1, 3, 4, 4)).shape == (1, 3, 4, 4)
+
+
+def test_seeded_init_is_reproducible_and_leaves_global_rng_alone() -> None:
+    net = every_op_network()
+    torch.manual_seed(123)
+    before = torch.rand(1)
+    torch.manual_seed(123)
+    a = build_torch_module(net, seed=7)
+    assert torch.equal(torch.rand(1), before)
+    b = build_torch_module(net, seed=7)
+    c = build_torch_module(net, seed=8)
+    assert torch.equal(a.conv_asym.conv.weight, b.conv_asym.conv.weight)
+    assert not torch.equal(a.conv_asym.conv.weight, c.conv_asym.conv.weight)
+
+
+def test_asymmetric_conv_padding_matches_explicit_pad() -> None:
+    b = NetworkBuilder("pad")
+    x = b.input((1, 2, 7, 6))
+    y = b.conv(x, 3, (3, 2), stride=(2, 1), padding=(0, 1, 2, 0), bias=True, name="conv")
+    module = build_torch_module(b.build([y]))
+    inp = torch.randn(1, 2, 7, 6)
+    conv = module.conv.conv
+    expected = F.conv2d(F.pad(inp, (1, 0, 0, 2)), conv.weight, conv.bias, stride=(2, 1))
+    with torch.no_grad():
+        assert torch.allclose(module(inp), expected)
+
+
+@pytest.mark.parametrize("count_include_pad", [True, False])
+@pytest.mark.parametrize("ceil_mode", [True, False])
+def test_padded_avg_pool_equals_native_pool(count_include_pad: bool, ceil_mode: bool) -> None:
+    x = torch.randn(1, 3, 8, 7)
+    native = nn.AvgPool2d(3, 2, 1, ceil_mode=ceil_mode, count_include_pad=count_include_pad)(x)
+    padded = PaddedPool2d(
+        "avg", (3, 3), (2, 2), (1, 1, 1, 1), tuple(native.shape[2:]),
+        ceil_mode=ceil_mode, count_include_pad=count_include_pad,
+    )(x)
+    assert torch.allclose(native, padded)
+
+
+def test_padded_max_pool_equals_native_pool() -> None:
+    x = torch.randn(1, 3, 8, 7) - 10.0  # all negative: padding must not win the max
+    native = nn.MaxPool2d(3, 2, 1, ceil_mode=True)(x)
+    padded = PaddedPool2d("max", (3, 3), (2, 2), (1, 1, 1, 1), tuple(native.shape[2:]), ceil_mode=True)(x)
+    assert torch.equal(native, padded)
+
+
+def _reference_pool(
+    x: torch.Tensor, kind: str, kernel: int, stride: int, pad: tuple[int, int, int, int], out_hw: tuple[int, int],
+    count_include_pad: bool,
+) -> torch.Tensor:
+    """Window pooling by brute force: windows start at ``i * stride - pad_begin``; padded cells count for
+    ``count_include_pad`` only within the padded extent."""
+    top, left, bottom, right = pad
+    _, _, h, w = x.shape
+    out = torch.empty(x.shape[0], x.shape[1], *out_hw)
+    for i in range(out_hw[0]):
+        for j in range(out_hw[1]):
+            r0, c0 = i * stride - top, j * stride - left
+            rows = range(max(r0, 0), min(r0 + kernel, h))
+            cols = range(max(c0, 0), min(c0 + kernel, w))
+            window = x[:, :, rows.start : rows.stop, cols.start : cols.stop]
+            if kind == "max":
+                out[:, :, i, j] = window.amax(dim=(2, 3))
+                continue
+            if count_include_pad:
+                n = (min(r0 + kernel, h + bottom) - max(r0, -top)) * (min(c0 + kernel, w + right) - max(c0, -left))
+            else:
+                n = len(rows) * len(cols)
+            out[:, :, i, j] = window.sum(dim=(2, 3)) / n
+    return out
+
+
+@pytest.mark.parametrize("kind", ["avg", "max"])
+@pytest.mark.parametrize("count_include_pad", [True, False])
+@pytest.mark.parametrize("ceil_mode", [True, False])
+def test_asymmetric_pools_match_brute_force(kind: str, count_include_pad: bool, ceil_mode: bool) -> None:
+    b = NetworkBuilder("pool")
+    x = b.input((1, 2, 7, 8))
+    pad = (1, 0, 2, 1)
+    if kind == "avg":
+        y = b.avg_pool(x, 3, stride=2, padding=pad, count_include_pad=count_include_pad, ceil_mode=ceil_mode, name="p")
+    else:
+        y = b.max_pool(x, 3, stride=2, padding=pad, ceil_mode=ceil_mode, name="p")
+    network = b.build([y])
+    out_hw = network.layer("p").output_shape[2:]
+    inp = torch.randn(1, 2, 7, 8)
+    with torch.no_grad():
+        got = build_torch_module(network)(inp)
+    expected = _reference_pool(inp, kind, 3, 2, pad, out_hw, count_include_pad)
+    assert torch.allclose(got, expected, atol=1e-6)
+
+
+def test_multi_input_multi_output_network() -> None:
+    b = NetworkBuilder("two")
+    x = b.input((1, 4), name="x")
+    y = b.input((1, 4), name="y")
+    s = b.add(x, y, name="sum")
+    p = b.mul(x, y, s, name="product")
+    module = build_torch_module(b.build([s, p]))
+    u, v = torch.randn(1, 4), torch.randn(1, 4)
+    out_s, out_p = module(u, v)
+    assert torch.allclose(out_s, u + v) and torch.allclose(out_p, u * v * (u + v))
+    with pytest.raises(TypeError, match="takes 2 inputs"):
+        module(u)
+
+
+def _nb201_like(rng: random.Random) -> Network:
+    """A NAS-Bench-201-like network: stem, cells of random edge ops, residual reduction, head."""
+    ops = [rng.choice(["none", "skip", "conv1", "conv3", "pool"]) for _ in range(6)]
+    b = NetworkBuilder("nb201_like")
+    x = b.input((1, 3, 16, 16))
+    x = b.batch_norm(b.conv(x, 8, 3, padding=1))
+
+    def edge(src: str, op: str) -> str:
+        if op == "none":
+            return b.zero(src)
+        if op == "skip":
+            return b.identity(src)
+        if op == "pool":
+            return b.avg_pool(src, 3, stride=1, padding=1, count_include_pad=False)
+        k = 1 if op == "conv1" else 3
+        return b.batch_norm(b.conv(b.relu(src), b.shape(src)[1], k, padding=(k - 1) // 2))
+
+    for stage in range(2):
+        if stage:
+            main = b.batch_norm(b.conv(b.relu(x), 16, 3, stride=2, padding=1))
+            short = b.conv(b.avg_pool(x, 2, stride=2), 16, 1)
+            x = b.add(short, main)
+        nodes = [x]
+        k = 0
+        for target in (1, 2, 3):
+            terms = []
+            for source in range(target):
+                terms.append(edge(nodes[source], ops[k]))
+                k += 1
+            nodes.append(b.add(*terms) if len(terms) > 1 else terms[0])
+        x = nodes[3]
+    x = b.flatten(b.global_avg_pool(b.relu(b.batch_norm(x))))
+    return b.build([b.linear(x, 10)])
+
+
+def test_random_nb201_like_networks() -> None:
+    rng = random.Random(0)
+    for _ in range(6):
+        _check_runs(_nb201_like(rng))
+
+
+def test_random_fbnet_networks() -> None:
+    space = get_space("fbnet")
+    for arch in space.sample(3, seed=11):
+        out = _check_runs(space.to_ir(arch))
+        assert out.shape == (1, 100)
+
+
+def test_every_ganesan_network_has_ir_params() -> None:
+    space = get_space("ganesan_mobile")
+    for arch in space.measured_archs():
+        module = build_torch_module(space.to_ir(arch))
+        assert sum(p.numel() for p in module.parameters()) == space.to_ir(arch).params, arch
+
+
+@pytest.mark.parametrize("arch", ["squeezenet1_1", "mobilenet_v2_0.25", "mobilegen_001"])
+def test_ganesan_networks_run(arch: str) -> None:
+    _check_runs(get_space("ganesan_mobile").to_ir(arch))

@@ -50,3 +50,15 @@ class FailedPreconditionError(NasLatencyError):
     """The system is not in a state to do this (an unfitted model, an artifact of another format version)."""
 
     reason = "FAILED_PRECONDITION"
+
+
+class ConflictError(NasLatencyError):
+    """The request contradicts state already recorded (a reused request id with different content)."""
+
+    reason = "CONFLICT"
+
+
+class StoreUnavailableError(FailedPreconditionError):
+    """The store cannot be reached or is busy (a database that is down, a lock held for too long); retryable."""
+
+    reason = "STORE_UNAVAILABLE"

@@ -164,4 +164,6 @@ def load_network_json(path: str | Path) -> Network:
         text = path.read_text()
     except OSError as exc:
         raise InvalidInputError(f"{path}: cannot read layer table ({exc.strerror})") from None
+    except UnicodeDecodeError:
+        raise InvalidInputError(f"{path}: not a layer table (the file is not UTF-8 text)") from None
     return network_from_json(text, source=str(path))

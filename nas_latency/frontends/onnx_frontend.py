@@ -1,0 +1,837 @@
+"""ONNX models to the network IR, and torch modules to ONNX.
+
+:func:`onnx_to_ir` loads a model (a path, bytes or a ``ModelProto``), checks it, fixes a symbolic batch dimension
+to ``batch_size``, runs ONNX shape inference (strict first, lenient if strict fails) and maps nodes to IR layers:
+
+* ``Conv`` (conv / grouped / depthwise by ``group``; ``pads`` ``[top, left, bottom, right]``; ``auto_pad``
+  ``SAME_UPPER``/``SAME_LOWER``/``VALID``), ``Gemm`` and ``MatMul`` by a constant (with a following ``Add`` of a
+  constant bias folded in) as ``LINEAR``, ``BatchNormalization`` (``affine`` is false only when scale and bias
+  are literal ``Constant`` ones and zeros, which is how torch exports ``affine=False``);
+* activations ``Relu``, ``Clip`` to [0, 6] (``RELU6``) or [0, inf) (``RELU``), ``Sigmoid``, ``HardSigmoid``,
+  ``HardSwish``, ``Tanh``, ``Softmax``, ``Gelu``; ``Sigmoid`` whose only reader is ``Mul(x, sigmoid(x))`` is one
+  ``SILU`` layer (torch exports ``nn.SiLU`` that way);
+* ``Add``/``Mul``/``Sum`` of network tensors; ``Mul`` by an all-zero constant is ``ZERO``; ``+ 0`` and ``* 1``
+  are no layer; ``Concat``; ``AveragePool``, ``MaxPool`` (a ``MaxPool`` whose single window covers the whole
+  unpadded input is ``GLOBAL_MAX_POOL``: torch exports ``AdaptiveMaxPool2d(1)`` that way), ``GlobalAveragePool``,
+  ``GlobalMaxPool``, ``ReduceMean`` over (2, 3) (``GLOBAL_AVG_POOL``, then a flatten when ``keepdims=0``);
+* ``Flatten``/``Reshape``/``Squeeze``/``Unsqueeze`` as ``FLATTEN`` or ``RESHAPE`` (by the resulting shapes, see
+  :func:`~nas_latency.frontends.conversion.view_kind`); ``Reshape(N, g, C/g, H, W)`` → ``Transpose(0, 2, 1, 3, 4)``
+  → ``Reshape(N, C, H, W)`` is one ``CHANNEL_SHUFFLE``; ``Identity`` and ``Dropout`` are ``IDENTITY``.
+
+Initializers, ``Constant`` nodes and everything computed from constants and shapes alone (``Shape``, ``Gather``,
+``Concat`` of shape pieces...) are not layers; they are evaluated with numpy where a value is needed. Any other
+operator follows :class:`~nas_latency.frontends.conversion.IRAssembler`'s policy: an
+:class:`~nas_latency.errors.UnsupportedOperatorError` naming the node (its name, or ``#index``) and its op type,
+or with ``on_unsupported="skip"`` an explicit, reported skip.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+import warnings
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any, Callable, Sequence
+
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper, shape_inference
+
+from nas_latency.errors import InvalidInputError, UnsupportedOperatorError
+from nas_latency.frontends.conversion import (
+    Conversion,
+    IRAssembler,
+    OnUnsupported,
+    Symbol,
+    TensorRef,
+    Unsupported,
+    check_on_unsupported,
+    is_symbol,
+)
+from nas_latency.ir import OpKind, Shape, numel
+
+if TYPE_CHECKING:
+    import torch
+
+logger = logging.getLogger(__name__)
+
+OnnxModel = str | Path | bytes | bytearray | memoryview | onnx.ModelProto
+
+
+class _Unknown:
+    """A constant whose value is not computed (nothing needed it, or it needs an op we do not evaluate)."""
+
+    def __repr__(self) -> str:
+        return "<unknown constant>"
+
+
+UNKNOWN = _Unknown()
+
+_SIMPLE_ACTIVATIONS: dict[str, OpKind] = {
+    "Relu": OpKind.RELU,
+    "HardSigmoid": OpKind.HARD_SIGMOID,
+    "HardSwish": OpKind.HARD_SWISH,
+    "Tanh": OpKind.TANH,
+    "Gelu": OpKind.GELU,
+}
+
+
+# ---- loading ---------------------------------------------------------------------------------------------------
+def load_onnx(model: OnnxModel) -> tuple[onnx.ModelProto, str]:
+    """Load and check a model; return a private copy and a description of where it came from (for messages).
+    Anything that is not a well-formed ONNX model raises :class:`InvalidInputError`."""
+    if isinstance(model, onnx.ModelProto):
+        proto = onnx.ModelProto()
+        proto.CopyFrom(model)
+        source = f"ONNX model {model.graph.name or '(unnamed)'!r}"
+    elif isinstance(model, (bytes, bytearray, memoryview)):
+        source = "ONNX bytes"
+        try:
+            proto = onnx.load_model_from_string(bytes(model))
+        except Exception as exc:  # protobuf raises DecodeError, RuntimeWarning-like errors, ...
+            raise InvalidInputError(f"{source}: not a valid ONNX model ({type(exc).__name__}: {exc})") from None
+    elif isinstance(model, (str, Path)):
+        path = Path(model)
+        source = str(path)
+        if not path.is_file():
+            raise InvalidInputError(f"{path}: no such ONNX file")
+        try:
+            proto = onnx.load(str(path))
+        except OSError as exc:
+            raise InvalidInputError(f"{path}: cannot read ONNX file ({exc.strerror or exc})") from None
+        except Exception as exc:
+            raise InvalidInputError(f"{path}: not a valid ONNX model ({type(exc).__name__}: {exc})") from None
+    else:
+        raise InvalidInputError(f"expected a path, bytes or an onnx.ModelProto, got {type(model).__name__}")
+    try:
+        onnx.checker.check_model(proto)
+    except Exception as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InvalidInputError(f"{source}: not a valid ONNX model ({first})") from None
+    if not proto.graph.node:
+        raise InvalidInputError(f"{source}: not a valid ONNX model (its graph has no nodes)")
+    return proto, source
+
+
+def _attrs(node: onnx.NodeProto) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for attr in node.attribute:
+        value = helper.get_attribute_value(attr)
+        out[attr.name] = value.decode() if isinstance(value, bytes) else value
+    return out
+
+
+def _static_shape(value_info: onnx.ValueInfoProto) -> Shape | None:
+    if not value_info.type.HasField("tensor_type") or not value_info.type.tensor_type.HasField("shape"):
+        return None
+    dims = value_info.type.tensor_type.shape.dim
+    if not all(d.HasField("dim_value") and d.dim_value > 0 for d in dims):
+        return None
+    return tuple(int(d.dim_value) for d in dims)
+
+
+def _same_pads(auto_pad: str, size: Sequence[int], kernel: Sequence[int], stride: Sequence[int],
+               dilation: Sequence[int], pads: Sequence[int]) -> tuple[int, int, int, int]:
+    """ONNX ``pads`` (begins then ends) or ``auto_pad`` as (top, left, bottom, right)."""
+    if auto_pad in ("", "NOTSET"):
+        p = [int(v) for v in pads] if pads else [0, 0, 0, 0]
+        return (p[0], p[1], p[2], p[3])
+    if auto_pad == "VALID":
+        return (0, 0, 0, 0)
+    begins, ends = [], []
+    for n, k, s, d in zip(size, kernel, stride, dilation):
+        out = math.ceil(n / s)
+        total = max(0, (out - 1) * s + (k - 1) * d + 1 - n)
+        small, big = total // 2, total - total // 2
+        begins.append(small if auto_pad == "SAME_UPPER" else big)
+        ends.append(big if auto_pad == "SAME_UPPER" else small)
+    return (begins[0], begins[1], ends[0], ends[1])
+
+
+def _uniform(value: Any) -> float | None:
+    if isinstance(value, np.ndarray) and value.size > 0 and value.dtype.kind in "biuf":
+        flat = value.reshape(-1)
+        if bool(np.all(flat == flat[0])):
+            return float(flat[0])
+    return None
+
+
+# ---- constant evaluation (shape computations) ------------------------------------------------------------------
+def _fold(op: str, ins: list[Any], attrs: dict[str, Any], opset: int) -> list[Any] | None:
+    """Evaluate a node whose inputs are all constants; None when the op is not one we evaluate."""
+    if any(v is UNKNOWN for v in ins):
+        return None
+    arr = [np.asarray(v) if v is not None else None for v in ins]
+
+    def axes_of(index: int) -> list[int] | None:
+        if "axes" in attrs:
+            return [int(a) for a in attrs["axes"]]
+        if len(arr) > index and arr[index] is not None:
+            return [int(a) for a in arr[index].reshape(-1)]
+        return None
+
+    if op == "Identity":
+        return [arr[0]]
+    if op == "Shape":
+        shape = np.array(arr[0].shape, dtype=np.int64)
+        return [shape[attrs.get("start", 0): attrs.get("end", len(shape))]]
+    if op == "Size":
+        return [np.array(arr[0].size, dtype=np.int64)]
+    if op == "Gather":
+        return [np.take(arr[0], arr[1], axis=int(attrs.get("axis", 0)))]
+    if op == "Unsqueeze":
+        axes = axes_of(1) or []
+        out = arr[0]
+        rank = out.ndim + len(axes)
+        for a in sorted(a % rank for a in axes):
+            out = np.expand_dims(out, a)
+        return [out]
+    if op == "Squeeze":
+        axes = axes_of(1)
+        return [np.squeeze(arr[0], axis=tuple(axes) if axes is not None else None)]
+    if op == "Concat":
+        return [np.concatenate([a for a in arr if a is not None], axis=int(attrs["axis"]))]
+    if op == "Cast":
+        return [arr[0].astype(helper.tensor_dtype_to_np_dtype(int(attrs["to"])))]
+    if op in ("Add", "Sub", "Mul", "Div"):
+        a, b = arr[0], arr[1]
+        if op == "Div":
+            return [a // b if a.dtype.kind in "iu" and b.dtype.kind in "iu" else a / b]
+        return [{"Add": np.add, "Sub": np.subtract, "Mul": np.multiply}[op](a, b)]
+    if op == "Reshape":
+        return [arr[0].reshape(_reshape_target(arr[0].shape, arr[1], bool(attrs.get("allowzero", 0))))]
+    if op == "ConstantOfShape":
+        fill = attrs.get("value")
+        fill_arr = numpy_helper.to_array(fill) if fill is not None else np.zeros(1, dtype=np.float32)
+        return [np.full(tuple(int(d) for d in arr[0]), fill_arr.reshape(-1)[0], dtype=fill_arr.dtype)]
+    if op == "Slice":
+        data = arr[0]
+        if opset < 10:
+            starts, ends, axes, steps = attrs["starts"], attrs["ends"], attrs.get("axes"), None
+        else:
+            starts, ends = arr[1].tolist(), arr[2].tolist()
+            axes = arr[3].tolist() if len(arr) > 3 and arr[3] is not None else None
+            steps = arr[4].tolist() if len(arr) > 4 and arr[4] is not None else None
+        axes = axes if axes is not None else list(range(len(starts)))
+        steps = steps if steps is not None else [1] * len(starts)
+        index = [slice(None)] * data.ndim
+        for s, e, a, st in zip(starts, ends, axes, steps):
+            index[int(a)] = slice(int(s), int(e), int(st))
+        return [data[tuple(index)]]
+    return None
+
+
+def _reshape_target(in_shape: Sequence[int], target: Any, allowzero: bool) -> tuple[int, ...]:
+    dims = [int(d) for d in np.asarray(target).reshape(-1)]
+    out = [in_shape[i] if d == 0 and not allowzero else d for i, d in enumerate(dims)]
+    if -1 in out:
+        known = math.prod(d for d in out if d != -1)
+        out[out.index(-1)] = numel(tuple(in_shape)) // known if known else 0
+    return tuple(out)
+
+
+# ---- conversion -------------------------------------------------------------------------------------------------
+class _OnnxConverter:
+    def __init__(
+        self, proto: onnx.ModelProto, source: str, name: str, on_unsupported: OnUnsupported, batch_size: int | None
+    ) -> None:
+        self.proto = proto
+        self.source = source
+        self.batch_size = batch_size
+        self.opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), 1)
+        self.asm = IRAssembler(name, on_unsupported, source=source)
+        self.b = self.asm.builder
+        self.values: dict[str, Any] = {}  # tensor name -> Symbol, np.ndarray or UNKNOWN
+        self.origin: dict[str, str] = {}  # constant name -> "initializer" | "constant" | "computed"
+        self.const_shapes: dict[str, Shape] = {}
+        self.shapes: dict[str, Shape] = {}
+        self.consumers: dict[str, list[int]] = {}
+        self.graph_outputs: set[str] = set()
+        self.fused: set[int] = set()
+        self.nodes: list[onnx.NodeProto] = []
+
+    # ---- setup ----------------------------------------------------------------------------------------------
+    def _inputs(self) -> None:
+        graph = self.proto.graph
+        initializers = {init.name for init in graph.initializer}
+        for init in graph.initializer:
+            self.const_shapes[init.name] = tuple(int(d) for d in init.dims)
+            self.origin[init.name] = "initializer"
+            try:
+                self.values[init.name] = numpy_helper.to_array(init)
+            except Exception:  # external data that was not loaded: the shape is still known
+                self.values[init.name] = UNKNOWN
+        for spec in graph.input:
+            if spec.name in initializers:
+                continue
+            where = f"{self.source}: input {spec.name!r}"
+            if not spec.type.HasField("tensor_type") or not spec.type.tensor_type.HasField("shape"):
+                raise InvalidInputError(f"{where} has no tensor shape")
+            dims = spec.type.tensor_type.shape.dim
+            shape: list[int] = []
+            for k, dim in enumerate(dims):
+                if dim.HasField("dim_value") and dim.dim_value > 0:
+                    if k == 0 and self.batch_size is not None and dim.dim_value != self.batch_size:
+                        raise InvalidInputError(
+                            f"{where} has a fixed batch size of {dim.dim_value}, not batch_size={self.batch_size}"
+                        )
+                    shape.append(int(dim.dim_value))
+                elif k == 0:
+                    size = self.batch_size if self.batch_size is not None else 1
+                    logger.info("%s has a symbolic batch dimension %r; using batch_size=%d", where, dim.dim_param, size)
+                    dim.Clear()
+                    dim.dim_value = size
+                    shape.append(size)
+                else:
+                    raise InvalidInputError(
+                        f"{where} has a symbolic dimension {k} ({dim.dim_param or 'unknown'}); only the batch "
+                        "dimension may be symbolic: export the model with static shapes"
+                    )
+            self.values[spec.name] = self.asm.input(spec.name, shape)
+
+    def _infer_shapes(self) -> None:
+        try:
+            inferred = shape_inference.infer_shapes(self.proto, check_type=True, strict_mode=True, data_prop=True)
+        except Exception as exc:
+            logger.warning("%s: strict ONNX shape inference failed (%s); retrying leniently", self.source, exc)
+            try:
+                inferred = shape_inference.infer_shapes(self.proto, data_prop=True)
+            except Exception as exc2:
+                raise InvalidInputError(f"{self.source}: ONNX shape inference failed ({exc2})") from None
+        graph = inferred.graph
+        for info in (*graph.value_info, *graph.input, *graph.output):
+            shape = _static_shape(info)
+            if shape is not None:
+                self.shapes[info.name] = shape
+        self.nodes = list(graph.node)
+        self.graph_outputs = {o.name for o in graph.output}
+        for i, node in enumerate(self.nodes):
+            for name in node.input:
+                if name:
+                    self.consumers.setdefault(name, []).append(i)
+
+    def run(self) -> Conversion:
+        self._inputs()
+        self._infer_shapes()
+        for i, node in enumerate(self.nodes):
+            if i not in self.fused:
+                self._node(i, node)
+        outputs: list[Symbol] = []
+        for out in self.proto.graph.output:
+            value = self.values.get(out.name)
+            if is_symbol(value):
+                outputs.append(value)
+            else:
+                logger.info("%s: output %r does not depend on the input; not in the network", self.source, out.name)
+        return self.asm.finish(outputs)
+
+    # ---- per node --------------------------------------------------------------------------------------------
+    def _node(self, i: int, node: onnx.NodeProto) -> None:
+        ins = [self.values.get(name, UNKNOWN) if name else None for name in node.input]
+        symbolic = any(is_symbol(v) for v in ins)
+        label = node.name or f"#{i}"
+        if not symbolic:
+            self._constant(node, ins)
+            return
+        try:
+            if node.domain not in ("", "ai.onnx"):
+                raise Unsupported(f"custom operator of domain {node.domain!r}")
+            if node.op_type in ("Shape", "Size"):
+                self._shape_of(node, ins)
+                return
+            handler: Callable[[int, onnx.NodeProto, str, list[Any]], Any] | None = getattr(
+                self, f"_op_{node.op_type}", None
+            )
+            if node.op_type in _SIMPLE_ACTIVATIONS:
+                handler = self._activation
+            if handler is None:
+                raise Unsupported(f"the IR has no operator for ONNX {node.op_type}")
+            result = handler(i, node, node.name or f"{node.op_type.lower()}_{i}", ins)
+            self.values[node.output[0]] = result
+        except Unsupported as exc:
+            source = next((v for v in ins if is_symbol(v)), None)
+            outputs = [o for o in node.output if o]
+            shapes = [self.shapes.get(o) for o in outputs]
+            deferred = self.asm.unsupported(label, node.op_type, str(exc), source, shapes)
+            for name, value in zip(outputs, deferred):
+                self.values[name] = value
+
+    def _constant(self, node: onnx.NodeProto, ins: list[Any]) -> None:
+        attrs = _attrs(node)
+        if node.op_type == "Constant":
+            outputs: list[Any] | None = [self._constant_value(node, attrs)]
+            origin = "constant"
+        else:
+            try:
+                outputs = _fold(node.op_type, ins, attrs, self.opset) if node.domain in ("", "ai.onnx") else None
+            except Exception:  # a constant we cannot evaluate is only a problem if a layer needs its value
+                outputs = None
+            origin = self.origin.get(node.input[0], "computed") if node.op_type == "Identity" else "computed"
+        for k, name in enumerate(node.output):
+            if name:
+                self.values[name] = outputs[k] if outputs is not None and k < len(outputs) else UNKNOWN
+                self.origin[name] = origin
+
+    @staticmethod
+    def _constant_value(node: onnx.NodeProto, attrs: dict[str, Any]) -> Any:
+        if "value" in attrs:
+            return numpy_helper.to_array(attrs["value"])
+        for key, dtype in (("value_float", np.float32), ("value_floats", np.float32), ("value_int", np.int64),
+                           ("value_ints", np.int64)):
+            if key in attrs:
+                return np.array(attrs[key], dtype=dtype)
+        return UNKNOWN
+
+    def _shape_of(self, node: onnx.NodeProto, ins: list[Any]) -> None:
+        shape = ins[0].shape
+        if shape is None:
+            value: Any = UNKNOWN
+        elif node.op_type == "Size":
+            value = np.array(numel(shape), dtype=np.int64)
+        else:
+            attrs = _attrs(node)
+            value = np.array(shape, dtype=np.int64)[attrs.get("start", 0): attrs.get("end", len(shape))]
+        self.values[node.output[0]] = value
+        self.origin[node.output[0]] = "computed"
+
+    # ---- helpers ----------------------------------------------------------------------------------------------
+    def _src(self, value: Any, what: str = "input") -> TensorRef:
+        if not is_symbol(value):
+            raise Unsupported(f"its {what} is a constant, not a tensor of the network")
+        return self.asm.resolve(value)
+
+    def _const(self, value: Any, what: str) -> np.ndarray:
+        if is_symbol(value):
+            raise Unsupported(f"its {what} is computed by the network")
+        if not isinstance(value, np.ndarray):
+            raise Unsupported(f"its {what} is a constant that cannot be evaluated")
+        return value
+
+    def _const_shape(self, name: str, value: Any) -> Shape:
+        if is_symbol(value):
+            raise Unsupported("its weight is computed by the network")
+        if isinstance(value, np.ndarray):
+            return tuple(int(d) for d in value.shape)
+        shape = self.const_shapes.get(name) or self.shapes.get(name)
+        if shape is None:
+            raise Unsupported("the shape of its weight is unknown")
+        return shape
+
+    def _expected(self, node: onnx.NodeProto, index: int = 0) -> Shape | None:
+        return self.shapes.get(node.output[index])
+
+    def _sole_consumer(self, name: str) -> tuple[int, onnx.NodeProto] | None:
+        users = self.consumers.get(name, [])
+        if len(users) != 1 or name in self.graph_outputs:
+            return None
+        return users[0], self.nodes[users[0]]
+
+    def _used(self, name: str) -> bool:
+        return bool(name) and (name in self.graph_outputs or bool(self.consumers.get(name)))
+
+    def _layer(self, name: str, expected: Shape | None, build: Callable[[str], str]) -> TensorRef:
+        return self.asm.layer(name, expected, build)
+
+    # ---- operators --------------------------------------------------------------------------------------------
+    def _op_Conv(self, i: int, node: onnx.NodeProto, name: str, ins: list[Any]) -> TensorRef:
+        x = self._src(ins[0])
+        if len(x.shape) != 4:
+            raise Unsupported(f"only 2-D convolutions over (N, C, H, W) inputs are representable, got {x.shape}")
+        wshape = self._const_shape(node.input[1], ins[1])
+        if len(ins) > 2 and is_symbol(ins[2]):
+            raise Unsupported("its bias is computed by the network")
+        a = _attrs(node)
+        kernel = [int(k) for k in a.get("kernel_shape", wshape[2:])]
+        stride = [int(s) for s in a.get("strides", [1, 1])]
+        dilation = [int(d) for d in a.get("dilations", [1, 1])]
+        pads = _same_pads(a.get("auto_pad", "NOTSET"), x.shape[2:], kernel, stride, dilation, a.get("pads", []))
+        bias = len(node.input) > 2 and bool(node.input[2])
+        return self._layer(
+            name, self._expected(node),
+            lambda n: self.b.conv(
+                x.name, int(wshape[0]), (kernel[0], kernel[1]), stride=(stride[0], stride[1]), padding=pads,
+                dilation=(dilation[0], dilation[1]), groups=int(a.get("group", 1)), bias=bias, name=n,
+            ),
+        )
+
+    def _op_Gemm(self, i: int, node: onnx.NodeProto, name: str, ins: list[Any]) -> TensorRef:
+        a = _attrs(node)
+        x = self._src(ins[0], "first operand")
+        if a.get("transA", 0):
+            raise Unsupported("Gemm with a transposed activation (transA=1)")
+        wshape = self._const_shape(node.input[1], ins[1])
+        if len(ins) > 2 and is_symbol(ins[2]):
+            raise Unsupported("its bias is computed by the network")
+        out_features = wshape[0] if a.get("transB", 0) else wshape[1]
+        bias = len(node.input) > 2 and bool(node.input[2])
+        return self._layer(
+            name, self._expected(node), lambda n: self.b.linear(x.name, int(out_features), bias=bias, name=n)
+        )
+
+    def _op_MatMul(self, i: int, node: onnx.NodeProto, name: str, ins: list[Any]) -> TensorRef:
+        x = self._src(ins[0], "first operand")
+        wshape = self._const_shape(node.input[1], ins[1])
+        if len(wshape) != 2 or wshape[0] != x.shape[-1]:
+            raise Unsupported(f"MatMul of {x.shape} by a constant of shape {wshape} is not a linear layer")
+        out_features = int(wshape[1])
+        bias, out_name = False, node.output[0]
+        user = self._sole_consumer(node.output[0])
+        if user is not None and user[1].op_type == "Add" and len(user[1].input) == 2:
+            other = [n for n in user[1].input if n != node.output[0]]
+            value = self.values.get(other[0]) if len(other) == 1 else None
+            if isinstance(value, (np.ndarray, _Unknown)) and not is_symbol(value):
+                bshape = self._const_shape(other[0], value)
+                if numel(bshape) == out_features and bshape[-1:] == (out_features,):
+                    bias, out_name = True, user[1].output[0]
+                    self.fused.add(user[0])
+        expected = self.shapes.get(out_name)
+        ref = self._layer(name, expected, lambda n: self.b.linear(x.name, out_features, bias=bias, name=n))
+        self.values[out_name] = ref
+        return ref
+
+    def _op_BatchNormalization(self, i: int, node: onnx.NodeProto, name: str, ins: list[Any]) -> TensorRef:
+        x = self._src(ins[0])
+        if any(is_symbol(v) for v in ins[1:]):
+            raise Unsupported("its scale, bias or statistics are computed by the network")
+        scale, shift = ins[1], ins[2]
+        literal = all(self.origin.get(n) == "constant" for n in node.input[1:3])
+        affine = not (literal and _uniform(scale) == 1.0 and _uniform(shift) == 0.0)
+        return self._layer(name, self._expected(node), lambda n: self.b.batch_norm(x.name, affine=affine, name=n))
+
+    def _activation(self, i: int, node: onnx.NodeProto, name: str, ins: list[Any], kind: OpKind | None = None,
+                    axis: int | None = None) -> TensorRef:
+        x = self._src(ins[0])
+        op = kind or _SIMPLE_ACTIVATIONS[node.op_type]
+        return self._layer(name, self._expected(node), lambda n: self.b.activation(x.name, op, axis=axis, name=n))
+
+    def _op_Sigmoid(self, i: int, node: onnx.NodeProto, name: str, ins: list[Any]) -> TensorRef:
+        user = self._sole_consumer(node.output[0])
+        gate = sorted([node.input[0], node.output[0]])
+        if user is not None and user[1].op_type == "Mul" and sorted(user[1].input) == gate:
+            self.fused.add(user[0])  # x * sigmoid(x): one SiLU
+            ref = self._activation(i, node, name, ins, OpKind.SILU)
+            self.values[user[1].output[0]] = ref
+            return ref
+        return self._activation(i, node, name, ins, OpKind.SIGMOID)
+
+    def _op_Softmax(self, i: int, node: onnx.NodeProto, name: str, ins: list[Any]) -> TensorRef:
+        x = self._src(ins[0])
+        rank = len(x.shape)
+        axis = int(_attrs(node).get("axis", -1 if self.opset >= 13 else 1)) % rank
+        if self.opset < 13 and axis != rank - 1:
+            raise Unsupported(f"opset-{self.opset} Softmax over the flattened dims from axis {axis}")
+        return self._activation(i, node, name, ins, OpKind.SOFTMAX, axis=axis)
+
+    def _op_Clip(self, i: int, node: onnx.NodeProto, name: str, ins: list[Any]) -> TensorRef:
+        if self.opset < 11:
+            a = _attrs(node)
+            low, high = a.get("min"), a.get("max")
+        else:
+            low = _uniform(self._const(ins[1], "minimum")) if len(ins) > 1 and ins[1] is not None else None
+            high = _uniform(self._const(ins[2], "maximum")) if len(ins) > 2 and ins[2] is not None else None
+        if low == 0.0 and high is None:
+            return self._activation(i, node, name, ins, OpKind.RELU)
+        if low == 0.0 and high == 6.0:
+            return self._activation(i, node, name, ins, OpKind.RELU6)
+        raise Unsupported(f"clipping to [{low}, {high}] (only [0, 6] and [0, inf) are representable)")
+
+    def _binary(self, node: onnx.NodeProto, name: str, ins: list[Any], kind: OpKind) -> Any:
+        if all(is_symbol(v) for v in ins):
+            srcs = [self.asm.resolve(v) for v in ins]
+            if len(srcs) == 1:
+                return srcs[0]
+            build = self.b.add if kind is OpKind.ADD else self.b.mul
+            return self._layer(name, self._expected(node), lambda n: build(*(s.name for s in srcs), name=n))
+        if len(ins) != 2:
+            raise Unsupported(f"{node.op_type} of network tensors and constants")
+        sym, const = (ins[0], ins[1]) if is_symbol(ins[0]) else (ins[1], ins[0])
+        value = _uniform(const) if isinstance(const, np.ndarray) else None
+        if value is None:
+            raise Unsupported(f"{kind.value} with a non-uniform or unknown constant")
+        out_shape = self._expected(node)
+        if sym.shape is None or (out_shape is not None and out_shape != sym.shape) or (
+            out_shape is None and np.broadcast_shapes(sym.shape, const.shape) != sym.shape
+        ):
+            raise Unsupported(f"{kind.value} with a constant that broadcasts the input")
+        if value == (0.0 if kind is OpKind.ADD else 1.0):
+            return sym  # x + 0, x * 1: the input itself
+        if kind is OpKind.MUL and value == 0.0:
+            x = self.asm.resolve(sym)
+            return self._layer(name, sym.shape, lambda n: self.b.zero(x.name, name=n))
+        raise Unsupported(f"{kind.value} with a constant (only + 0, * 0 and * 1 are representable)")
+
+    def _op_Add(self, i: int, node: onnx.NodeProto, name: str, ins: list[Any]) -> Any:
+        return self._binary(node, name, ins, OpKind.ADD)
+
+    def _op_Sum(self, i: int, node: onnx.NodeProto, name: str, ins: list[Any]) -> Any:
+        return self._binary(node, name, ins, OpKind.ADD)
+
+    def _op_Mul(self, i: int, node: onnx.NodeProto, name: str, ins: list[Any]) -> Any:
+        return self._binary(node, name, ins, OpKind.MUL)
+
+    def _op_Concat(self, i: int, node: onnx.NodeProto, name: str, ins: list[Any]) -> TensorRef:
+        if not all(is_symbol(v) for v in ins):
+            raise Unsupported("concatenation with a constant tensor")
+        srcs = [self.asm.resolve(v) for v in ins]
+        axis = int(_attrs(node)["axis"]) % len(srcs[0].shape)
+        names = [s.name for s in srcs]
+        return self._layer(name, self._expected(node), lambda n: self.b.concat(names, axis=axis, name=n))
+
+    def _pool(self, node: onnx.NodeProto, name: str, ins: list[Any], kind: OpKind) -> TensorRef:
+        x = self._src(ins[0])
+        if len(x.shape) != 4:
+            raise Unsupported(f"only 2-D pooling over (N, C, H, W) inputs is representable, got {x.shape}")
+        if any(self._used(o) for o in node.output[1:]):
+            raise Unsupported("pooling that also returns indices")
+        a = _attrs(node)
+        kernel = [int(k) for k in a["kernel_shape"]]
+        stride = [int(s) for s in a.get("strides", [1, 1])]
+        dilation = [int(d) for d in a.get("dilations", [1, 1])]
+        if dilation != [1, 1]:
+            raise Unsupported("dilated pooling")
+        pads = _same_pads(a.get("auto_pad", "NOTSET"), x.shape[2:], kernel, stride, [1, 1], a.get("pads", []))
+        ceil_mode = bool(a.get("ceil_mode", 0))
+        expected = self._expected(node)
+        if kind is OpKind.MAX_POOL and tuple(kernel) == x.shape[2:] and pads == (0, 0, 0, 0):
+            # one window over the whole input: torch exports AdaptiveMaxPool2d(1) this way
+            return self._layer(name, expected, lambda n: self.b.global_max_pool(x.name, name=n))
+        if kind is OpKind.AVG_POOL:
+            include = bool(a.get("count_include_pad", 0))
+            return self._layer(
+                name, expected,
+                lambda n: self.b.avg_pool(
+                    x.name, (kernel[0], kernel[1]), stride=(stride[0], stride[1]), padding=pads,
+                    count_include_pad=include, ceil_mode=ceil_mode, name=n,
+                ),
+            )
+        return self._layer(
+            name, expected,
+            lambda n: self.b.max_pool(
+                x.name, (kernel[0], kernel[1]), stride=(stride[0], stride[1]), padding=pads, ceil_mode=ceil_mode, name=n
+            ),
+        )
+
+    def _op_AveragePool(self, i: int, node: onnx.NodeProto, name: str, ins: list[Any]) -> TensorRef:
+        return self._pool(node, name, ins, OpKind.AVG_POOL)
+
+    def _op_MaxPool(self, i: int, node: onnx.NodeProto, name: str, ins: list[Any]) -> TensorRef:
+        return self._pool(node, name, ins, OpKind.MAX_POOL)
+
+    def _op_GlobalAveragePool(self, i: int, node: onnx.NodeProto, name: str, ins: list[Any]) -> TensorRef:
+        x = self._src(ins[0])
+        return self._layer(name, self._expected(node), lambda n: self.b.global_avg_pool(x.name, name=n))
+
+    def _op_GlobalMaxPool(self, i: int, node: onnx.NodeProto, name: str, ins: list[Any]) -> TensorRef:
+        x = self._src(ins[0])
+        return self._layer(name, self._expected(node), lambda n: self.b.global_max_pool(x.name, name=n))
+
+    def _reduce(self, node: onnx.NodeProto, name: str, ins: list[Any], kind: OpKind) -> TensorRef:
+        x = self._src(ins[0])
+        a = _attrs(node)
+        if "axes" in a:
+            axes = [int(v) for v in a["axes"]]
+        elif len(ins) > 1 and ins[1] is not None:
+            axes = [int(v) for v in self._const(ins[1], "axes").reshape(-1)]
+        else:
+            axes = []
+        if len(x.shape) != 4 or sorted(v % 4 for v in axes) != [2, 3]:
+            raise Unsupported(
+                f"{node.op_type} over axes {axes} of a {x.shape} tensor (only over H and W is representable)"
+            )
+        build = self.b.global_avg_pool if kind is OpKind.GLOBAL_AVG_POOL else self.b.global_max_pool
+        pooled = self._layer(name, x.shape[:2] + (1, 1), lambda n: build(x.name, name=n))
+        if a.get("keepdims", 1):
+            return pooled
+        return self.asm.view(f"{name}.flatten", pooled, x.shape[:2])
+
+    def _op_ReduceMean(self, i: int, node: onnx.NodeProto, name: str, ins: list[Any]) -> TensorRef:
+        return self._reduce(node, name, ins, OpKind.GLOBAL_AVG_POOL)
+
+    def _op_ReduceMax(self, i: int, node: onnx.NodeProto, name: str, ins: list[Any]) -> TensorRef:
+        return self._reduce(node, name, ins, OpKind.GLOBAL_MAX_POOL)
+
+    def _view(self, node: onnx.NodeProto, name: str, x: TensorRef, out_shape: Shape | None) -> TensorRef:
+        out_shape = out_shape or self._expected(node)
+        if out_shape is None:
+            raise Unsupported("its output shape is unknown")
+        return self.asm.view(name, x, out_shape)
+
+    def _op_Flatten(self, i: int, node: onnx.NodeProto, name: str, ins: list[Any]) -> TensorRef:
+        x = self._src(ins[0])
+        axis = int(_attrs(node).get("axis", 1)) % (len(x.shape) + 1)
+        return self._view(node, name, x, (numel(x.shape[:axis]), numel(x.shape[axis:])))
+
+    def _reshape_out(self, node: onnx.NodeProto, in_shape: Shape) -> Shape | None:
+        target = self.values.get(node.input[1]) if len(node.input) > 1 else None
+        if isinstance(target, np.ndarray):
+            return _reshape_target(in_shape, target, bool(_attrs(node).get("allowzero", 0)))
+        return self._expected(node)
+
+    def _op_Reshape(self, i: int, node: onnx.NodeProto, name: str, ins: list[Any]) -> TensorRef:
+        x = self._src(ins[0])
+        if is_symbol(ins[1]):
+            raise Unsupported("a reshape whose target shape is computed by the network")
+        out = self._reshape_out(node, x.shape)
+        shuffle = self._channel_shuffle(node, name, x, out)
+        return shuffle if shuffle is not None else self._view(node, name, x, out)
+
+    def _channel_shuffle(self, node: onnx.NodeProto, name: str, x: TensorRef, out: Shape | None) -> TensorRef | None:
+        """Reshape(N, g, C/g, H, W) -> Transpose(0, 2, 1, 3, 4) -> Reshape(N, C, H, W) as one CHANNEL_SHUFFLE."""
+        if len(x.shape) != 4 or out is None or len(out) != 5:
+            return None
+        n, c, h, w = x.shape
+        groups = out[1]
+        if out != (n, groups, c // groups if groups else 0, h, w) or groups < 2 or c % groups:
+            return None
+        first = self._sole_consumer(node.output[0])
+        perm = list(_attrs(first[1]).get("perm", [])) if first is not None else []
+        if first is None or first[1].op_type != "Transpose" or perm != [0, 2, 1, 3, 4]:
+            return None
+        second = self._sole_consumer(first[1].output[0])
+        if second is None or second[1].op_type != "Reshape" or is_symbol(self.values.get(second[1].input[1])):
+            return None
+        if self._reshape_out(second[1], (n, c // groups, groups, h, w)) != x.shape:
+            return None
+        self.fused.update({first[0], second[0]})
+        layer_name = first[1].name or name
+        ref = self._layer(layer_name, self.shapes.get(second[1].output[0]),
+                          lambda nm: self.b.channel_shuffle(x.name, groups, name=nm))
+        self.values[second[1].output[0]] = ref
+        return ref
+
+    def _squeeze_like(self, node: onnx.NodeProto, name: str, ins: list[Any], squeeze: bool) -> TensorRef:
+        x = self._src(ins[0])
+        a = _attrs(node)
+        if "axes" in a:
+            axes: list[int] | None = [int(v) for v in a["axes"]]
+        elif len(ins) > 1 and ins[1] is not None:
+            axes = [int(v) for v in self._const(ins[1], "axes").reshape(-1)]
+        else:
+            axes = None
+        if squeeze:
+            if axes is not None:
+                drop = {v % len(x.shape) for v in axes}
+            else:
+                drop = {k for k, d in enumerate(x.shape) if d == 1}
+            out = tuple(d for k, d in enumerate(x.shape) if k not in drop)
+        else:
+            if axes is None:
+                raise Unsupported("Unsqueeze without axes")
+            rank = len(x.shape) + len(axes)
+            dims = list(x.shape)
+            for v in sorted(v % rank for v in axes):
+                dims.insert(v, 1)
+            out = tuple(dims)
+        return self._view(node, name, x, out)
+
+    def _op_Squeeze(self, i: int, node: onnx.NodeProto, name: str, ins: list[Any]) -> TensorRef:
+        return self._squeeze_like(node, name, ins, True)
+
+    def _op_Unsqueeze(self, i: int, node: onnx.NodeProto, name: str, ins: list[Any]) -> TensorRef:
+        return self._squeeze_like(node, name, ins, False)
+
+    def _op_Identity(self, i: int, node: onnx.NodeProto, name: str, ins: list[Any]) -> TensorRef:
+        x = self._src(ins[0])
+        return self._layer(name, self._expected(node), lambda n: self.b.identity(x.name, name=n))
+
+    def _op_Dropout(self, i: int, node: onnx.NodeProto, name: str, ins: list[Any]) -> TensorRef:
+        if any(self._used(o) for o in node.output[1:]):
+            raise Unsupported("Dropout whose mask is used")
+        return self._op_Identity(i, node, name, ins[:1])
+
+
+def onnx_to_ir(
+    model: OnnxModel,
+    *,
+    name: str | None = None,
+    on_unsupported: OnUnsupported = "error",
+    batch_size: int | None = None,
+) -> Conversion:
+    """Convert an ONNX model (a path, bytes or a ``ModelProto``) to the IR.
+
+    A symbolic batch dimension of the graph inputs is set to ``batch_size`` (default 1); any other symbolic
+    dimension is an error. The network is named ``name``, else the graph's name. A file or bytes that are not a
+    valid ONNX model raise :class:`~nas_latency.errors.InvalidInputError`; an unsupported operator raises
+    :class:`~nas_latency.errors.UnsupportedOperatorError` naming the node, or with ``on_unsupported="skip"`` is
+    skipped explicitly and listed in :attr:`Conversion.skipped`.
+    """
+    check_on_unsupported(on_unsupported)
+    if batch_size is not None and (not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1):
+        raise InvalidInputError(f"batch_size must be a positive integer, got {batch_size!r}")
+    proto, source = load_onnx(model)
+    net_name = name or proto.graph.name or "onnx_model"
+    return _OnnxConverter(proto, source, net_name, on_unsupported, batch_size).run()
+
+
+# ---- torch -> ONNX -------------------------------------------------------------------------------------------
+_EXPORT_NOISE = (
+    r".*legacy TorchScript-based ONNX export.*",
+    r".*The feature will be removed.*",
+    r".*recommended that constant folding be turned off.*",
+)
+
+
+def export_onnx(
+    module: "torch.nn.Module",
+    example_input: "torch.Tensor | Sequence[torch.Tensor]",
+    path_or_buffer: str | Path | IO[bytes],
+    *,
+    opset_version: int | None = None,
+) -> None:
+    """Export ``module`` (run on ``example_input``) to ONNX with the legacy TorchScript exporter
+    (``torch.onnx.export(..., dynamo=False)``), keeping the graph as close to the module as that exporter can.
+
+    What the exporter does (torch 2.13, default opset 20), and the settings chosen here:
+
+    * ``training=TrainingMode.EVAL`` (its default) folds every BatchNorm into the preceding convolution (the conv
+      gains a bias), ``affine=False`` ones included, so the ONNX graph has no BatchNormalization at all. This
+      function exports with ``training=TrainingMode.PRESERVE`` with the module switched to eval mode (its flags are
+      restored afterwards): BatchNorm stays a ``BatchNormalization`` node (``training_mode=0``) and dropout is
+      removed, as in inference.
+    * ``do_constant_folding=True`` (kept): with ``False`` every shape computation (``x.shape`` in a
+      ``ChannelShuffle``, ``x.view(x.size(0), -1)``) stays a subgraph of Constant/Unsqueeze/Concat nodes; with
+      ``True`` they become ``Constant`` targets. Folding does not fuse BatchNorm in PRESERVE mode. (torch warns that
+      constant folding is not recommended in PRESERVE mode; that warning concerns training-mode export and is
+      silenced here, as is the deprecation notice of the legacy exporter.)
+    * ``nn.Identity`` never appears in the ONNX graph (tracing records no operation for it), in any mode; eval-mode
+      dropout disappears too. The IR from ONNX therefore has no IDENTITY layers where the module has them.
+    * Identical pure operations on the same input (two ``nn.ReLU`` on one tensor, two ``x * 0``) are merged by the
+      TorchScript common-subexpression pass, in every mode; no ``export`` argument turns it off.
+    * Equal-valued initializers are deduplicated: a fresh BatchNorm's ``weight`` (ones) and ``running_var`` (ones)
+      become one initializer and ``Identity`` nodes on it. ``affine=False`` BatchNorm gets literal ``Constant``
+      ones and zeros as scale and bias.
+    * Other spellings: ``nn.SiLU`` → ``Sigmoid`` + ``Mul``; ``nn.ReLU6`` → ``Clip(0, 6)``; ``AdaptiveAvgPool2d(1)``
+      → ``GlobalAveragePool``, ``AdaptiveAvgPool2d(k)`` (even windows) → ``AveragePool``; ``AdaptiveMaxPool2d(1)``
+      → ``MaxPool`` with a kernel the size of the input; ``nn.Linear`` → ``Gemm`` on 2-D inputs, ``MatMul`` +
+      ``Add`` otherwise; ``nn.GELU`` → ``Gelu``; the project's ``ChannelShuffle`` → Reshape/Transpose/Reshape;
+      ``nn.ChannelShuffle`` (``aten::channel_shuffle``) cannot be exported.
+
+    So compare ONNX-frontend IR with other IR after :func:`nas_latency.ir.canonicalize` (no identities, duplicate
+    pure operations merged). Export failures raise :class:`~nas_latency.errors.InvalidInputError` (or
+    :class:`~nas_latency.errors.UnsupportedOperatorError` for an operator the exporter does not support).
+    """
+    import torch
+
+    inputs = (example_input,) if isinstance(example_input, torch.Tensor) else tuple(example_input)
+    if not inputs or not all(isinstance(t, torch.Tensor) for t in inputs):
+        raise InvalidInputError("example_input must be a tensor or a non-empty tuple of tensors")
+    flags = [(m, m.training) for m in module.modules()]
+    module.eval()
+    try:
+        with warnings.catch_warnings():
+            for pattern in _EXPORT_NOISE:
+                warnings.filterwarnings("ignore", message=pattern)
+            torch.onnx.export(
+                module, inputs, path_or_buffer, dynamo=False, training=torch.onnx.TrainingMode.PRESERVE,
+                do_constant_folding=True, opset_version=opset_version,
+            )
+    except torch.onnx.errors.UnsupportedOperatorError as exc:
+        match = re.search(r"operator '([^']+)'", str(exc))
+        op = match.group(1) if match else "unknown"
+        raise UnsupportedOperatorError(f"cannot export to ONNX: {exc}", node=op, operator=op) from exc
+    except Exception as exc:
+        raise InvalidInputError(f"cannot export {type(module).__name__} to ONNX: {type(exc).__name__}: {exc}") from exc
+    finally:
+        for m, flag in flags:
+            m.training = flag

@@ -1,0 +1,867 @@
+"""Torch modules to the network IR.
+
+Primary path: ``torch.fx`` symbolic tracing with a tracer that keeps the modules the IR knows (convolutions,
+batch norm, linear, activations, pools, flatten, identity, dropout, and the project's ``Zero`` and
+``ChannelShuffle``) as leaves, then one run of the traced graph on the example input. That run plays the role of
+``torch.fx.passes.shape_prop.ShapeProp`` (it stores the same ``tensor_meta`` on every node; ShapeProp itself is not
+used because it prints a traceback to stderr when a node fails), so every layer gets the real shapes, and the
+real values of constants (``x * 0``, a reshape target) are known.
+
+Fallback, for modules ``torch.fx`` cannot trace (data-dependent control flow such as ``if x.sum() > 0``): an
+eager tracer runs the module once, with forward hooks on the same leaf modules and a
+``torch.overrides.TorchFunctionMode`` recording the torch functions and tensor methods called between leaves
+(calls made inside a leaf are not recorded); tensors are connected by object identity. Both paths feed the same
+operator mapping, so they give the same IR on traceable modules.
+
+Not layers: parameters, buffers and anything computed from them alone; shape arithmetic (``x.shape``,
+``x.size(0)``, integer maths); ``contiguous``/``detach``/``clone``/``to``, ``+ 0`` and ``* 1`` (the result is the
+input). Operators the IR cannot represent follow :class:`~nas_latency.frontends.conversion.IRAssembler`'s policy.
+The module is run in eval mode under ``torch.no_grad()``; its training flags are restored afterwards.
+"""
+
+from __future__ import annotations
+
+import builtins
+import inspect
+import logging
+import operator
+from collections import Counter
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator, Literal, Sequence
+
+import torch
+import torch.fx
+from torch import nn
+from torch.fx.node import map_aggregate, map_arg
+from torch.fx.passes.shape_prop import _extract_tensor_metadata
+from torch.overrides import TorchFunctionMode
+
+from nas_latency.errors import InvalidInputError, NasLatencyError
+from nas_latency.frontends.conversion import (
+    Conversion,
+    IRAssembler,
+    OnUnsupported,
+    Symbol,
+    TensorRef,
+    Unsupported,
+    check_on_unsupported,
+    has_symbol,
+    is_symbol,
+    iter_symbols,
+)
+from nas_latency.frontends.torch_modules import ChannelShuffle, Zero
+from nas_latency.ir import OpKind, Shape
+
+logger = logging.getLogger(__name__)
+
+TraceMethod = Literal["auto", "fx", "eager"]
+
+#: modules converted as one layer each (never traced into)
+LEAF_MODULE_TYPES: tuple[type[nn.Module], ...] = (
+    nn.Conv2d,
+    nn.modules.batchnorm._BatchNorm,
+    nn.Linear,
+    nn.ReLU,
+    nn.Hardtanh,  # nn.ReLU6 is a Hardtanh
+    nn.Sigmoid,
+    nn.Hardsigmoid,
+    nn.Hardswish,
+    nn.SiLU,
+    nn.GELU,
+    nn.Tanh,
+    nn.Softmax,
+    nn.AvgPool2d,
+    nn.MaxPool2d,
+    nn.AdaptiveAvgPool2d,
+    nn.AdaptiveMaxPool2d,
+    nn.Flatten,
+    nn.Identity,
+    nn.modules.dropout._DropoutNd,
+    nn.ChannelShuffle,
+    Zero,
+    ChannelShuffle,
+)
+_CONTAINERS = (nn.Sequential, nn.ModuleList, nn.ModuleDict)
+
+_ACTIVATIONS: dict[str, OpKind] = {
+    "relu": OpKind.RELU,
+    "relu6": OpKind.RELU6,
+    "sigmoid": OpKind.SIGMOID,
+    "hardsigmoid": OpKind.HARD_SIGMOID,
+    "hardswish": OpKind.HARD_SWISH,
+    "silu": OpKind.SILU,
+    "gelu": OpKind.GELU,
+    "tanh": OpKind.TANH,
+}
+_ACTIVATION_MODULES: tuple[tuple[type[nn.Module], OpKind], ...] = (
+    (nn.ReLU, OpKind.RELU),
+    (nn.Sigmoid, OpKind.SIGMOID),
+    (nn.Hardsigmoid, OpKind.HARD_SIGMOID),
+    (nn.Hardswish, OpKind.HARD_SWISH),
+    (nn.SiLU, OpKind.SILU),
+    (nn.GELU, OpKind.GELU),
+    (nn.Tanh, OpKind.TANH),
+)
+_DROPOUTS = {
+    "dropout", "dropout1d", "dropout2d", "dropout3d", "alpha_dropout", "feature_alpha_dropout", "feature_dropout"
+}
+# the result is the input tensor itself (or a copy of it): no layer
+_ALIASES = {"contiguous", "detach", "clone", "to", "float", "type_as", "cpu", "data", "requires_grad"}
+_VIEWS = {"flatten", "view", "reshape", "view_as", "reshape_as", "squeeze", "unsqueeze"}
+_OPERATOR_NAMES: dict[Any, str] = {
+    operator.add: "add", operator.iadd: "add", operator.mul: "mul", operator.imul: "mul",
+    operator.getitem: "getitem", operator.sub: "sub", operator.isub: "sub", operator.truediv: "div",
+    operator.itruediv: "div", operator.floordiv: "floordiv", operator.matmul: "matmul", operator.neg: "neg",
+}
+_INPLACE_OPERATORS = (operator.iadd, operator.imul, operator.isub, operator.itruediv, operator.ifloordiv)
+_INPLACE_DUNDERS = {f"__i{op}__" for op in ("add", "sub", "mul", "truediv", "floordiv", "mod", "pow", "matmul",
+                                             "and", "or", "xor", "lshift", "rshift")}
+_REFLECTED = {"radd": "add", "iadd": "add", "rmul": "mul", "imul": "mul", "rsub": "sub", "isub": "sub",
+              "truediv": "div", "rtruediv": "div", "itruediv": "div", "rmatmul": "matmul"}
+
+
+def is_leaf_module(module: nn.Module) -> bool:
+    """Whether the tracers treat ``module`` as one operator: the known leaf types, and any other ``torch.nn``
+    module except containers (so that, say, ``nn.LSTM`` becomes one unsupported node instead of a failed trace)."""
+    if isinstance(module, LEAF_MODULE_TYPES):
+        return True
+    return type(module).__module__.startswith(("torch.nn.", "torch.ao.nn.")) and not isinstance(module, _CONTAINERS)
+
+
+def canonical_name(target: Any) -> str:
+    """One name for a torch function, tensor method or operator however it was called: ``operator.add``,
+    ``torch.add``, ``Tensor.add``, ``Tensor.__radd__`` and ``Tensor.add_`` are all ``"add"``."""
+    if isinstance(target, str):
+        name = target
+    else:
+        try:
+            name = _OPERATOR_NAMES.get(target)  # type: ignore[assignment]
+        except TypeError:  # unhashable target
+            name = None
+        if name is None:
+            name = getattr(target, "__name__", None) or type(target).__name__
+            if name == "__get__":  # a tensor property such as x.shape or x.data
+                name = getattr(getattr(target, "__self__", None), "__name__", name)
+    if name.startswith("__") and name.endswith("__"):
+        name = name[2:-2]
+        name = _REFLECTED.get(name, name)
+    name = name.lstrip("_")
+    if name.endswith("_") and not name.endswith("__"):
+        name = name[:-1]  # in-place variant
+    return name
+
+
+def _is_inplace(target: Any, kwargs: dict[str, Any]) -> bool:
+    """Whether a call mutates its first argument: ``relu_``, ``x += y``, ``F.relu(x, inplace=True)``, or a module
+    built with ``inplace=True``."""
+    if isinstance(target, nn.Module):
+        return bool(getattr(target, "inplace", False))
+    if target in _INPLACE_OPERATORS or kwargs.get("inplace"):
+        return True
+    raw = target if isinstance(target, str) else getattr(target, "__name__", "")
+    return raw in _INPLACE_DUNDERS or (raw.endswith("_") and not raw.endswith("__"))
+
+
+# ---- the operator mapping shared by both tracers -------------------------------------------------------------
+def _tensors(value: Any) -> Iterator[torch.Tensor]:
+    if isinstance(value, torch.Tensor):
+        yield value
+    elif isinstance(value, (tuple, list)):
+        for item in value:
+            yield from _tensors(item)
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _tensors(item)
+
+
+def _has_tensor(value: Any) -> bool:
+    return next(_tensors(value), None) is not None
+
+
+def _mirror(value: Any, symbols: Iterator[Any]) -> Any:
+    """``value`` with each tensor replaced by the next symbol."""
+    if isinstance(value, torch.Tensor):
+        return next(symbols)
+    if isinstance(value, (tuple, list)):
+        items = tuple(_mirror(item, symbols) for item in value)
+        if hasattr(type(value), "n_fields"):  # torch.return_types.* (values, indices)
+            return type(value)(items)
+        if hasattr(type(value), "_fields"):  # a namedtuple
+            return type(value)(*items)
+        return items
+    if isinstance(value, dict):
+        return {key: _mirror(item, symbols) for key, item in value.items()}
+    return value
+
+
+def _bind(args: Sequence[Any], kwargs: dict[str, Any], names: Sequence[str], **defaults: Any) -> dict[str, Any]:
+    bound = dict(defaults)
+    bound.update(zip(names, args))
+    bound.update(kwargs)
+    return bound
+
+
+def _uniform(value: Any) -> float | None:
+    """The single value of a number or of a tensor whose elements are all equal; None otherwise."""
+    if isinstance(value, bool):
+        return float(value)
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, torch.Tensor) and value.numel() > 0 and not value.is_complex():
+        flat = value.detach().reshape(-1)
+        if bool((flat == flat[0]).all()):
+            return float(flat[0])
+    return None
+
+
+def _pair(value: Any) -> tuple[int, int]:
+    if isinstance(value, int):
+        return (value, value)
+    items = tuple(int(v) for v in value)
+    return (items[0], items[0]) if len(items) == 1 else (items[0], items[1])
+
+
+def _shape(value: torch.Tensor) -> Shape:
+    return tuple(int(d) for d in value.shape)
+
+
+class _TorchOps:
+    """Maps one torch call (a leaf module, a function or a tensor method) to IR layers."""
+
+    def __init__(self, asm: IRAssembler) -> None:
+        self.asm = asm
+        self.b = asm.builder
+        self._counts: Counter[str] = Counter()
+
+    def node_name(self, fname: str) -> str:
+        """fx-style names for function and method calls, the same on both paths: ``add``, ``add_1``..."""
+        count = self._counts[fname]
+        self._counts[fname] += 1
+        return fname if count == 0 else f"{fname}_{count}"
+
+    def convert(self, node: str, target: nn.Module | str, args: Sequence[Any], kwargs: dict[str, Any], out: Any) -> Any:
+        """The symbolic value of the call's result: a symbol, a structure of symbols, or (for constants and shape
+        arithmetic) the real value."""
+        if target == "getitem" and isinstance(args[0], (tuple, list, dict)) and has_symbol(args[0]):
+            return args[0][args[1]]  # picks an output of a multi-output call; not tensor indexing
+        if not has_symbol((args, kwargs)):
+            return out  # computed from parameters, buffers and literals only
+        if not _has_tensor(out):
+            return out  # shape arithmetic: x.shape, x.size(0), x.dim()
+        operator_name = type(target).__name__ if isinstance(target, nn.Module) else target
+        try:
+            if not isinstance(out, torch.Tensor):
+                raise Unsupported("it returns several tensors")
+            if isinstance(target, nn.Module):
+                return self._module(node, target, args, kwargs, out)
+            handler = self._FUNCTIONS.get(target)
+            if handler is None:
+                if target in _ACTIVATIONS:
+                    return self._activation(node, args[0], _ACTIVATIONS[target], out)
+                raise Unsupported(f"the IR has no operator for {target!r}")
+            return handler(self, node, args, kwargs, out)
+        except Unsupported as exc:
+            shapes = [_shape(t) for t in _tensors(out)]
+            source = next(iter_symbols((args, kwargs)), None)
+            deferred = self.asm.unsupported(node, operator_name, str(exc), source, shapes)
+            return _mirror(out, iter(deferred))
+
+    # ---- helpers ----------------------------------------------------------------------------------------------
+    def _src(self, value: Any, what: str) -> TensorRef:
+        if not is_symbol(value):
+            raise Unsupported(f"its {what} is a constant, not a tensor of the network")
+        return self.asm.resolve(value)
+
+    def _feature_map(self, node: str, x: Any, what: str) -> TensorRef:
+        src = self._src(x, "input")
+        if len(src.shape) == 3:
+            raise InvalidInputError(
+                f"{self.asm.source}: node {node!r} ({what}) got an input of shape {src.shape} with no batch "
+                "dimension; the example input must include it, e.g. (1, C, H, W)"
+            )
+        if len(src.shape) != 4:
+            raise Unsupported(f"only 2-D {what} over (N, C, H, W) inputs is representable, got {src.shape}")
+        return src
+
+    def _activation(self, node: str, x: Any, kind: OpKind, out: torch.Tensor, axis: int | None = None) -> TensorRef:
+        src = self._src(x, "input")
+        return self.asm.layer(node, _shape(out), lambda n: self.b.activation(src.name, kind, axis=axis, name=n))
+
+    def _identity(self, node: str, x: Any, out: torch.Tensor) -> TensorRef:
+        src = self._src(x, "input")
+        return self.asm.layer(node, _shape(out), lambda n: self.b.identity(src.name, name=n))
+
+    def _zero(self, node: str, x: Any, out: torch.Tensor) -> TensorRef:
+        src = self._src(x, "input")
+        if src.shape != _shape(out):
+            raise Unsupported(f"zeros of shape {_shape(out)} from an input of shape {src.shape}")
+        return self.asm.layer(node, _shape(out), lambda n: self.b.zero(src.name, name=n))
+
+    def _channel_shuffle(self, node: str, x: Any, groups: int, out: torch.Tensor) -> TensorRef:
+        src = self._src(x, "input")
+        return self.asm.layer(node, _shape(out), lambda n: self.b.channel_shuffle(src.name, int(groups), name=n))
+
+    def _conv(
+        self, node: str, x: Any, out: torch.Tensor, *, out_channels: int, kernel: Any, stride: Any, padding: Any,
+        dilation: Any, groups: int, bias: bool,
+    ) -> TensorRef:
+        src = self._feature_map(node, x, "convolution")
+        k, d = _pair(kernel), _pair(dilation)
+        if isinstance(padding, str):
+            if padding == "valid":
+                padding = 0
+            else:  # "same": torch puts the odd element of the total padding at the end
+                totals = [di * (ki - 1) for ki, di in zip(k, d)]
+                padding = (totals[0] // 2, totals[1] // 2, totals[0] - totals[0] // 2, totals[1] - totals[1] // 2)
+        else:
+            padding = _pair(padding)
+        return self.asm.layer(
+            node, _shape(out),
+            lambda n: self.b.conv(
+                src.name, int(out_channels), k, stride=_pair(stride), padding=padding, dilation=d, groups=int(groups),
+                bias=bias, name=n,
+            ),
+        )
+
+    def _linear(self, node: str, x: Any, out: torch.Tensor, out_features: int, bias: bool) -> TensorRef:
+        src = self._src(x, "input")
+        return self.asm.layer(
+            node, _shape(out), lambda n: self.b.linear(src.name, int(out_features), bias=bias, name=n)
+        )
+
+    def _batch_norm(self, node: str, x: Any, out: torch.Tensor, affine: bool) -> TensorRef:
+        src = self._src(x, "input")
+        return self.asm.layer(node, _shape(out), lambda n: self.b.batch_norm(src.name, affine=affine, name=n))
+
+    def _softmax(self, node: str, x: Any, dim: int | None, out: torch.Tensor) -> TensorRef:
+        rank = out.dim()
+        if dim is None:  # torch's legacy implicit dimension
+            dim = 0 if rank in (0, 1, 3) else 1
+        return self._activation(node, x, OpKind.SOFTMAX, out, axis=int(dim) % rank)
+
+    def _clamp(self, node: str, x: Any, low: Any, high: Any, out: torch.Tensor) -> TensorRef:
+        lo = _uniform(low) if low is not None else None
+        hi = _uniform(high) if high is not None else None
+        if lo == 0.0 and high is None:
+            return self._activation(node, x, OpKind.RELU, out)
+        if lo == 0.0 and hi == 6.0:
+            return self._activation(node, x, OpKind.RELU6, out)
+        raise Unsupported(f"clamping to [{low}, {high}] (only [0, 6] and [0, inf) are representable)")
+
+    def _pool(
+        self, node: str, kind: OpKind, x: Any, out: torch.Tensor, *, kernel: Any, stride: Any, padding: Any,
+        ceil_mode: bool, count_include_pad: bool = False, dilation: Any = 1, divisor_override: Any = None,
+    ) -> TensorRef:
+        src = self._feature_map(node, x, "pooling")
+        if _pair(dilation) != (1, 1):
+            raise Unsupported("dilated pooling")
+        if divisor_override is not None:
+            raise Unsupported("average pooling with divisor_override")
+        stride = kernel if stride is None or (isinstance(stride, (tuple, list)) and not stride) else stride
+        if kind is OpKind.AVG_POOL:
+            return self.asm.layer(
+                node, _shape(out),
+                lambda n: self.b.avg_pool(
+                    src.name, _pair(kernel), stride=_pair(stride), padding=_pair(padding),
+                    count_include_pad=bool(count_include_pad), ceil_mode=bool(ceil_mode), name=n,
+                ),
+            )
+        return self.asm.layer(
+            node, _shape(out),
+            lambda n: self.b.max_pool(
+                src.name, _pair(kernel), stride=_pair(stride), padding=_pair(padding), ceil_mode=bool(ceil_mode), name=n
+            ),
+        )
+
+    def _adaptive(self, node: str, average: bool, x: Any, out: torch.Tensor) -> TensorRef:
+        """Adaptive pooling: global when the output is 1x1, else a window pool when the windows are even (what the
+        ONNX exporter emits too)."""
+        src = self._feature_map(node, x, "pooling")
+        (h, w), (oh, ow) = src.shape[2:], _shape(out)[2:]
+        if (oh, ow) == (1, 1):
+            build = self.b.global_avg_pool if average else self.b.global_max_pool
+            return self.asm.layer(node, _shape(out), lambda n: build(src.name, name=n))
+        if h % oh or w % ow:
+            raise Unsupported(f"adaptive pooling from {(h, w)} to {(oh, ow)} has uneven windows")
+        kernel = (h // oh, w // ow)
+        return self._pool(
+            node, OpKind.AVG_POOL if average else OpKind.MAX_POOL, x, out, kernel=kernel, stride=kernel, padding=0,
+            ceil_mode=False, count_include_pad=False,
+        )
+
+    def _binary(self, node: str, kind: OpKind, x: Any, y: Any, out: torch.Tensor) -> Any:
+        if is_symbol(x) and is_symbol(y):
+            a, c = self.asm.resolve(x), self.asm.resolve(y)
+            build = self.b.add if kind is OpKind.ADD else self.b.mul
+            return self.asm.layer(node, _shape(out), lambda n: build(a.name, c.name, name=n))
+        sym, const = (x, y) if is_symbol(x) else (y, x)
+        if not is_symbol(sym) or sym.shape != _shape(out):
+            raise Unsupported(f"{kind.value} with a constant that broadcasts the input to {_shape(out)}")
+        value = _uniform(const)
+        if value == (0.0 if kind is OpKind.ADD else 1.0):
+            return sym  # x + 0, x * 1: the input itself
+        if kind is OpKind.MUL and value == 0.0:
+            return self._zero(node, sym, out)
+        raise Unsupported(f"{kind.value} with a constant (only + 0, * 0 and * 1 are representable)")
+
+    # ---- functions and tensor methods --------------------------------------------------------------------------
+    def _f_add(self, node: str, args: Sequence[Any], kwargs: dict[str, Any], out: torch.Tensor) -> Any:
+        b = _bind(args, kwargs, ("input", "other"), alpha=1)
+        if _uniform(b["alpha"]) != 1.0:
+            raise Unsupported("add with alpha != 1")
+        return self._binary(node, OpKind.ADD, b["input"], b["other"], out)
+
+    def _f_mul(self, node: str, args: Sequence[Any], kwargs: dict[str, Any], out: torch.Tensor) -> Any:
+        b = _bind(args, kwargs, ("input", "other"))
+        return self._binary(node, OpKind.MUL, b["input"], b["other"], out)
+
+    def _f_cat(self, node: str, args: Sequence[Any], kwargs: dict[str, Any], out: torch.Tensor) -> TensorRef:
+        b = _bind(args, kwargs, ("tensors", "dim"), dim=0)
+        tensors = list(b["tensors"])
+        if not all(is_symbol(t) for t in tensors):
+            raise Unsupported("concatenation with a constant tensor")
+        srcs = [self.asm.resolve(t) for t in tensors]
+        axis = int(b["dim"]) % out.dim()
+        return self.asm.layer(node, _shape(out), lambda n: self.b.concat([s.name for s in srcs], axis=axis, name=n))
+
+    def _f_view(self, node: str, args: Sequence[Any], kwargs: dict[str, Any], out: torch.Tensor) -> TensorRef:
+        x = args[0] if args else next(iter(kwargs.values()))
+        return self.asm.view(node, self._src(x, "input"), _shape(out))
+
+    def _f_alias(self, node: str, args: Sequence[Any], kwargs: dict[str, Any], out: torch.Tensor) -> Any:
+        x = args[0] if args else next(iter(kwargs.values()))
+        if not is_symbol(x) or x.shape != _shape(out):
+            raise Unsupported("a copy that changes the shape")
+        return x
+
+    def _f_dropout(self, node: str, args: Sequence[Any], kwargs: dict[str, Any], out: torch.Tensor) -> TensorRef:
+        return self._identity(node, _bind(args, kwargs, ("input",))["input"], out)
+
+    def _f_hardtanh(self, node: str, args: Sequence[Any], kwargs: dict[str, Any], out: torch.Tensor) -> TensorRef:
+        b = _bind(args, kwargs, ("input", "min_val", "max_val"), min_val=-1.0, max_val=1.0)
+        return self._clamp(node, b["input"], b["min_val"], b["max_val"], out)
+
+    def _f_clamp(self, node: str, args: Sequence[Any], kwargs: dict[str, Any], out: torch.Tensor) -> TensorRef:
+        b = _bind(args, kwargs, ("input", "min", "max"), min=None, max=None)
+        return self._clamp(node, b["input"], b["min"], b["max"], out)
+
+    def _f_softmax(self, node: str, args: Sequence[Any], kwargs: dict[str, Any], out: torch.Tensor) -> TensorRef:
+        b = _bind(args, kwargs, ("input", "dim"), dim=None)
+        return self._softmax(node, b["input"], b["dim"], out)
+
+    def _f_avg_pool2d(self, node: str, args: Sequence[Any], kwargs: dict[str, Any], out: torch.Tensor) -> TensorRef:
+        b = _bind(
+            args, kwargs, ("input", "kernel_size", "stride", "padding", "ceil_mode", "count_include_pad",
+                           "divisor_override"),
+            stride=None, padding=0, ceil_mode=False, count_include_pad=True, divisor_override=None,
+        )
+        return self._pool(
+            node, OpKind.AVG_POOL, b["input"], out, kernel=b["kernel_size"], stride=b["stride"], padding=b["padding"],
+            ceil_mode=b["ceil_mode"], count_include_pad=b["count_include_pad"], divisor_override=b["divisor_override"],
+        )
+
+    def _f_max_pool2d(self, node: str, args: Sequence[Any], kwargs: dict[str, Any], out: torch.Tensor) -> TensorRef:
+        b = _bind(
+            args, kwargs, ("input", "kernel_size", "stride", "padding", "dilation", "ceil_mode", "return_indices"),
+            stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False,
+        )
+        return self._pool(
+            node, OpKind.MAX_POOL, b["input"], out, kernel=b["kernel_size"], stride=b["stride"], padding=b["padding"],
+            ceil_mode=b["ceil_mode"], dilation=b["dilation"],
+        )
+
+    def _f_adaptive_avg_pool2d(self, node: str, args: Sequence[Any], kwargs: dict[str, Any], out: torch.Tensor) -> Any:
+        return self._adaptive(node, True, _bind(args, kwargs, ("input",))["input"], out)
+
+    def _f_adaptive_max_pool2d(self, node: str, args: Sequence[Any], kwargs: dict[str, Any], out: torch.Tensor) -> Any:
+        return self._adaptive(node, False, _bind(args, kwargs, ("input",))["input"], out)
+
+    def _f_mean(self, node: str, args: Sequence[Any], kwargs: dict[str, Any], out: torch.Tensor) -> TensorRef:
+        b = _bind(args, kwargs, ("input", "dim", "keepdim"), dim=None, keepdim=False)
+        src = self._src(b["input"], "input")
+        dims = b["dim"]
+        dims = [dims] if isinstance(dims, int) else list(dims or [])
+        if len(src.shape) != 4 or sorted(int(d) % 4 for d in dims) != [2, 3]:
+            raise Unsupported(f"mean over dims {dims} of a {src.shape} tensor (only over H and W is representable)")
+        n_, c_ = src.shape[:2]
+        pooled = self.asm.layer(node, (n_, c_, 1, 1), lambda n: self.b.global_avg_pool(src.name, name=n))
+        return pooled if b["keepdim"] else self.asm.view(f"{node}.flatten", pooled, _shape(out))
+
+    def _f_conv2d(self, node: str, args: Sequence[Any], kwargs: dict[str, Any], out: torch.Tensor) -> TensorRef:
+        b = _bind(
+            args, kwargs, ("input", "weight", "bias", "stride", "padding", "dilation", "groups"),
+            bias=None, stride=1, padding=0, dilation=1, groups=1,
+        )
+        weight = b["weight"]
+        if not isinstance(weight, torch.Tensor) or is_symbol(b["bias"]):
+            raise Unsupported("a convolution whose weight or bias is computed by the network")
+        return self._conv(
+            node, b["input"], out, out_channels=weight.shape[0], kernel=tuple(weight.shape[2:]), stride=b["stride"],
+            padding=b["padding"], dilation=b["dilation"], groups=b["groups"], bias=b["bias"] is not None,
+        )
+
+    def _f_linear(self, node: str, args: Sequence[Any], kwargs: dict[str, Any], out: torch.Tensor) -> TensorRef:
+        b = _bind(args, kwargs, ("input", "weight", "bias"), bias=None)
+        weight = b["weight"]
+        if not isinstance(weight, torch.Tensor) or weight.dim() != 2 or is_symbol(b["bias"]):
+            raise Unsupported("a linear layer whose weight or bias is computed by the network")
+        return self._linear(node, b["input"], out, weight.shape[0], b["bias"] is not None)
+
+    def _f_batch_norm(self, node: str, args: Sequence[Any], kwargs: dict[str, Any], out: torch.Tensor) -> TensorRef:
+        b = _bind(args, kwargs, ("input", "running_mean", "running_var", "weight", "bias"), weight=None, bias=None)
+        if any(is_symbol(b[k]) for k in ("running_mean", "running_var", "weight", "bias")):
+            raise Unsupported("a batch norm whose statistics or affine parameters are computed by the network")
+        return self._batch_norm(node, b["input"], out, b["weight"] is not None)
+
+    def _f_channel_shuffle(self, node: str, args: Sequence[Any], kwargs: dict[str, Any], out: torch.Tensor) -> Any:
+        b = _bind(args, kwargs, ("input", "groups"))
+        return self._channel_shuffle(node, b["input"], b["groups"], out)
+
+    def _f_zeros_like(self, node: str, args: Sequence[Any], kwargs: dict[str, Any], out: torch.Tensor) -> TensorRef:
+        return self._zero(node, _bind(args, kwargs, ("input",))["input"], out)
+
+    def _f_getitem(self, node: str, args: Sequence[Any], kwargs: dict[str, Any], out: torch.Tensor) -> TensorRef:
+        raise Unsupported("tensor indexing or slicing")
+
+    _FUNCTIONS: dict[str, Callable[["_TorchOps", str, Sequence[Any], dict[str, Any], torch.Tensor], Any]] = {
+        "add": _f_add,
+        "mul": _f_mul,
+        "cat": _f_cat,
+        "concat": _f_cat,
+        "concatenate": _f_cat,
+        **dict.fromkeys(_VIEWS, _f_view),
+        **dict.fromkeys(_ALIASES, _f_alias),
+        **dict.fromkeys(_DROPOUTS, _f_dropout),
+        "hardtanh": _f_hardtanh,
+        "clamp": _f_clamp,
+        "clip": _f_clamp,
+        "softmax": _f_softmax,
+        "avg_pool2d": _f_avg_pool2d,
+        "max_pool2d": _f_max_pool2d,
+        "adaptive_avg_pool2d": _f_adaptive_avg_pool2d,
+        "adaptive_max_pool2d": _f_adaptive_max_pool2d,
+        "mean": _f_mean,
+        "conv2d": _f_conv2d,
+        "linear": _f_linear,
+        "batch_norm": _f_batch_norm,
+        "channel_shuffle": _f_channel_shuffle,
+        "native_channel_shuffle": _f_channel_shuffle,
+        "zeros_like": _f_zeros_like,
+        "getitem": _f_getitem,
+    }
+
+    # ---- leaf modules ----------------------------------------------------------------------------------------
+    def _module(self, node: str, m: nn.Module, args: Sequence[Any], kwargs: dict[str, Any], out: torch.Tensor) -> Any:
+        x = args[0] if args else next(iter(kwargs.values()), None)
+        if isinstance(m, Zero):
+            return self._zero(node, x, out)
+        if isinstance(m, (ChannelShuffle, nn.ChannelShuffle)):
+            return self._channel_shuffle(node, x, m.groups, out)
+        if isinstance(m, nn.Conv2d):
+            return self._conv(
+                node, x, out, out_channels=m.out_channels, kernel=m.kernel_size, stride=m.stride, padding=m.padding,
+                dilation=m.dilation, groups=m.groups, bias=m.bias is not None,
+            )
+        if isinstance(m, nn.Linear):
+            return self._linear(node, x, out, m.out_features, m.bias is not None)
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            return self._batch_norm(node, x, out, m.affine)
+        for cls, kind in _ACTIVATION_MODULES:
+            if isinstance(m, cls):
+                return self._activation(node, x, kind, out)
+        if isinstance(m, nn.Hardtanh):  # nn.ReLU6 included
+            return self._clamp(node, x, m.min_val, m.max_val, out)
+        if isinstance(m, nn.Softmax):
+            return self._softmax(node, x, m.dim, out)
+        if isinstance(m, nn.AvgPool2d):
+            return self._pool(
+                node, OpKind.AVG_POOL, x, out, kernel=m.kernel_size, stride=m.stride, padding=m.padding,
+                ceil_mode=m.ceil_mode, count_include_pad=m.count_include_pad, divisor_override=m.divisor_override,
+            )
+        if isinstance(m, nn.MaxPool2d):
+            return self._pool(
+                node, OpKind.MAX_POOL, x, out, kernel=m.kernel_size, stride=m.stride, padding=m.padding,
+                ceil_mode=m.ceil_mode, dilation=m.dilation,
+            )
+        if isinstance(m, nn.AdaptiveAvgPool2d):
+            return self._adaptive(node, True, x, out)
+        if isinstance(m, nn.AdaptiveMaxPool2d):
+            return self._adaptive(node, False, x, out)
+        if isinstance(m, nn.Flatten):
+            return self.asm.view(node, self._src(x, "input"), _shape(out))
+        if isinstance(m, (nn.Identity, nn.modules.dropout._DropoutNd)):
+            return self._identity(node, x, out)
+        raise Unsupported(f"the IR has no operator for torch.nn.{type(m).__name__}")
+
+
+# ---- the two tracers ------------------------------------------------------------------------------------------
+class _LeafTracer(torch.fx.Tracer):
+    def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
+        return is_leaf_module(m)
+
+
+def _collect_outputs(value: Any) -> list[Symbol]:
+    return list(iter_symbols(value))
+
+
+class _FxRunner(torch.fx.Interpreter):
+    """Runs the traced graph once (as ShapeProp does) and converts each node as its real result is known."""
+
+    def __init__(self, gm: torch.fx.GraphModule, ops: _TorchOps, input_names: Sequence[str]) -> None:
+        super().__init__(gm)
+        self.extra_traceback = False  # keep our error messages as they are
+        self.ops = ops
+        self.input_names = list(input_names)
+        self.symbols: dict[torch.fx.Node, Any] = {}
+        self.outputs: list[Symbol] = []
+        self.input_shapes: list[Shape] = []
+        self._placeholders = 0
+
+    def run_node(self, n: torch.fx.Node) -> Any:
+        try:
+            result = super().run_node(n)
+        except NasLatencyError:
+            raise
+        except Exception as exc:
+            node = n.target if n.op == "call_module" else n.name
+            raise InvalidInputError(
+                f"{self.ops.asm.source}: running node {node!r} on the example input of shape {self.input_shapes} "
+                f"failed: {type(exc).__name__}: {exc}"
+            ) from exc
+        if _has_tensor(result):
+            n.meta["tensor_meta"] = map_aggregate(
+                result, lambda o: _extract_tensor_metadata(o) if isinstance(o, torch.Tensor) else o
+            )
+        self.symbols[n] = self._symbolic(n, result)
+        return result
+
+    def _symbolic(self, n: torch.fx.Node, result: Any) -> Any:
+        if n.op == "placeholder":
+            index, self._placeholders = self._placeholders, self._placeholders + 1
+            if isinstance(result, torch.Tensor):
+                return self.ops.asm.input(self.input_names[index], _shape(result))
+            return result
+        if n.op == "get_attr":
+            return result
+        lookup: Callable[[torch.fx.Node], Any] = lambda a: self.symbols[a]  # noqa: E731
+        args = tuple(map_arg(n.args, lookup))
+        kwargs = dict(map_arg(n.kwargs, lookup))
+        if n.op == "output":
+            self.outputs = _collect_outputs(args[0])
+            return None
+        if n.op == "call_module":
+            assert isinstance(n.target, str)
+            module = self.module.get_submodule(n.target)
+            symbolic = self.ops.convert(n.target, module, args, kwargs, result)
+            target: Any = module
+        elif n.target is builtins.getattr:
+            if not is_symbol(args[0]) and has_symbol(args[0]):  # a field of a multi-output result
+                return getattr(args[0], str(args[1]))
+            fname = canonical_name(str(args[1]))
+            node = self.ops.node_name(fname) if _has_tensor(result) else n.name
+            return self.ops.convert(node, fname, args[:1], {}, result)
+        else:
+            fname = canonical_name(n.target)
+            node = self.ops.node_name(fname) if _has_tensor(result) else n.name
+            symbolic = self.ops.convert(node, fname, args, kwargs, result)
+            target = n.target
+        if is_symbol(symbolic) and n.args and isinstance(n.args[0], torch.fx.Node) and _is_inplace(target, kwargs):
+            # torch.fx keeps pointing later readers of a mutated tensor at its old value; they read the result
+            self.symbols[n.args[0]] = symbolic
+        return symbolic
+
+
+class _EagerRecorder(TorchFunctionMode):
+    """Records torch functions and tensor methods called outside leaf modules; leaf modules report through
+    forward hooks. Tensors are matched by identity (they are kept alive until the recording ends)."""
+
+    def __init__(self, ops: _TorchOps) -> None:
+        super().__init__()
+        self.ops = ops
+        self.depth = 0
+        self.symbols: dict[int, Any] = {}
+        self._alive: list[torch.Tensor] = []
+
+    def __torch_function__(
+        self, func: Any, types: Any, args: Sequence[Any] = (), kwargs: dict[str, Any] | None = None
+    ) -> Any:
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        if self.depth == 0 and _has_tensor(out):
+            out = self._distinct(out, (args, kwargs), _is_inplace(func, kwargs))  # the mode is off in this handler
+            fname = canonical_name(func)
+            node = self.ops.node_name(fname)
+            self.register(out, self.ops.convert(node, fname, self.symbolize(args), self.symbolize(kwargs), out))
+        return out
+
+    @staticmethod
+    def _distinct(out: Any, inputs: Any, inplace: bool) -> Any:
+        """A non-in-place operation that returns its input object itself (``nn.Identity``, eval-mode dropout)
+        gets a fresh view of it instead, so that the input and the result stay distinct tensors of the graph.
+        An in-place operation keeps the object: later readers of it do read the result."""
+        if inplace or not isinstance(out, torch.Tensor) or not any(out is t for t in _tensors(inputs)):
+            return out
+        return out.view_as(out)
+
+    def symbolize(self, value: Any) -> Any:
+        if isinstance(value, torch.Tensor):
+            return self.symbols.get(id(value), value)
+        if isinstance(value, list):
+            return [self.symbolize(v) for v in value]
+        if isinstance(value, tuple):
+            return tuple(self.symbolize(v) for v in value)
+        if isinstance(value, dict):
+            return {k: self.symbolize(v) for k, v in value.items()}
+        return value
+
+    def register(self, out: Any, symbolic: Any) -> None:
+        if isinstance(out, torch.Tensor):
+            if is_symbol(symbolic):
+                self.symbols[id(out)] = symbolic
+                self._alive.append(out)
+        elif isinstance(out, (tuple, list)) and isinstance(symbolic, (tuple, list)) and len(out) == len(symbolic):
+            for o, s in zip(out, symbolic):
+                self.register(o, s)
+        elif isinstance(out, dict) and isinstance(symbolic, dict):
+            for key, o in out.items():
+                self.register(o, symbolic.get(key))
+
+    @contextmanager
+    def hooks(self, root: nn.Module, root_name: str) -> Iterator[None]:
+        handles = []
+        for path, module in root.named_modules():  # the root too (path ""), when it is itself a leaf
+            if is_leaf_module(module):
+                handles.append(module.register_forward_pre_hook(self._enter, with_kwargs=True))
+                handles.append(module.register_forward_hook(self._make_exit(path or root_name), with_kwargs=True))
+        try:
+            yield
+        finally:
+            for handle in handles:
+                handle.remove()
+
+    def _enter(self, module: nn.Module, args: Any, kwargs: Any) -> None:
+        self.depth += 1
+
+    def _make_exit(self, path: str) -> Callable[..., Any]:
+        def exit_hook(module: nn.Module, args: Any, kwargs: Any, output: Any) -> Any:
+            if self.depth == 1:
+                # still counted as inside the leaf, so that the view is not recorded
+                output = self._distinct(output, (args, kwargs), _is_inplace(module, kwargs))
+            self.depth -= 1
+            if self.depth == 0:
+                symbolic = self.ops.convert(path, module, self.symbolize(args), self.symbolize(kwargs), output)
+                self.register(output, symbolic)
+            return output
+
+        return exit_hook
+
+
+# ---- entry point ---------------------------------------------------------------------------------------------
+@contextmanager
+def _inference(module: nn.Module) -> Iterator[None]:
+    flags = [(m, m.training) for m in module.modules()]
+    module.eval()
+    try:
+        with torch.no_grad():
+            yield
+    finally:
+        for m, flag in flags:
+            m.training = flag
+
+
+def _example_tuple(example_input: Any) -> tuple[torch.Tensor, ...]:
+    inputs = (example_input,) if isinstance(example_input, torch.Tensor) else example_input
+    if not isinstance(inputs, (tuple, list)) or not inputs or not all(isinstance(t, torch.Tensor) for t in inputs):
+        raise InvalidInputError(
+            f"example_input must be a tensor or a non-empty tuple of tensors, got {type(example_input).__name__}"
+        )
+    return tuple(inputs)
+
+
+def _input_names(module: nn.Module, count: int) -> list[str]:
+    names: list[str] = []
+    try:
+        params = list(inspect.signature(module.forward).parameters.values())
+    except (TypeError, ValueError):
+        params = []
+    for p in params:
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD):
+            names.append(p.name)
+        elif p.kind is p.VAR_POSITIONAL:
+            names.extend(f"{p.name}_{i}" for i in range(count - len(names)))
+    names = names[:count]
+    names += [f"input_{i}" for i in range(len(names), count)]
+    return names
+
+
+def _run_eager(module: nn.Module, inputs: tuple[torch.Tensor, ...], ops: _TorchOps, names: Sequence[str]) -> Conversion:
+    recorder = _EagerRecorder(ops)
+    for tensor, name in zip(inputs, names):
+        recorder.symbols[id(tensor)] = ops.asm.input(name, _shape(tensor))
+    root_name = type(module).__name__.lower()
+    try:
+        with recorder.hooks(module, root_name), recorder:
+            out = module(*inputs)
+    except NasLatencyError:
+        raise
+    except Exception as exc:
+        raise InvalidInputError(
+            f"{ops.asm.source}: running the module on the example input of shape "
+            f"{[_shape(t) for t in inputs]} failed: {type(exc).__name__}: {exc}"
+        ) from exc
+    outputs = [recorder.symbols[id(t)] for t in _tensors(out) if id(t) in recorder.symbols]
+    return ops.asm.finish(outputs)
+
+
+def _run_fx(
+    gm: torch.fx.GraphModule, inputs: tuple[torch.Tensor, ...], ops: _TorchOps, names: Sequence[str]
+) -> Conversion:
+    runner = _FxRunner(gm, ops, names)
+    runner.input_shapes = [_shape(t) for t in inputs]
+    runner.run(*inputs)
+    return ops.asm.finish(runner.outputs)
+
+
+def torch_to_ir(
+    module: nn.Module,
+    example_input: torch.Tensor | Sequence[torch.Tensor],
+    *,
+    name: str | None = None,
+    on_unsupported: OnUnsupported = "error",
+    method: TraceMethod = "auto",
+) -> Conversion:
+    """Convert ``module`` to the IR by running it once on ``example_input`` (batch dimension included).
+
+    ``method="auto"`` traces with ``torch.fx`` and falls back to the eager tracer (logged) when the module cannot
+    be traced; ``"fx"`` and ``"eager"`` force one path. Layer names are module paths (``features.0.conv``) and
+    fx-style function names (``add``, ``add_1``). An operator the IR cannot represent raises
+    :class:`~nas_latency.errors.UnsupportedOperatorError` naming the node, or with ``on_unsupported="skip"`` is
+    skipped explicitly and listed in :attr:`Conversion.skipped`. A bad example input (wrong shape or type) raises
+    :class:`~nas_latency.errors.InvalidInputError`.
+    """
+    if not isinstance(module, nn.Module):
+        raise InvalidInputError(f"expected a torch.nn.Module, got {type(module).__name__}")
+    inputs = _example_tuple(example_input)
+    check_on_unsupported(on_unsupported)
+    if method not in ("auto", "fx", "eager"):
+        raise InvalidInputError(f"method must be 'auto', 'fx' or 'eager', got {method!r}")
+    net_name = name or type(module).__name__
+    names = _input_names(module, len(inputs))
+    ops = _TorchOps(IRAssembler(net_name, on_unsupported, source=f"torch module {net_name!r}"))
+    gm: torch.fx.GraphModule | None = None
+    if method != "eager":
+        try:
+            gm = torch.fx.GraphModule(module, _LeafTracer().trace(module), class_name=type(module).__name__)
+        except Exception as exc:
+            if method == "fx":
+                raise InvalidInputError(
+                    f"torch.fx cannot trace module {net_name!r}: {type(exc).__name__}: {exc}"
+                ) from exc
+            logger.info(
+                "torch.fx cannot trace module %r (%s: %s); falling back to the eager tracer",
+                net_name, type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "",
+            )
+    with _inference(module):
+        if gm is not None:
+            return _run_fx(gm, inputs, ops, names)
+        return _run_eager(module, inputs, ops, names)

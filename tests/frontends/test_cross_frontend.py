@@ -1,0 +1,73 @@
+"""Cross-frontend equality on the shipped search spaces, for seeded random architectures of each:
+
+* the fast path (``space.to_ir(arch)``, no torch) equals the torch frontend on ``space.to_torch(arch)`` exactly:
+  same structure key, MACs, parameters and layer count, with nothing skipped, on the fx path and on the eager
+  fallback alike;
+* it equals the ONNX frontend on the legacy export of that module after ``canonicalize`` of both sides (the
+  exporter drops identities and merges duplicate pure operations), with the same MACs and parameters.
+"""
+
+from __future__ import annotations
+
+import io
+from functools import lru_cache
+
+import pytest
+import torch
+
+from nas_latency.frontends import export_onnx, onnx_to_ir, torch_to_ir
+from nas_latency.ir import Network, canonicalize, structure_diff, structure_key
+from search_spaces import get_space
+
+SPACES = ["nasbench201", "fbnet", "ganesan_mobile"]
+N_ARCHS = 4
+SEED = 2024
+
+
+@lru_cache(maxsize=None)
+def _archs(space_name: str) -> tuple[str, ...]:
+    return tuple(get_space(space_name).sample(N_ARCHS, seed=SEED))
+
+
+def _case(space_name: str, index: int) -> tuple[str, Network, torch.nn.Module, torch.Tensor]:
+    space = get_space(space_name)
+    arch = _archs(space_name)[index]
+    torch.manual_seed(index)
+    return arch, space.to_ir(arch), space.to_torch(arch), torch.randn(*space.input_shape())
+
+
+def _assert_equal(arch: str, expected: Network, got: Network) -> None:
+    assert structure_key(got) == structure_key(expected), f"{arch}:\n{structure_diff(expected, got)}"
+    assert (got.macs, got.params) == (expected.macs, expected.params), arch
+
+
+@pytest.mark.parametrize("index", range(N_ARCHS))
+@pytest.mark.parametrize("space_name", SPACES)
+def test_torch_frontend_equals_the_fast_path(space_name: str, index: int) -> None:
+    arch, fast, module, example = _case(space_name, index)
+    conversion = torch_to_ir(module, example, method="fx")
+    assert conversion.skipped == ()
+    _assert_equal(arch, fast, conversion.network)
+    assert len(conversion.network) == len(fast)
+    assert conversion.network.inputs[0].shape == fast.inputs[0].shape
+
+
+@pytest.mark.parametrize("space_name", SPACES)
+def test_eager_tracer_equals_the_fast_path(space_name: str) -> None:
+    arch, fast, module, example = _case(space_name, 0)
+    conversion = torch_to_ir(module, example, method="eager")
+    assert conversion.skipped == ()
+    _assert_equal(arch, fast, conversion.network)
+    assert len(conversion.network) == len(fast)
+
+
+@pytest.mark.parametrize("index", range(N_ARCHS))
+@pytest.mark.parametrize("space_name", SPACES)
+def test_onnx_frontend_equals_the_fast_path_after_canonicalize(space_name: str, index: int) -> None:
+    arch, fast, module, example = _case(space_name, index)
+    buffer = io.BytesIO()
+    export_onnx(module, example, buffer)
+    conversion = onnx_to_ir(buffer.getvalue())
+    assert conversion.skipped == ()
+    _assert_equal(arch, canonicalize(fast), canonicalize(conversion.network))
+    assert conversion.network.macs == fast.macs

@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.nas-latency-installed
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: setup run test bench clean
+.PHONY: setup run test bench clean proto
 
 setup: $(STAMP)
 
@@ -22,7 +22,7 @@ run: $(STAMP)
 	$(VENV)/bin/nas-latency benchmark featurize --space nasbench201
 
 test: $(STAMP)
-	$(PY) -m pytest -q
+	OPENBLAS_NUM_THREADS=1 $(PY) -m pytest -q
 
 bench: $(STAMP)
 	$(VENV)/bin/nas-latency benchmark featurize --space nasbench201
@@ -30,3 +30,9 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) build *.egg-info
+
+# ---- proto: regenerate the Python code of the gRPC contract (nas_latency/v1/*_pb2*.py[i]) from proto/ -------------
+# The generated files are committed; tests/server/test_proto_drift.py fails when they differ from this output.
+PROTOS := $(wildcard proto/nas_latency/v1/*.proto)
+proto: $(STAMP)
+	$(PY) -m grpc_tools.protoc -Iproto --python_out=. --pyi_out=. --grpc_python_out=. $(PROTOS)

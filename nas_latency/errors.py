@@ -62,3 +62,41 @@ class StoreUnavailableError(FailedPreconditionError):
     """The store cannot be reached or is busy (a database that is down, a lock held for too long); retryable."""
 
     reason = "STORE_UNAVAILABLE"
+
+
+# ---- errors a remote call can meet (raised by the server, re-raised by the client) -----------------------------
+class LimitExceededError(InvalidInputError):
+    """A request over one of the server's bounds (archs per request, layers per network, message size)."""
+
+    reason = "LIMIT_EXCEEDED"
+
+    def __init__(self, message: str, *, limit: str, value: int | None = None, maximum: int | None = None,
+                 reason: str | None = None) -> None:
+        super().__init__(message, reason=reason)
+        self.limit = limit
+        self.value = value
+        self.maximum = maximum
+
+
+class UnauthenticatedError(NasLatencyError):
+    """A write without a token on a server that requires one."""
+
+    reason = "UNAUTHENTICATED"
+
+
+class PermissionDeniedError(NasLatencyError):
+    """A write with a token the server does not accept."""
+
+    reason = "PERMISSION_DENIED"
+
+
+class DeadlineExceededError(NasLatencyError):
+    """The call did not finish within its deadline (the server stops working on it too)."""
+
+    reason = "DEADLINE_EXCEEDED"
+
+
+class ServerUnavailableError(NasLatencyError):
+    """The server cannot be reached, or is shutting down; retryable."""
+
+    reason = "UNAVAILABLE"

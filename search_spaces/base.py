@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
+from nas_latency.errors import InvalidInputError
 from nas_latency.ir import FeatureMatrix, Network
 from nas_latency.ir.features import IR_FEATURE_NAMES, IRFeaturizer
 
@@ -21,6 +22,8 @@ class SearchSpace(ABC):
     name: str
     #: one line for ``nas-latency spaces``
     description: str
+    #: whether :meth:`network_model_features` featurizes arbitrary networks (ONNX, layer tables)
+    accepts_networks: bool = False
 
     @abstractmethod
     def canonical(self, arch: str) -> str:
@@ -67,3 +70,37 @@ class SearchSpace(ABC):
         canonical = [self.canonical(a) for a in archs]
         values = np.hstack([self.ir_features(canonical), self.encode(canonical)])
         return FeatureMatrix(self.feature_names(), values, tuple(canonical))
+
+    # ---- cost-model features ---------------------------------------------------------------------------
+    def degenerate_mask(self, archs: Sequence[str]) -> np.ndarray:
+        """``True`` for architectures a device may skip as computing nothing useful (e.g. a NAS-Bench-201 cell
+        with no input→output path); none by default."""
+        return np.zeros(len(archs), dtype=bool)
+
+    def model_features(self, archs: Sequence[str]) -> FeatureMatrix:
+        """Features for the cost models (:mod:`nas_latency.models`): by default ``log1p`` of the IR features,
+        the space encoding, ``log_macs`` (natural log of the network's MACs, at least 1) and ``is_degenerate``
+        (0/1, from :meth:`degenerate_mask`). No intercept and no standardization: the models add and fit
+        those. Spaces override this with the features their cost models were designed on."""
+        canonical = [self.canonical(a) for a in archs]
+        ir = self.ir_features(canonical)
+        macs = ir[:, IR_FEATURE_NAMES.index("total.macs")]
+        values = np.hstack(
+            [
+                np.log1p(ir),
+                self.encode(canonical),
+                np.log(np.maximum(macs, 1.0))[:, None],
+                self.degenerate_mask(canonical).astype(np.float64)[:, None],
+            ]
+        )
+        names = tuple(f"log1p({n})" for n in IR_FEATURE_NAMES) + self.encoding_names() + ("log_macs", "is_degenerate")
+        return FeatureMatrix(names, values, tuple(canonical))
+
+    def network_model_features(self, networks: Sequence[Network]) -> FeatureMatrix:
+        """Cost-model features of arbitrary networks (ONNX files, layer tables, torch modules), for spaces whose
+        model features come from the IR alone. Spaces whose features encode their own architecture strings
+        (a cell's edges, a block per layer) cannot featurize an arbitrary network and say so."""
+        raise InvalidInputError(
+            f"space {self.name!r} predicts only its own architecture ids: its cost-model features encode the "
+            "architecture string, so an arbitrary network (ONNX file, layer table) cannot be featurized in it"
+        )

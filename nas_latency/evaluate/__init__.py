@@ -1,4 +1,10 @@
-"""Evaluation of latency predictors: error, rank-correlation, top-k and Pareto-front metrics (numpy only)."""
+"""Evaluation of latency predictors: error, rank-correlation, top-k and Pareto-front metrics (numpy only), the
+leave-device-out protocol on the bundled measurements (:mod:`~nas_latency.evaluate.protocols`), its reports
+(:mod:`~nas_latency.evaluate.report`, :mod:`~nas_latency.evaluate.plot`) and candidate ranking
+(:mod:`~nas_latency.evaluate.ranking`).
+
+The protocol and report modules import pandas and the cost models, so they are loaded on first use of their
+names here, keeping ``import nas_latency.evaluate`` as light as the metrics."""
 
 from nas_latency.evaluate.metrics import (
     SUMMARY_KEYS,
@@ -14,7 +20,41 @@ from nas_latency.evaluate.metrics import (
     within_pct,
 )
 
+_LAZY = {
+    "DeviceScore": "protocols",
+    "EvaluationResult": "protocols",
+    "ExcludedArch": "protocols",
+    "LatencyDataset": "protocols",
+    "RandomSignature": "protocols",
+    "SignatureSelector": "protocols",
+    "help_query_indices": "protocols",
+    "all_query_indices": "protocols",
+    "leave_device_out": "protocols",
+    "load_latency_dataset": "protocols",
+    "ReportFiles": "report",
+    "render_markdown": "report",
+    "result_document": "report",
+    "write_report": "report",
+    "plot_predicted_vs_measured": "plot",
+    "RankReport": "ranking",
+    "RankedArch": "ranking",
+    "rank_report": "ranking",
+}
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
 __all__ = [
+    *sorted(_LAZY),
     "SUMMARY_KEYS",
     "kendall_tau_b",
     "mape",

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Sequence
 import numpy as np
 
 from nas_latency.errors import InvalidInputError
-from nas_latency.ir import Network
+from nas_latency.ir import FeatureMatrix, Network
 from search_spaces.base import SearchSpace
 from search_spaces.fbnet.codec import (
     BLOCKS,
@@ -23,6 +23,7 @@ from search_spaces.fbnet.codec import (
 from search_spaces.fbnet.fast_features import block_feature_table
 from search_spaces.fbnet.ir_builder import build_ir
 from search_spaces.fbnet.macro import INPUT_SHAPE
+from search_spaces.fbnet.model_features import MODEL_FEATURE_NAMES, model_feature_values
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -99,3 +100,7 @@ class FBNetSpace(SearchSpace):
     def ir_features(self, archs: Sequence[str]) -> np.ndarray:
         """IR features by summing precomputed per-block vectors; equal to the generic path exactly."""
         return block_feature_table().transform(codes_array(archs))
+
+    def model_features(self, archs: Sequence[str]) -> FeatureMatrix:
+        """The 231 cost-model features of :mod:`search_spaces.fbnet.model_features` (vectorized)."""
+        return FeatureMatrix(MODEL_FEATURE_NAMES, model_feature_values(codes_array(archs)), tuple(archs))

@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import difflib
 from functools import lru_cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
 from nas_latency.errors import InvalidInputError
-from nas_latency.ir import Network
+from nas_latency.ir import FeatureMatrix, Network
 from search_spaces.base import SearchSpace
 from search_spaces.ganesan_mobile.ir_builder import INPUT_SHAPE, build_network
+from search_spaces.ganesan_mobile.model_features import MODEL_FEATURE_NAMES, model_feature_values
 from search_spaces.ganesan_mobile.table import NetworkEntry, layer_rows_by_network, network_entries
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -107,3 +108,15 @@ class GanesanMobileSpace(SearchSpace):
             )
         picks = np.random.default_rng(seed).choice(len(pool), size=int(n), replace=False)
         return [pool[i] for i in picks.tolist()]
+
+    def model_features(self, archs: Sequence[str]) -> FeatureMatrix:
+        """The 17 cost-model features of :mod:`search_spaces.ganesan_mobile.model_features`, from the IR."""
+        canonical = [self.canonical(a) for a in archs]
+        values = model_feature_values([self.to_ir(a) for a in canonical])
+        return FeatureMatrix(MODEL_FEATURE_NAMES, values, tuple(canonical))
+
+    accepts_networks = True
+
+    def network_model_features(self, networks: Sequence[Network]) -> FeatureMatrix:
+        """The same 17 features for any network: they are computed from the IR alone."""
+        return FeatureMatrix(MODEL_FEATURE_NAMES, model_feature_values(list(networks)), tuple(n.name for n in networks))

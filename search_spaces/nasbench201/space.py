@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Sequence
 import numpy as np
 
 from nas_latency.errors import InvalidInputError
-from nas_latency.ir import Network
+from nas_latency.ir import FeatureMatrix, Network
 from nas_latency.ir.network import DEFAULT_DTYPE_BYTES
 from search_spaces.base import SearchSpace
 from search_spaces.nasbench201.codec import (
@@ -31,6 +31,7 @@ from search_spaces.nasbench201.macro import (
     INPUT_SIZE,
     check_positive,
 )
+from search_spaces.nasbench201.model_features import MODEL_FEATURE_NAMES, dead_cell_mask, model_feature_values
 
 if TYPE_CHECKING:
     import torch
@@ -103,6 +104,16 @@ class NasBench201Space(SearchSpace):
         return ir_features_from_codes(
             ops_array(archs), num_classes=self.num_classes, batch_size=self.batch_size, dtype_bytes=DEFAULT_DTYPE_BYTES
         )
+
+    def model_features(self, archs: Sequence[str]) -> FeatureMatrix:
+        """The 440 cost-model features of :mod:`search_spaces.nasbench201.model_features` (vectorized)."""
+        codes = ops_array(archs)  # validates every string
+        values = model_feature_values(codes, num_classes=self.num_classes, batch_size=self.batch_size)
+        return FeatureMatrix(MODEL_FEATURE_NAMES, values, tuple(archs))
+
+    def degenerate_mask(self, archs: Sequence[str]) -> np.ndarray:
+        """Dead cells (no input→output path; :func:`canonical.is_dead_cell`), vectorized."""
+        return dead_cell_mask(ops_array(archs))
 
     # ---- fast array helpers -------------------------------------------------------------------------------
     def op_codes(self, archs: Sequence[str]) -> np.ndarray:

@@ -1,0 +1,629 @@
+"""What gets measured: micro-kernels, multi-layer blocks and whole networks, each as a small IR network.
+
+Micro-kernels (one layer each) come from four sources, all deduplicated by
+:func:`~nas_latency.models.layer_features.layer_key`:
+
+``grid``       a fixed grid per family: convolutions over channels × spatial size × kernel × stride (stems with 3
+               input channels included), depthwise and grouped convolutions, linear layers, window and global
+               pools, element-wise kinds (add, mul, ReLU/ReLU6, batch norm, zero, identity, ...) over channels ×
+               size, channel shuffle, flatten, concat;
+``random``     random configurations: channels log-uniform in 8..1024, sizes from 1 to 112, kernels 1..7, strides
+               1..2, under a MAC cap;
+``prior``      the distinct layers of networks sampled from the NAS spaces (nn-Meter samples its kernel configs
+               from the model zoo the same way); the seed is fixed and the networks themselves are never measured
+               for fitting;
+``adaptive``   neighbours (channels and size scaled by 0.6..1.6) of the kernels with the largest cross-validated
+               error of a layer model (nn-Meter's adaptive sampling), see :func:`adaptive_kernels`.
+
+Blocks (for the mapping model): conv-bn-relu, relu-conv-bn (NAS-Bench-201), depthwise-pointwise, ResNet basic
+blocks, inverted residuals (FBNet blocks at their real slots), NAS-Bench-201 cells and reduction blocks, pool
+stages and classifier heads. Every block's own layers are measured as micro-kernels next to it
+(:func:`with_block_layers`).
+
+Calibration chains (1, 3, 9 and 27 tiny ReLUs) measure the runtime's fixed cost per network call, which is taken out
+of every kernel and block time (see :mod:`nas_latency.bench.device`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from typing import Callable, Iterable, Literal, Sequence
+
+import numpy as np
+
+from nas_latency.errors import InvalidInputError
+from nas_latency.ir import Layer, Network, NetworkBuilder, OpKind, TensorSpec, numel
+from nas_latency.ir.ops import ACTIVATION_KINDS, CONV_KINDS
+from nas_latency.models.layer_features import layer_key
+
+ItemKind = Literal["kernel", "block", "network", "calibration"]
+Level = Literal["quick", "full"]
+LEVELS: tuple[Level, ...] = ("quick", "full")
+
+
+@dataclass(frozen=True)
+class BenchItem:
+    """One thing to measure: ``key`` is the arch string it is stored under; ``copies`` > 1 runs that many copies
+    of the network in turn (cold weights, see :func:`cold_kernel_items`)."""
+
+    key: str
+    kind: ItemKind
+    network: Network
+    origin: str
+    copies: int = 1
+
+
+# ---- micro-kernels ------------------------------------------------------------------------------------------
+def kernel_network(layer: Layer) -> Network:
+    """A network running only ``layer`` (one network input per layer input), named by its key."""
+    inputs = tuple(TensorSpec(f"x{i}", shape) for i, shape in enumerate(layer.input_shapes))
+    single = replace(layer, name="kernel", inputs=tuple(spec.name for spec in inputs))
+    return Network(layer_key(layer), inputs, (single,), ("kernel",))
+
+
+def kernel_item(layer: Layer, origin: str) -> BenchItem:
+    return BenchItem(layer_key(layer), "kernel", kernel_network(layer), origin)
+
+
+@dataclass(frozen=True)
+class KernelSpec:
+    """A micro-kernel configuration: op kind, channels (``cin``→``cout``; in/out features for linear layers),
+    square spatial ``size``, kernel, stride (padding ``(k−1)//2``), groups, batch."""
+
+    op: OpKind
+    cin: int
+    cout: int
+    size: int
+    kernel: int = 1
+    stride: int = 1
+    groups: int = 1
+    batch: int = 1
+
+    def layer(self) -> Layer:
+        b = NetworkBuilder("kernel")
+        n, c, s, k = self.batch, self.cin, self.size, self.kernel
+        op = self.op
+        if op is OpKind.LINEAR:
+            x = b.input((n, c), name="x0")
+            b.linear(x, self.cout, bias=True)
+            return b.build().layers[-1]
+        x = b.input((n, c, s, s), name="x0")
+        pad = (k - 1) // 2
+        if op in CONV_KINDS:
+            b.conv(x, self.cout, k, stride=self.stride, padding=pad, groups=self.groups)
+        elif op is OpKind.AVG_POOL:
+            b.avg_pool(x, k, stride=self.stride, padding=pad, count_include_pad=False)
+        elif op is OpKind.MAX_POOL:
+            b.max_pool(x, k, stride=self.stride, padding=pad)
+        elif op is OpKind.GLOBAL_AVG_POOL:
+            b.global_avg_pool(x)
+        elif op is OpKind.GLOBAL_MAX_POOL:
+            b.global_max_pool(x)
+        elif op in (OpKind.ADD, OpKind.MUL):
+            y = b.input((n, c, s, s), name="x1")
+            (b.add if op is OpKind.ADD else b.mul)(x, y)
+        elif op is OpKind.CONCAT:
+            y = b.input((n, self.cout, s, s), name="x1")
+            b.concat([x, y], axis=1)
+        elif op in ACTIVATION_KINDS:
+            b.activation(x, op)
+        elif op is OpKind.BATCH_NORM:
+            b.batch_norm(x)
+        elif op is OpKind.CHANNEL_SHUFFLE:
+            b.channel_shuffle(x, self.groups)
+        elif op is OpKind.ZERO:
+            b.zero(x)
+        elif op is OpKind.IDENTITY:
+            b.identity(x)
+        elif op is OpKind.FLATTEN:
+            b.flatten(x)
+        else:
+            raise InvalidInputError(f"no micro-kernel generator for op kind {op.value}")
+        return b.build().layers[-1]
+
+    def macs(self) -> int:
+        return self.layer().macs
+
+    def perturbed(self, rng: np.random.Generator) -> "KernelSpec":
+        """A neighbour: channels and size scaled by 0.6..1.6 (rounded; structure kept: depthwise stays
+        depthwise, group counts still divide, 3-channel stems keep 3 inputs)."""
+
+        def scale(value: int, multiple: int) -> int:
+            if value <= 4:
+                return value
+            scaled = value * float(np.exp(rng.uniform(np.log(0.6), np.log(1.6))))
+            return max(multiple, int(round(scaled / multiple)) * multiple)
+
+        size = self.size if self.op is OpKind.LINEAR else max(1, int(round(self.size * float(
+            np.exp(rng.uniform(np.log(0.6), np.log(1.6)))))))
+        if self.op is OpKind.DEPTHWISE_CONV:
+            c = scale(self.cin, 8)
+            return replace(self, cin=c, cout=c, groups=c, size=size)
+        multiple = max(8, self.groups)
+        cin = scale(self.cin, multiple)
+        cout = scale(self.cout, multiple) if self.op in CONV_KINDS or self.op in (OpKind.LINEAR, OpKind.CONCAT) else cin
+        if self.op is OpKind.CHANNEL_SHUFFLE:
+            cout = cin
+        return replace(self, cin=cin, cout=cout, size=size)
+
+
+def spec_from_layer(layer: Layer) -> KernelSpec | None:
+    """The :class:`KernelSpec` of a layer, when it is one of the generated shapes (square, same padding)."""
+    shape = layer.input_shapes[0]
+    if layer.op is OpKind.LINEAR and len(shape) == 2:
+        return KernelSpec(OpKind.LINEAR, shape[1], layer.output_shape[1], 1, batch=shape[0])
+    if len(shape) != 4 or shape[2] != shape[3]:
+        return None
+    kernel = layer.kernel[0] if layer.kernel else 1
+    stride = layer.stride[0] if layer.stride else 1
+    spec = KernelSpec(layer.op, shape[1], layer.output_shape[1], shape[2], kernel, stride, layer.groups, shape[0])
+    try:
+        return spec if layer_key(spec.layer()) == layer_key(layer) else None
+    except InvalidInputError:
+        return None
+
+
+_MAX_ELEMENTS = 4_000_000  # largest activation tensor in a generated kernel (16 MB in float32)
+
+
+def _fits(spec: KernelSpec, max_macs: float) -> bool:
+    try:
+        layer = spec.layer()
+    except InvalidInputError:
+        return False
+    largest = max(numel(s) for s in (*layer.input_shapes, layer.output_shape))
+    return layer.macs <= max_macs and largest <= _MAX_ELEMENTS
+
+
+def grid_kernels(level: Level, *, max_macs: float = 3e8) -> list[KernelSpec]:
+    """The fixed grid (a few dozen kernels for ``quick``, several hundred for ``full``)."""
+    specs: list[KernelSpec] = []
+    add = specs.append
+    if level == "quick":
+        for c in (16, 64):
+            for s in (8, 16):
+                for k in (1, 3):
+                    add(KernelSpec(OpKind.CONV, c, c, s, k))
+        add(KernelSpec(OpKind.CONV, 3, 16, 32, 3))
+        add(KernelSpec(OpKind.DEPTHWISE_CONV, 64, 64, 16, 3, groups=64))
+        add(KernelSpec(OpKind.DEPTHWISE_CONV, 128, 128, 8, 5, groups=128))
+        add(KernelSpec(OpKind.LINEAR, 64, 10, 1))
+        add(KernelSpec(OpKind.LINEAR, 256, 100, 1))
+        add(KernelSpec(OpKind.AVG_POOL, 16, 16, 32, 3))
+        add(KernelSpec(OpKind.MAX_POOL, 32, 32, 16, 3, 2))
+        add(KernelSpec(OpKind.GLOBAL_AVG_POOL, 64, 64, 8))
+        for op in (OpKind.ADD, OpKind.RELU, OpKind.BATCH_NORM, OpKind.ZERO, OpKind.IDENTITY):
+            for c, s in ((16, 32), (64, 8)):
+                add(KernelSpec(op, c, c, s))
+        add(KernelSpec(OpKind.FLATTEN, 64, 64, 1))
+        return [s for s in specs if _fits(s, max_macs)]
+    for c in (16, 32, 64, 128, 256, 512):
+        for s in (4, 8, 16, 32, 56):
+            for k in (1, 3):
+                for stride in (1, 2):
+                    add(KernelSpec(OpKind.CONV, c, c, s, k, stride))
+    for c in (16, 32, 64, 128, 256):
+        for s in (8, 16, 32):
+            add(KernelSpec(OpKind.CONV, c, 2 * c, s, 1))
+            add(KernelSpec(OpKind.CONV, 2 * c, c, s, 1))
+            add(KernelSpec(OpKind.CONV, c, 2 * c, s, 3, 2))
+    for cout in (16, 32, 64):
+        for s in (32, 224):
+            for k in (3, 7):
+                for stride in (1, 2):
+                    add(KernelSpec(OpKind.CONV, 3, cout, s, k, stride))
+    for c in (16, 64, 256, 1024):
+        for s in (4, 8, 16, 32, 56, 112):
+            for k in (3, 5):
+                for stride in (1, 2):
+                    add(KernelSpec(OpKind.DEPTHWISE_CONV, c, c, s, k, stride, groups=c))
+    for c in (32, 128, 512):
+        for g in (2, 4):
+            for s in (4, 8, 16, 32):
+                add(KernelSpec(OpKind.GROUPED_CONV, c, c, s, 1, groups=g))
+    for fin in (64, 256, 512, 1024, 1504, 2048, 4096):
+        for fout in (10, 100, 1000):
+            add(KernelSpec(OpKind.LINEAR, fin, fout, 1))
+    for c in (16, 32, 64, 128):
+        for s in (8, 16, 32):
+            add(KernelSpec(OpKind.AVG_POOL, c, c, s, 3, 1))
+    for c in (16, 64):
+        for s in (32, 112):
+            add(KernelSpec(OpKind.MAX_POOL, c, c, s, 3, 2))
+    for c in (64, 128, 256, 512):
+        for s in (2, 4, 8, 16, 32):
+            add(KernelSpec(OpKind.MAX_POOL, c, c, s, 2, 2))
+    for c in (64, 256, 1024, 1504, 2048):
+        for s in (1, 2, 4, 7, 8):
+            add(KernelSpec(OpKind.GLOBAL_AVG_POOL, c, c, s))
+    for op in (OpKind.ADD, OpKind.RELU, OpKind.RELU6, OpKind.BATCH_NORM, OpKind.ZERO, OpKind.IDENTITY):
+        for c in (16, 64, 256, 1024):
+            for s in (4, 8, 16, 32, 56, 112):
+                add(KernelSpec(op, c, c, s))
+    for op in (OpKind.MUL, OpKind.SIGMOID, OpKind.HARD_SWISH):
+        for c, s in ((16, 32), (64, 16), (256, 8), (1024, 4)):
+            add(KernelSpec(op, c, c, s))
+    for c in (32, 128, 512):
+        for s in (4, 8, 16, 32):
+            add(KernelSpec(OpKind.CHANNEL_SHUFFLE, c, c, s, groups=2))
+    for c, s in ((64, 1), (512, 1), (1504, 1), (1280, 1), (512, 2), (64, 4)):
+        add(KernelSpec(OpKind.FLATTEN, c, c, s))
+    for c, s in ((16, 32), (64, 16), (256, 8)):
+        add(KernelSpec(OpKind.CONCAT, c, c, s))
+        add(KernelSpec(OpKind.CONCAT, c, 2 * c, s))
+    return [s for s in specs if _fits(s, max_macs)]
+
+
+_RANDOM_OPS: tuple[tuple[OpKind, float], ...] = (
+    (OpKind.CONV, 0.36), (OpKind.DEPTHWISE_CONV, 0.14), (OpKind.GROUPED_CONV, 0.04), (OpKind.LINEAR, 0.04),
+    (OpKind.AVG_POOL, 0.03), (OpKind.MAX_POOL, 0.03), (OpKind.GLOBAL_AVG_POOL, 0.03), (OpKind.ADD, 0.07),
+    (OpKind.RELU, 0.06), (OpKind.RELU6, 0.03), (OpKind.BATCH_NORM, 0.07), (OpKind.ZERO, 0.02),
+    (OpKind.IDENTITY, 0.02), (OpKind.CHANNEL_SHUFFLE, 0.02), (OpKind.FLATTEN, 0.01), (OpKind.CONCAT, 0.01),
+    (OpKind.HARD_SWISH, 0.01), (OpKind.SIGMOID, 0.01),
+)
+_SIZES = (1, 2, 4, 7, 8, 14, 16, 28, 32, 56, 64, 112)
+
+
+def random_kernels(n: int, rng: np.random.Generator, *, max_macs: float = 3e8) -> list[KernelSpec]:
+    """``n`` random configurations (see the module docstring)."""
+    ops = [op for op, _ in _RANDOM_OPS]
+    weights = np.array([w for _, w in _RANDOM_OPS])
+    weights = weights / weights.sum()
+    out: list[KernelSpec] = []
+    tries = 0
+    while len(out) < n and tries < 50 * max(n, 1):
+        tries += 1
+        op = ops[int(rng.choice(len(ops), p=weights))]
+
+        def channels() -> int:
+            return max(8, int(round(float(np.exp(rng.uniform(np.log(8), np.log(1024)))) / 8)) * 8)
+
+        cin, cout = channels(), channels()
+        size = int(rng.choice(_SIZES))
+        kernel = int(rng.choice([1, 3, 5, 7], p=[0.4, 0.42, 0.12, 0.06]))
+        stride = int(rng.choice([1, 2], p=[0.75, 0.25]))
+        groups = 1
+        if op is OpKind.CONV and rng.random() < 0.1:
+            cin = 3
+        if op is OpKind.DEPTHWISE_CONV:
+            cout = groups = cin
+            kernel = int(rng.choice([3, 5, 7], p=[0.6, 0.3, 0.1]))
+        elif op is OpKind.GROUPED_CONV:
+            groups = int(rng.choice([2, 4]))
+            cout = cin
+        elif op in (OpKind.AVG_POOL, OpKind.MAX_POOL):
+            kernel = int(rng.choice([2, 3]))
+            stride = int(rng.choice([1, 2])) if kernel == 3 else 2
+            cout = cin
+        elif op is OpKind.LINEAR:
+            size = 1
+            cout = int(rng.choice([10, 100, 1000, cout]))
+        elif op is OpKind.CHANNEL_SHUFFLE:
+            groups = 2
+            cout = cin
+        elif op is not OpKind.CONV and op is not OpKind.CONCAT:
+            cout = cin
+        if op not in CONV_KINDS and op not in (OpKind.AVG_POOL, OpKind.MAX_POOL):
+            kernel, stride = 1, 1
+        if op is OpKind.CONV and kernel > size:
+            kernel = 1
+        spec = KernelSpec(op, cin, cout, size, kernel, stride, groups)
+        if _fits(spec, max_macs):
+            out.append(spec)
+    return out
+
+
+def prior_layers(n: int, rng: np.random.Generator, *, archs_per_space: int = 40, seed: int = 1234,
+                 max_macs: float = 3e8) -> list[Layer]:
+    """``n`` distinct layers drawn from networks sampled (with ``seed``) from NAS-Bench-201 and FBNet."""
+    from search_spaces import get_space
+
+    by_key: dict[str, Layer] = {}
+    for name in ("nasbench201", "fbnet"):
+        space = get_space(name)
+        for arch in space.sample(archs_per_space, seed=seed):
+            for layer in space.to_ir(arch).layers:
+                if layer.macs <= max_macs:
+                    by_key.setdefault(layer_key(layer), layer)
+    keys = sorted(by_key)
+    chosen = rng.choice(len(keys), size=min(n, len(keys)), replace=False) if keys else []
+    return [by_key[keys[int(i)]] for i in chosen]
+
+
+def adaptive_kernels(worst: Sequence[Layer], per_kernel: int, rng: np.random.Generator, *,
+                     max_macs: float = 3e8, exclude: Iterable[str] = ()) -> list[Layer]:
+    """Up to ``per_kernel`` new neighbours of each layer in ``worst`` (those a model predicts worst)."""
+    seen = set(exclude)
+    out: list[Layer] = []
+    for layer in worst:
+        spec = spec_from_layer(layer)
+        if spec is None:
+            continue
+        made = 0
+        for _ in range(10 * per_kernel):
+            if made >= per_kernel:
+                break
+            candidate = spec.perturbed(rng)
+            if not _fits(candidate, max_macs):
+                continue
+            new = candidate.layer()
+            key = layer_key(new)
+            if key in seen:
+                continue
+            seen.add(key)
+            out.append(new)
+            made += 1
+    return out
+
+
+def unique_kernel_items(layers: Iterable[tuple[Layer, str]], exclude: Iterable[str] = ()) -> list[BenchItem]:
+    """Kernel items for ``(layer, origin)`` pairs, the first of each key kept, keys in ``exclude`` dropped."""
+    seen = set(exclude)
+    items = []
+    for layer, origin in layers:
+        key = layer_key(layer)
+        if key not in seen:
+            seen.add(key)
+            items.append(kernel_item(layer, origin))
+    return items
+
+
+def kernel_sweep(level: Level, *, seed: int = 0, max_macs: float = 3e8) -> list[BenchItem]:
+    """Grid, random and prior micro-kernels for ``level``, deduplicated (adaptive ones come later)."""
+    if level not in LEVELS:
+        raise InvalidInputError(f"level must be one of {', '.join(LEVELS)}, got {level!r}")
+    rng = np.random.default_rng(seed)
+    n_random, n_prior, per_space = (6, 6, 4) if level == "quick" else (220, 160, 40)
+    pairs: list[tuple[Layer, str]] = [(s.layer(), "grid") for s in grid_kernels(level, max_macs=max_macs)]
+    pairs += [(s.layer(), "random") for s in random_kernels(n_random, rng, max_macs=max_macs)]
+    pairs += [(layer, "prior") for layer in prior_layers(n_prior, rng, archs_per_space=per_space, max_macs=max_macs)]
+    return unique_kernel_items(pairs)
+
+
+# ---- cold weights -------------------------------------------------------------------------------------------
+COLD_PREFIX = "cold;"
+#: Cycle through at least this many bytes of weights (twice a 32 MB last-level cache) in a cold measurement.
+COLD_TARGET_BYTES = 64 * 2**20
+#: Only layers with at least this many bytes of weights get a cold measurement (below, cold ≈ hot).
+COLD_MIN_WEIGHT_BYTES = 32 * 2**10
+COLD_MAX_COPIES = 64
+
+
+def cold_copies(weight_bytes: int, *, target_bytes: int = COLD_TARGET_BYTES, max_copies: int = COLD_MAX_COPIES) -> int:
+    """How many copies of a layer cycle through ``target_bytes`` of weights (at least 2, at most ``max_copies``)."""
+    if weight_bytes <= 0:
+        return 1
+    return int(min(max_copies, max(2, math.ceil(target_bytes / weight_bytes))))
+
+
+def cold_kernel_items(kernels: Sequence[BenchItem], *, min_weight_bytes: int = COLD_MIN_WEIGHT_BYTES,
+                      target_bytes: int = COLD_TARGET_BYTES) -> list[BenchItem]:
+    """Cold-weight twins (key ``cold;<layer key>``) of the kernels with at least ``min_weight_bytes`` of weights.
+
+    Inside a network, a layer's weights were last read one inference ago, and the rest of the network has been
+    through the caches since: a large network reads them from memory, while a micro-kernel timed in a loop finds
+    them in cache. The twin runs several copies in turn (tens of MB of weights in all) to measure the cold case;
+    the stacked model mixes hot and cold by the network's footprint (:func:`footprint_items`).
+    """
+    out = []
+    seen: set[str] = set()
+    for item in kernels:
+        layer = item.network.layers[0]
+        weight = layer.weight_bytes()
+        key = COLD_PREFIX + layer_key(layer)
+        if weight >= min_weight_bytes and key not in seen:
+            seen.add(key)
+            out.append(BenchItem(key, "kernel", item.network, "cold",
+                                 cold_copies(weight, target_bytes=target_bytes)))
+    return out
+
+
+FOOTPRINT_PREFIX = "footprint;"
+
+
+def footprint_items(level: Level) -> list[BenchItem]:
+    """Chains of identical 1×1 convolutions whose weights total from under a MB to over a hundred MB: timed in a
+    loop, each layer's weights come back after the whole chain has been through the caches, as in a network of
+    that footprint. Compared with the chain's layer measured hot and cold, they give how much of the cold penalty a
+    network of a given footprint pays (:class:`~nas_latency.models.layer_footprint.FootprintModel`)."""
+    settings = ([(128, 8, 4), (512, 4, 4), (512, 4, 64)] if level == "quick" else
+                [(128, 8, n) for n in (4, 16, 64)] + [(512, 4, n) for n in (2, 4, 8, 16, 32, 64, 128)]
+                + [(256, 8, n) for n in (8, 32, 128)])
+    out = []
+    for c, s, n in settings:
+        b = NetworkBuilder(f"{FOOTPRINT_PREFIX}conv1x1;c={c};s={s};n={n}")
+        x = b.input((1, c, s, s), name="x0")
+        for _ in range(n):
+            x = b.conv(x, c, 1)
+        network = b.build()
+        out.append(BenchItem(network.name, "block", network, "footprint"))
+    return out
+
+
+CONTEXT_PREFIX = "context;"
+
+
+def context_items(level: Level) -> list[BenchItem]:
+    """Chains of batch norm + ReLU (no weights) whose outputs total from under a MB to tens of MB: every output
+    stays alive until the end of the call, as in an IR module, so a long chain writes to memory that is not in cache
+    any more. Compared with the sum of their layers they give the context slowdown ``κ`` of a network of that
+    footprint."""
+    settings = ([(144, 32, 2), (144, 32, 16)] if level == "quick" else
+                [(144, 32, n) for n in (1, 4, 8, 16, 32, 64)] + [(384, 8, n) for n in (4, 16, 64)]
+                + [(32, 32, n) for n in (16, 64)])
+    out = []
+    for c, s, n in settings:
+        b = NetworkBuilder(f"{CONTEXT_PREFIX}bn_relu;c={c};s={s};n={n}")
+        x = b.input((1, c, s, s), name="x0")
+        for _ in range(n):
+            x = b.relu(b.batch_norm(x))
+        network = b.build()
+        out.append(BenchItem(network.name, "block", network, "context"))
+    return out
+
+
+# ---- calibration --------------------------------------------------------------------------------------------
+CALIBRATION_LENGTHS = (1, 3, 9, 27)
+
+
+def calibration_items() -> list[BenchItem]:
+    """Chains of 1, 3, 9 and 27 ReLUs on an ``(1, 8, 1, 1)`` tensor: the time of a chain is ``c + L·r``, and the
+    intercept ``c`` is the runtime's fixed cost per network call (:func:`call_overhead_ms`)."""
+    items = []
+    for length in CALIBRATION_LENGTHS:
+        b = NetworkBuilder(f"calibration;relu_chain;n={length}")
+        x = b.input((1, 8, 1, 1), name="x0")
+        for _ in range(length):
+            x = b.relu(x)
+        network = b.build()
+        items.append(BenchItem(network.name, "calibration", network, "calibration"))
+    return items
+
+
+def call_overhead_ms(lengths: Sequence[int], times_ms: Sequence[float]) -> float:
+    """The intercept of the least-squares line through ``(chain length, time)``, never negative and never more
+    than the shortest chain's time."""
+    x = np.asarray(lengths, dtype=np.float64)
+    y = np.asarray(times_ms, dtype=np.float64)
+    if len(x) < 2 or len(x) != len(y):
+        raise InvalidInputError(f"calibration needs at least two chain lengths with times, got {list(lengths)}")
+    slope, intercept = np.polyfit(x, y, 1)
+    return float(min(max(intercept, 0.0), float(y[np.argmin(x)])))
+
+
+# ---- blocks -------------------------------------------------------------------------------------------------
+def _block(name: str, build: Callable[[NetworkBuilder, str], str], shape: tuple[int, ...]) -> BenchItem:
+    b = NetworkBuilder(name)
+    x = b.input(shape, name="x0")
+    out = build(b, x)
+    network = b.build([out])
+    return BenchItem(f"block;{name}", "block", network, "block:" + name.split(";")[0])
+
+
+def _conv_bn_act(b: NetworkBuilder, x: str, cout: int, k: int, s: int, *, groups: int = 1,
+                 act: OpKind | None = OpKind.RELU) -> str:
+    x = b.conv(x, cout, k, stride=s, padding=(k - 1) // 2, groups=groups)
+    x = b.batch_norm(x)
+    return b.activation(x, act) if act is not None else x
+
+
+def block_items(level: Level, *, seed: int = 0) -> list[BenchItem]:
+    """Multi-layer blocks for the mapping model (a handful for ``quick``)."""
+    from search_spaces.fbnet.codec import BLOCKS as FBNET_BLOCKS
+    from search_spaces.fbnet.ir_builder import add_block
+    from search_spaces.fbnet.macro import SLOTS
+    from search_spaces.nasbench201.codec import OPS
+    from search_spaces.nasbench201.ir_builder import add_cell, add_head, add_reduction
+
+    rng = np.random.default_rng(seed + 17)
+    items: list[BenchItem] = []
+    quick = level == "quick"
+
+    conv_bn_relu = [(16, 16, 32, 3, 1), (64, 64, 8, 3, 1)] if quick else [
+        (16, 16, 32, 3, 1), (32, 32, 16, 3, 1), (64, 64, 8, 3, 1), (16, 32, 32, 1, 1), (64, 128, 8, 1, 1),
+        (128, 128, 8, 3, 1), (3, 16, 32, 3, 1), (256, 256, 4, 3, 1), (64, 64, 56, 3, 1), (3, 64, 224, 7, 2),
+        (32, 64, 32, 3, 2), (512, 512, 4, 3, 1)]
+    for cin, cout, s, k, st in conv_bn_relu:
+        items.append(_block(f"conv_bn_relu;{cin}-{cout};s={s};k={k};st={st}",
+                            lambda b, x, cout=cout, k=k, st=st: _conv_bn_act(b, x, cout, k, st), (1, cin, s, s)))
+    relu_conv_bn = [(16, 32, 3)] if quick else [(16, 32, 1), (16, 32, 3), (32, 16, 1), (32, 16, 3), (64, 8, 1),
+                                                (64, 8, 3)]
+    for c, s, k in relu_conv_bn:
+        def build(b: NetworkBuilder, x: str, c: int = c, k: int = k) -> str:
+            x = b.relu(x)
+            x = b.conv(x, c, k, padding=(k - 1) // 2)
+            return b.batch_norm(x)
+        items.append(_block(f"relu_conv_bn;{c};s={s};k={k}", build, (1, c, s, s)))
+    if not quick:
+        for c, s, k, st, act in ((32, 56, 3, 1, OpKind.RELU6), (96, 56, 3, 2, OpKind.RELU6),
+                                 (144, 28, 3, 1, OpKind.RELU6), (384, 14, 3, 1, OpKind.RELU6),
+                                 (64, 16, 5, 1, OpKind.RELU)):
+            def build(b: NetworkBuilder, x: str, c: int = c, k: int = k, st: int = st, act: OpKind = act) -> str:
+                x = _conv_bn_act(b, x, c, k, st, groups=c, act=act)
+                return _conv_bn_act(b, x, max(16, c // 4), 1, 1, act=None)
+            items.append(_block(f"dw_pw;{c};s={s};k={k};st={st};{act.value}", build, (1, c, s, s)))
+        for c, s, st in ((64, 8, 1), (32, 16, 1), (16, 32, 1), (64, 16, 2), (128, 8, 2), (256, 4, 1)):
+            def build(b: NetworkBuilder, x: str, c: int = c, st: int = st) -> str:
+                cout = c * st
+                y = _conv_bn_act(b, x, cout, 3, st)
+                y = _conv_bn_act(b, y, cout, 3, 1, act=None)
+                short = _conv_bn_act(b, x, cout, 1, st, act=None) if st != 1 else x
+                return b.relu(b.add(y, short))
+            items.append(_block(f"basic_block;{c};s={s};st={st}", build, (1, c, s, s)))
+        for c, s in ((16, 32), (64, 8), (128, 4)):
+            def build(b: NetworkBuilder, x: str, c: int = c) -> str:
+                x = _conv_bn_act(b, x, c, 3, 1)
+                return b.max_pool(x, 2, stride=2)
+            items.append(_block(f"conv_pool;{c};s={s}", build, (1, c, s, s)))
+    # FBNet blocks at their real slots
+    fb_choices = [(5, "k3_e3")] if quick else [
+        (int(i), str(FBNET_BLOCKS[int(j)])) for i, j in zip(rng.choice(len(SLOTS), 14), rng.choice(8, 14))]
+    for slot_index, block in fb_choices:
+        slot = SLOTS[slot_index]
+
+        def build(b: NetworkBuilder, x: str, block: str = block, slot=slot) -> str:  # noqa: ANN001
+            return add_block(b, x, block, slot)
+        items.append(_block(f"fbnet_block;{block};slot={slot_index}", build,
+                            (1, slot.in_channels, slot.in_size, slot.in_size)))
+    # NAS-Bench-201 cells and reductions
+    cell_settings = [(16, 32)] if quick else [(16, 32), (32, 16), (64, 8)] * 4
+    for c, s in cell_settings:
+        ops = tuple(str(OPS[int(i)]) for i in rng.choice(len(OPS), 6))
+
+        def build(b: NetworkBuilder, x: str, ops: tuple[str, ...] = ops) -> str:
+            return add_cell(b, x, ops, "cell")
+        items.append(_block(f"nb201_cell;{c};s={s};{'-'.join(ops)}", build, (1, c, s, s)))
+    if not quick:
+        for c, s in ((16, 32), (32, 16)):
+            items.append(_block(f"nb201_reduction;{c};s={s}", lambda b, x, c=c: add_reduction(b, x, 2 * c, "red"),
+                                (1, c, s, s)))
+    heads = [(64, 8, 10)] if quick else [(64, 8, 10), (352, 4, 100), (512, 1, 100), (1280, 7, 1000), (512, 7, 1000)]
+    for c, s, classes in heads:
+        def build(b: NetworkBuilder, x: str, classes: int = classes) -> str:
+            x = b.global_avg_pool(x)
+            x = b.flatten(x)
+            return b.linear(x, classes)
+        items.append(_block(f"head;{c};s={s};classes={classes}", build, (1, c, s, s)))
+    if not quick:
+        items.append(_block("nb201_head;64;s=8", lambda b, x: add_head(b, x, 10), (1, 64, 8, 8)))
+    seen: set[str] = set()
+    unique = []
+    for item in items:
+        if item.key not in seen:
+            seen.add(item.key)
+            unique.append(item)
+    return unique
+
+
+BLOCK_LAYER_PREFIX = "blocklayer;"
+
+
+def with_block_layers(blocks: Sequence[BenchItem]) -> list[BenchItem]:
+    """Each block followed by its layers as micro-kernels (keys ``blocklayer;<layer key>``, each layer once), so
+    that a sweep measures a block and its layers seconds apart: the mapping model compares them under the same
+    machine load."""
+    seen: set[str] = set()
+    out: list[BenchItem] = []
+    for block in blocks:
+        out.append(block)
+        for layer in block.network.layers:
+            key = BLOCK_LAYER_PREFIX + layer_key(layer)
+            if key not in seen:
+                seen.add(key)
+                out.append(BenchItem(key, "kernel", kernel_network(layer), "block_layer"))
+    return out
+
+
+# ---- whole networks -------------------------------------------------------------------------------------------
+def space_network_items(space_name: str, archs: Sequence[str]) -> list[BenchItem]:
+    from search_spaces import get_space
+
+    space = get_space(space_name)
+    return [BenchItem(space.canonical(a), "network", space.to_ir(space.canonical(a)), f"space:{space.name}")
+            for a in archs]
+
+
+def flops_span(items: Sequence[BenchItem]) -> tuple[float, float]:
+    macs = [item.network.macs for item in items]
+    return (float(min(macs)), float(max(macs))) if macs else (math.nan, math.nan)

@@ -1,0 +1,618 @@
+"""Typed gRPC client of the nas-latency server, with the interface of the embedded :class:`~nas_latency.predictor.Predictor`.
+
+>>> from nas_latency.client import LatencyClient
+>>> with LatencyClient("127.0.0.1:50051") as client:            # doctest: +SKIP
+...     archs = client.signature_set("nasbench201", 10)
+...     client.register_device("pixel4", "nasbench201", measured)  # {arch: latency_ms}
+...     latency_ms = client.predict("nasbench201", archs, device="pixel4")   # numpy array, ms
+
+What the two share (``signature_set``, ``register_device``, ``device``, ``devices``, ``remove_device``,
+``predict``, ``train``, ``spaces``, ``store.get_device`` / ``store.list_artifacts``) takes the same arguments and
+returns the same values; a server error is raised as the same typed exception (``NotFoundError``,
+``InvalidInputError``, ...) with the same ``reason``, read from the status's ``google.rpc.ErrorInfo``. The client
+adds what only a server has: :meth:`LatencyClient.predict_detailed` (uncertainty, the estimator's name, the
+nearest known devices), :meth:`LatencyClient.predict_networks` (layer tables and ONNX models),
+:meth:`LatencyClient.stream_predict` and :meth:`LatencyClient.contribute_measurements`.
+
+The errors only a remote call can meet (a missing or wrong token, an exceeded limit or deadline, an unreachable
+server) are defined here, as part of the one hierarchy under :class:`~nas_latency.errors.NasLatencyError`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Literal, Mapping, Sequence
+
+import grpc
+import numpy as np
+
+from nas_latency.errors import (
+    ConflictError,
+    DeadlineExceededError,
+    FailedPreconditionError,
+    InvalidInputError,
+    LimitExceededError,
+    NasLatencyError,
+    NotFoundError,
+    PermissionDeniedError,
+    ServerUnavailableError,
+    StoreUnavailableError,
+    UnauthenticatedError,
+    UnsupportedOperatorError,
+)
+
+if TYPE_CHECKING:
+    from nas_latency.ir import Network as IRNetwork
+    from nas_latency.device_info import DeviceInfo
+    from nas_latency.store.types import ArtifactInfo, Device, DeviceSummary, MeasurementRow
+    from nas_latency.v1 import resources_pb2
+
+#: ``ErrorInfo.domain`` of every error the server sends
+ERROR_DOMAIN = "nas-latency"
+#: the deadline of every call unless the client is given another (seconds)
+DEFAULT_TIMEOUT_S = 300.0
+#: largest message the client sends or accepts (bytes); the server has its own limit
+DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+TOKEN_ENV = "NAS_LATENCY_TOKEN"
+
+
+# reason -> class, for reasons that name a class of their own
+_REASON_CLASSES: dict[str, type[NasLatencyError]] = {
+    cls.reason: cls
+    for cls in (InvalidInputError, UnsupportedOperatorError, LimitExceededError, NotFoundError, ConflictError,
+                FailedPreconditionError, StoreUnavailableError, UnauthenticatedError, PermissionDeniedError,
+                DeadlineExceededError)
+}
+# status code -> class, for any other reason (the reason is kept on the instance)
+_CODE_CLASSES: dict[grpc.StatusCode, type[NasLatencyError]] = {
+    grpc.StatusCode.INVALID_ARGUMENT: InvalidInputError,
+    grpc.StatusCode.OUT_OF_RANGE: InvalidInputError,
+    grpc.StatusCode.NOT_FOUND: NotFoundError,
+    grpc.StatusCode.ALREADY_EXISTS: ConflictError,
+    grpc.StatusCode.ABORTED: ConflictError,
+    grpc.StatusCode.FAILED_PRECONDITION: FailedPreconditionError,
+    grpc.StatusCode.UNAUTHENTICATED: UnauthenticatedError,
+    grpc.StatusCode.PERMISSION_DENIED: PermissionDeniedError,
+    grpc.StatusCode.DEADLINE_EXCEEDED: DeadlineExceededError,
+    grpc.StatusCode.UNAVAILABLE: ServerUnavailableError,
+    grpc.StatusCode.CANCELLED: ServerUnavailableError,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: LimitExceededError,
+}
+
+
+def error_from_rpc(error: grpc.RpcError) -> NasLatencyError:
+    """The typed exception for a failed call: the class its ErrorInfo reason names, else the class of its status
+    code (for reasons of subclasses, e.g. MODEL_NOT_FITTED, and statuses without ErrorInfo), with the reason and
+    message kept."""
+    from grpc_status import rpc_status
+
+    code = error.code() if hasattr(error, "code") else grpc.StatusCode.UNKNOWN
+    message = (error.details() if hasattr(error, "details") else None) or str(code)
+    reason: str | None = None
+    metadata: dict[str, str] = {}
+    try:
+        status = rpc_status.from_call(error)  # type: ignore[arg-type]
+    except Exception:  # a status whose details do not parse: fall back on the code
+        status = None
+    if status is not None:
+        from google.rpc import error_details_pb2
+
+        for detail in status.details:
+            if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+                info = error_details_pb2.ErrorInfo()
+                detail.Unpack(info)
+                if info.domain == ERROR_DOMAIN:
+                    reason, metadata = info.reason, dict(info.metadata)
+                    break
+    # the reason names the class when the server is ours (the domain matched); else the code decides
+    cls = _REASON_CLASSES.get(reason or "") or _CODE_CLASSES.get(code, NasLatencyError)
+    if cls is UnsupportedOperatorError:
+        exc: NasLatencyError = UnsupportedOperatorError(message, node=metadata.get("node", ""),
+                                                        operator=metadata.get("operator", ""))
+    elif cls is LimitExceededError:
+        exc = LimitExceededError(
+            message, limit=metadata.get("limit", "max_message_bytes"),
+            value=int(metadata["value"]) if metadata.get("value", "").isdigit() else None,
+            maximum=int(metadata["maximum"]) if metadata.get("maximum", "").isdigit() else None,
+            reason=reason or ("MESSAGE_TOO_LARGE" if code is grpc.StatusCode.RESOURCE_EXHAUSTED else None),
+        )
+    else:
+        exc = cls(message)
+    if reason:
+        exc.reason = reason
+    exc.status_code = code  # type: ignore[attr-defined]
+    return exc
+
+
+# ---- results that only the server gives ----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class NearestDevice:
+    """A known device close to the one a prediction is for."""
+
+    name: str
+    kind: Literal["registered", "bundled"]
+    #: RMS over the space's signature archs of ln(latency of the requested device / latency of this one)
+    rms_log_ratio: float
+
+
+@dataclass(frozen=True)
+class RemotePrediction:
+    """Latencies (ms, in input order) and what the server says about them."""
+
+    latency_ms: np.ndarray
+    #: standard deviation of ln(latency) per input, when asked for and the model has one
+    latency_log_std: np.ndarray | None
+    #: the estimator: ``builtin:<spec>`` for space archs, ``macs_loglinear`` for arbitrary networks
+    model: str
+    #: devices with the same key share one adapted model
+    signature_key: str
+    nearest_devices: tuple[NearestDevice, ...]
+
+
+@dataclass(frozen=True)
+class ContributionResult:
+    """Outcome of :meth:`LatencyClient.contribute_measurements`."""
+
+    inserted: int
+    replaced: int
+    duplicate_request: bool
+    device: "DeviceInfo"
+    model_refitted: bool
+
+
+@dataclass(frozen=True)
+class TrainedModel:
+    """What :meth:`LatencyClient.train` returns: the fields of a built-in bundle a caller reads remotely."""
+
+    space: str
+    model_spec: str
+    training_devices: list[str]
+    version: int
+
+
+@dataclass(frozen=True)
+class AdaptedModelInfo:
+    """An adapted model the answering server holds (devices with one signature share it)."""
+
+    space: str
+    signature_key: str
+    device_names: tuple[str, ...]
+    n_measurements: int
+
+
+# ---- conversions shared with the server ----------------------------------------------------------------------------
+_KINDS = {1: "registered", 2: "bundled"}
+_LAYER_TUPLES = ("kernel", "stride", "padding", "dilation")
+_LAYER_OPTIONAL = ("groups", "bias", "affine", "count_include_pad", "ceil_mode", "axis")
+
+
+def measurement_lists(measurements: Mapping[str, float] | Any) -> tuple[list[str], list[float]]:
+    """``(archs, latency_ms)`` of a mapping arch → ms or a :class:`~nas_latency.measurements.MeasuredArchs`."""
+    if hasattr(measurements, "archs") and hasattr(measurements, "latency_ms"):
+        return list(measurements.archs), [float(v) for v in measurements.latency_ms]
+    if isinstance(measurements, Mapping):
+        archs = list(measurements.keys())
+        values = []
+        for arch in archs:
+            try:
+                values.append(float(measurements[arch]))
+            except (TypeError, ValueError):
+                raise InvalidInputError(f"measurement of {arch!r}: latency_ms {measurements[arch]!r} is not a number") from None
+        return archs, values
+    raise InvalidInputError(f"measurements must be a mapping arch -> latency_ms, got {type(measurements).__name__}")
+
+
+def layer_table_message(table: Mapping[str, Any]) -> "resources_pb2.LayerTable":
+    """A layer-table dict (the JSON format, e.g. :func:`nas_latency.ir.network_to_dict`) as a message."""
+    from nas_latency.v1 import resources_pb2 as r
+
+    try:
+        message = r.LayerTable(
+            name=str(table.get("name", "")),
+            inputs=[r.TensorSpec(name=str(s["name"]), shape=list(s["shape"])) for s in table.get("inputs", [])],
+            outputs=list(table.get("outputs", [])),
+        )
+        for item in table.get("layers", []):
+            layer = message.layers.add(name=str(item["name"]), op=str(item["op"]), inputs=list(item["inputs"]),
+                                       output_shape=list(item["output_shape"]))
+            for shape in item.get("input_shapes", []):
+                layer.input_shapes.add(dims=list(shape))
+            for key in _LAYER_TUPLES:
+                if item.get(key) is not None:
+                    getattr(layer, key).extend(item[key])
+            for key in _LAYER_OPTIONAL:
+                if item.get(key) is not None:
+                    setattr(layer, key, item[key])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InvalidInputError(f"layer table {table.get('name', '')!r} cannot be sent: {exc!r}") from None
+    return message
+
+
+def layer_table_dict(message: "resources_pb2.LayerTable") -> dict[str, Any]:
+    """A layer-table message as the dict :func:`nas_latency.ir.network_from_dict` validates."""
+    layers = []
+    for layer in message.layers:
+        item: dict[str, Any] = {"name": layer.name, "op": layer.op, "inputs": list(layer.inputs),
+                                "output_shape": list(layer.output_shape)}
+        if len(layer.input_shapes):
+            item["input_shapes"] = [list(s.dims) for s in layer.input_shapes]
+        for key in _LAYER_TUPLES:
+            values = getattr(layer, key)
+            if len(values):
+                item[key] = list(values)
+        for key in _LAYER_OPTIONAL:
+            if layer.HasField(key):
+                item[key] = getattr(layer, key)
+        layers.append(item)
+    return {
+        "name": message.name or "network",
+        "inputs": [{"name": s.name, "shape": list(s.shape)} for s in message.inputs],
+        "layers": layers,
+        "outputs": list(message.outputs),
+    }
+
+
+def _timestamp(ts: Any) -> datetime:
+    return ts.ToDatetime(tzinfo=timezone.utc)
+
+
+def _device_info(name: str, space: str, description: str, n_measurements: int) -> "DeviceInfo":
+    from nas_latency.device_info import DeviceInfo
+
+    return DeviceInfo(name, space, description, int(n_measurements))
+
+
+def _device_info_from_message(message: Any) -> "DeviceInfo":
+    return _device_info(message.name, message.space, message.description, message.n_measurements)
+
+
+def _artifact_info(message: Any) -> "ArtifactInfo":
+    from nas_latency.store.types import ArtifactInfo
+
+    manifest = json.loads(message.manifest_json) if message.manifest_json else {}
+    return ArtifactInfo(message.space, message.name, int(message.version), message.kind, manifest,
+                        int(message.size_bytes), message.sha256, _timestamp(message.create_time))
+
+
+class RemoteStore:
+    """The read side of :attr:`Predictor.store` that a remote caller may use, answered by the server."""
+
+    def __init__(self, client: "LatencyClient") -> None:
+        self._client = client
+
+    @property
+    def url(self) -> str:
+        return f"grpc://{self._client.address}"
+
+    def get_device(self, name: str) -> "Device":
+        from nas_latency.store.types import Device
+
+        message = self._client._get_device(name)
+        return Device(message.name, message.description, json.loads(message.metadata_json or "{}"),
+                      _timestamp(message.create_time), _timestamp(message.update_time))
+
+    def list_devices(self, space: str | None = None) -> list["DeviceSummary"]:
+        from nas_latency.store.types import DeviceSummary
+
+        return [DeviceSummary(d.name, d.description, _timestamp(d.create_time), dict(sorted(d.measurement_counts.items())))
+                for d in self._client._list_devices(space)]
+
+    def list_artifacts(self, space: str | None = None, *, latest_only: bool = False) -> list["ArtifactInfo"]:
+        infos = [_artifact_info(m) for m in self._client._list_models(space).models]
+        if latest_only:
+            latest: dict[tuple[str, str], int] = {}
+            for info in infos:
+                latest[(info.space, info.name)] = max(latest.get((info.space, info.name), 0), info.version)
+            infos = [i for i in infos if i.version == latest[(i.space, i.name)]]
+        return infos
+
+
+# ---- the client ----------------------------------------------------------------------------------------------------
+class LatencyClient:
+    """A connection to a nas-latency server (``HOST:PORT``). Thread-safe; use as a context manager or ``close()``.
+
+    ``token`` (or the content of ``token_file``, or ``$NAS_LATENCY_TOKEN``) is sent as ``authorization: Bearer``
+    metadata; servers started with ``--token-file`` need it for writes. ``tls_ca_file`` switches to TLS, trusting
+    that CA (or the system roots with ``tls=True``). Every call has a deadline of ``timeout_s`` seconds (``None`` =
+    none); ``wait_for_ready`` makes calls wait for a server that is not up yet (within the deadline) instead of
+    failing at once.
+    """
+
+    def __init__(self, address: str, *, token: str | None = None, token_file: str | Path | None = None,
+                 timeout_s: float | None = DEFAULT_TIMEOUT_S, tls: bool = False, tls_ca_file: str | Path | None = None,
+                 tls_server_name: str | None = None, wait_for_ready: bool = False,
+                 max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> None:
+        from nas_latency.v1 import latency_service_pb2_grpc
+
+        if not isinstance(address, str) or ":" not in address:
+            raise InvalidInputError(f"server address must be HOST:PORT, got {address!r}")
+        self.address = address
+        if token is None and token_file is not None:
+            try:
+                token = Path(token_file).read_text().strip()
+            except OSError as exc:
+                raise InvalidInputError(f"{token_file}: cannot read the token file ({exc.strerror})") from None
+        if token is None:
+            token = os.environ.get(TOKEN_ENV) or None
+        self._metadata: tuple[tuple[str, str], ...] = (("authorization", f"Bearer {token}"),) if token else ()
+        self.timeout_s = timeout_s
+        self.wait_for_ready = wait_for_ready
+        options = [("grpc.max_receive_message_length", max_message_bytes),
+                   ("grpc.max_send_message_length", max_message_bytes)]
+        if tls_server_name:
+            options.append(("grpc.ssl_target_name_override", tls_server_name))
+        if tls or tls_ca_file is not None:
+            root = Path(tls_ca_file).read_bytes() if tls_ca_file is not None else None
+            self._channel = grpc.secure_channel(address, grpc.ssl_channel_credentials(root_certificates=root), options)
+        else:
+            self._channel = grpc.insecure_channel(address, options)
+        self._stub = latency_service_pb2_grpc.LatencyServiceStub(self._channel)
+        self.store = RemoteStore(self)
+
+    # ---- lifecycle -------------------------------------------------------------------------------------------------
+    def close(self) -> None:
+        self._channel.close()
+
+    def __enter__(self) -> "LatencyClient":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"LatencyClient({self.address!r})"
+
+    def wait_until_serving(self, timeout_s: float = 60.0, service: str = "") -> None:
+        """Block until the server's health check says SERVING (models loaded); :class:`DeadlineExceededError`."""
+        import time
+
+        from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+        stub = health_pb2_grpc.HealthStub(self._channel)
+        end = time.monotonic() + timeout_s
+        last = "no answer"
+        while True:
+            remaining = end - time.monotonic()
+            if remaining <= 0:
+                raise DeadlineExceededError(f"server {self.address} not SERVING after {timeout_s} s ({last})")
+            try:
+                reply = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=min(remaining, 5.0),
+                                   wait_for_ready=True)
+                if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+                last = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+            except grpc.RpcError as exc:
+                last = f"{exc.code().name}: {exc.details()}"
+            time.sleep(min(0.05, max(remaining, 0)))
+
+    def _call(self, method: Callable[..., Any], request: Any, timeout_s: float | None = None) -> Any:
+        try:
+            return method(request, timeout=timeout_s if timeout_s is not None else self.timeout_s,
+                          metadata=self._metadata, wait_for_ready=self.wait_for_ready)
+        except grpc.RpcError as exc:
+            raise error_from_rpc(exc) from None
+
+    # ---- spaces and models -----------------------------------------------------------------------------------------
+    def spaces(self) -> list[str]:
+        return [s.name for s in self.space_infos()]
+
+    def space_infos(self) -> list[Any]:
+        """``nas_latency.v1.SpaceInfo`` messages: name, input shape, whether the model is loaded..."""
+        from nas_latency.v1 import latency_service_pb2 as pb
+
+        return list(self._call(self._stub.ListSpaces, pb.ListSpacesRequest()).spaces)
+
+    def signature_set(self, space: str, size: int) -> list[str]:
+        """The architectures a new device should measure, most informative first."""
+        from nas_latency.v1 import latency_service_pb2 as pb
+
+        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+            raise InvalidInputError(f"signature size must be at least 1, got {size!r}")
+        return list(self._call(self._stub.GetSignatureSet, pb.GetSignatureSetRequest(space=space, size=size)).archs)
+
+    def train(self, space: str, *, model_spec: str | None = None, exclude_devices: Sequence[str] = ()) -> TrainedModel:
+        """Retrain the space's built-in model on the server (on every device in its store with enough data, minus
+        ``exclude_devices``); every replica picks up the new version."""
+        from nas_latency.v1 import latency_service_pb2 as pb
+
+        request = pb.TrainModelRequest(space=space, model_spec=model_spec or "", exclude_devices=list(exclude_devices))
+        reply = self._call(self._stub.TrainModel, request, timeout_s=max(self.timeout_s or 0, 3600.0))
+        return TrainedModel(reply.model.space, reply.model.model_spec, list(reply.training_devices),
+                            int(reply.model.version))
+
+    def _list_models(self, space: str | None) -> Any:
+        from nas_latency.v1 import latency_service_pb2 as pb
+
+        return self._call(self._stub.ListModels, pb.ListModelsRequest(space=space or ""))
+
+    def models(self, space: str | None = None) -> list["ArtifactInfo"]:
+        """Stored model artifacts (as ``Store.list_artifacts``)."""
+        return self.store.list_artifacts(space)
+
+    def adapted_models(self, space: str | None = None) -> list[AdaptedModelInfo]:
+        """Adapted models the answering server holds in memory."""
+        return [AdaptedModelInfo(m.space, m.signature_key, tuple(m.device_names), int(m.n_measurements))
+                for m in self._list_models(space).adapted_models]
+
+    # ---- devices -----------------------------------------------------------------------------------------------------
+    def register_device(self, name: str, space: str, measurements: Mapping[str, float] | Any, *,
+                        description: str | None = None) -> "DeviceInfo":
+        """Register (or re-register) ``name`` in ``space``; the measurements replace its registered ones there."""
+        from nas_latency.v1 import latency_service_pb2 as pb
+        from nas_latency.v1 import resources_pb2 as r
+
+        archs, values = measurement_lists(measurements)
+        request = pb.RegisterDeviceRequest(name=name, space=space, measurements=r.Measurements(archs=archs, latency_ms=values))
+        if description is not None:
+            request.description = description
+        return _device_info_from_message(self._call(self._stub.RegisterDevice, request).device)
+
+    def contribute_measurements(self, device: str, space: str,
+                                measurements: Mapping[str, float] | Iterable["MeasurementRow"], *,
+                                request_id: str | None = None,
+                                environment: Mapping[str, Any] | None = None) -> ContributionResult:
+        """Add measurements of a registered device (committed before this returns; refits its model).
+
+        Give a ``request_id`` (a UUID) to make retries safe: the same id again writes nothing and returns the first
+        answer with ``duplicate_request=True``; the same id with other content raises :class:`ConflictError`.
+        """
+        from nas_latency.v1 import latency_service_pb2 as pb
+        from nas_latency.v1 import resources_pb2 as r
+
+        records = []
+        if isinstance(measurements, Mapping):
+            archs, values = measurement_lists(measurements)
+            records = [r.MeasurementRecord(arch=a, latency_ms=v) for a, v in zip(archs, values)]
+        else:
+            for row in measurements:
+                record = r.MeasurementRecord(arch=row.arch, latency_ms=float(row.latency_ms))
+                for key in ("n_runs", "iqr_ms", "cv"):
+                    if getattr(row, key, None) is not None:
+                        setattr(record, key, getattr(row, key))
+                records.append(record)
+        request = pb.ContributeMeasurementsRequest(
+            device=device, space=space, measurements=records, request_id=request_id or "",
+            environment_json=json.dumps(dict(environment)) if environment else "",
+        )
+        reply = self._call(self._stub.ContributeMeasurements, request)
+        return ContributionResult(int(reply.inserted), int(reply.replaced), bool(reply.duplicate_request),
+                                  _device_info_from_message(reply.device), bool(reply.model_refitted))
+
+    def _get_device(self, name: str, space: str | None = None) -> Any:
+        from nas_latency.v1 import latency_service_pb2 as pb
+
+        return self._call(self._stub.GetDevice, pb.GetDeviceRequest(name=name, space=space or "")).device
+
+    def _list_devices(self, space: str | None) -> list[Any]:
+        from nas_latency.v1 import latency_service_pb2 as pb
+
+        return list(self._call(self._stub.ListDevices, pb.ListDevicesRequest(space=space or "")).devices)
+
+    def device(self, name: str, space: str) -> "DeviceInfo":
+        message = self._get_device(name, space)
+        return _device_info(message.name, space, message.description, message.measurement_counts.get(space, 0))
+
+    def devices(self, space: str | None = None) -> list["DeviceInfo"]:
+        infos = []
+        for message in self._list_devices(space):
+            for name, count in sorted(message.measurement_counts.items()):
+                if space is None or name == space:
+                    infos.append(_device_info(message.name, name, message.description, count))
+        return infos
+
+    def remove_device(self, name: str) -> None:
+        from nas_latency.v1 import latency_service_pb2 as pb
+
+        self._call(self._stub.RemoveDevice, pb.RemoveDeviceRequest(name=name))
+
+    # ---- prediction ------------------------------------------------------------------------------------------------
+    @staticmethod
+    def _selector(device: str | None, signature: Mapping[str, float] | Any | None) -> Any:
+        from nas_latency.v1 import resources_pb2 as r
+
+        if (device is None) == (signature is None):
+            raise InvalidInputError("give exactly one of device (a registered name) or signature (measurements)")
+        if device is not None:
+            return r.DeviceSelector(name=device)
+        archs, values = measurement_lists(signature)
+        return r.DeviceSelector(signature=r.Measurements(archs=archs, latency_ms=values))
+
+    @staticmethod
+    def _prediction(reply: Any) -> RemotePrediction:
+        n = len(reply.latency_ms)
+        latency = np.fromiter(reply.latency_ms, dtype=np.float64, count=n)
+        std = np.fromiter(reply.latency_log_std, dtype=np.float64, count=n) if len(reply.latency_log_std) else None
+        nearest = tuple(NearestDevice(d.name, _KINDS.get(d.kind, "registered"), d.rms_log_ratio)  # type: ignore[arg-type]
+                        for d in reply.nearest_devices)
+        return RemotePrediction(latency, std, reply.model, reply.signature_key, nearest)
+
+    def _predict_request(self, space: str, archs: Sequence[str], device: str | None,
+                         signature: Mapping[str, float] | Any | None, include_uncertainty: bool) -> Any:
+        from nas_latency.v1 import latency_service_pb2 as pb
+
+        if isinstance(archs, str):
+            raise InvalidInputError("archs must be a sequence of architecture ids, not one string")
+        return pb.PredictRequest(space=space, device=self._selector(device, signature), archs=archs,
+                                 include_uncertainty=include_uncertainty)
+
+    def predict(self, space: str, archs: Sequence[str], *, device: str | None = None,
+                signature: Mapping[str, float] | Any | None = None) -> np.ndarray:
+        """Latency in ms of each arch, in order, on ``device`` (registered) or the device of ``signature``."""
+        request = self._predict_request(space, archs, device, signature, False)
+        reply = self._call(self._stub.Predict, request)
+        return np.fromiter(reply.latency_ms, dtype=np.float64, count=len(reply.latency_ms))
+
+    def predict_detailed(self, space: str, archs: Sequence[str], *, device: str | None = None,
+                         signature: Mapping[str, float] | Any | None = None,
+                         include_uncertainty: bool = False) -> RemotePrediction:
+        """:meth:`predict` with the estimator's name, the nearest known devices and (if asked) uncertainties."""
+        request = self._predict_request(space, archs, device, signature, include_uncertainty)
+        return self._prediction(self._call(self._stub.Predict, request))
+
+    def predict_networks(self, space: str, networks: Sequence["IRNetwork | bytes | Mapping[str, Any]"], *,
+                         device: str | None = None, signature: Mapping[str, float] | Any | None = None) -> RemotePrediction:
+        """Latencies of arbitrary networks: IR networks or layer-table dicts (sent as layer tables) or ONNX model
+        bytes. The device's measurements in ``space`` adapt the estimator, named in the result's ``model``."""
+        from nas_latency.v1 import latency_service_pb2 as pb
+        from nas_latency.v1 import resources_pb2 as r
+
+        messages = []
+        for net in networks:
+            if isinstance(net, (bytes, bytearray, memoryview)):
+                messages.append(r.Network(onnx_model=bytes(net)))
+            elif isinstance(net, Mapping):
+                messages.append(r.Network(name=str(net.get("name", "")), layer_table=layer_table_message(net)))
+            else:
+                from nas_latency.ir import network_to_dict
+
+                messages.append(r.Network(name=net.name, layer_table=layer_table_message(network_to_dict(net))))
+        request = pb.PredictRequest(space=space, device=self._selector(device, signature), networks=messages)
+        return self._prediction(self._call(self._stub.Predict, request))
+
+    def stream_predict(self, batches: Iterable[Sequence[str]], *, space: str, device: str | None = None,
+                       signature: Mapping[str, float] | Any | None = None,
+                       timeout_s: float | None = None) -> Iterator[np.ndarray]:
+        """Predict batch after batch over one bidirectional stream (for search loops); yields one array per batch,
+        in order. ``timeout_s`` bounds the whole stream (default: no deadline)."""
+        from nas_latency.v1 import latency_service_pb2 as pb
+
+        selector = self._selector(device, signature)
+
+        def requests() -> Iterator[Any]:
+            for i, archs in enumerate(batches):
+                if isinstance(archs, str):
+                    raise InvalidInputError("each batch must be a sequence of architecture ids, not one string")
+                yield pb.StreamPredictRequest(sequence_id=i, predict=pb.PredictRequest(space=space, device=selector,
+                                                                                      archs=archs))
+
+        call = self._stub.StreamPredict(requests(), timeout=timeout_s, metadata=self._metadata,
+                                        wait_for_ready=self.wait_for_ready)
+        try:
+            for reply in call:
+                values = reply.predict.latency_ms
+                yield np.fromiter(values, dtype=np.float64, count=len(values))
+        except grpc.RpcError as exc:
+            raise error_from_rpc(exc) from None
+        finally:
+            call.cancel()
+
+
+__all__ = [
+    "AdaptedModelInfo",
+    "ContributionResult",
+    "DeadlineExceededError",
+    "LatencyClient",
+    "LimitExceededError",
+    "NearestDevice",
+    "PermissionDeniedError",
+    "RemotePrediction",
+    "RemoteStore",
+    "ServerUnavailableError",
+    "TrainedModel",
+    "UnauthenticatedError",
+    "error_from_rpc",
+]

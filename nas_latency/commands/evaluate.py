@@ -1,0 +1,232 @@
+"""``nas-latency evaluate``: leave-device-out evaluation of cross-device models on the bundled measurements.
+
+Per-device table and means on stdout (``--format table|json|csv``), progress on stderr, and a report in
+``--out``: ``evaluate_<space>_k<K>.md``, ``.json`` and a predicted-vs-measured ``.png`` of the best model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from typing import Any, Callable
+
+from nas_latency.commands.common import add_format_argument, write_rows
+from nas_latency.errors import InvalidInputError
+
+#: The baseline every run includes (its row is always in the table).
+BASELINE_MODEL = "flops_xdev"
+#: Compared by default, besides the baseline and the model the space ships.
+DEFAULT_MODELS = ("nnls_mix", "blr")
+METRIC_COLUMNS = ("spearman", "kendall", "mape_pct", "within_10pct", "r2")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "evaluate",
+        help="leave-device-out evaluation of latency models on the bundled measurements",
+        description="For each held-out device group: fit on the other devices, pick K signature archs without the "
+        "held-out latencies, adapt on the held-out device's latencies at them, predict every arch and score "
+        "(Spearman, Kendall tau-b, MAPE, within ±10 %, R² in ms; NAS-Bench-201 and FBNet also on HELP's query "
+        "set). Repeated over signature seeds. The FLOPs baseline is always included.",
+    )
+    parser.add_argument("--space", required=True, help="nasbench201, fbnet or ganesan_mobile")
+    parser.add_argument("--budget", type=int, required=True, metavar="K", help="signature size (at least 3)")
+    parser.add_argument(
+        "--models", metavar="SPECS",
+        help="comma-separated model specs, e.g. blr,nnls_mix,degenerate_aware(blr) (default: nnls_mix, blr and "
+        f"the model the space ships); {BASELINE_MODEL} is always added",
+    )
+    parser.add_argument("--seeds", type=int, default=3, help="number of signature seeds, 0..N-1 (default 3)")
+    parser.add_argument("--signature-method", metavar="METHOD",
+                        help="how signature archs are chosen on the training devices: random, mutual_information, "
+                             "spearman_greedy, kmedoids, informative (default: the one `signature` ships)")
+    parser.add_argument("--holdout", metavar="NAMES",
+                        help="comma-separated device groups (or devices) to hold out (default: every group)")
+    parser.add_argument("--out", default="reports", metavar="DIR", help="report directory (default: reports/)")
+    parser.add_argument("--no-plot", action="store_true", help="do not write the predicted-vs-measured PNG")
+    add_format_argument(parser)
+    parser.set_defaults(handler=run)
+
+
+# ---- model specs ------------------------------------------------------------------------------------------------
+def split_specs(text: str) -> list[str]:
+    """Split ``a,b(c,d),e`` on the commas outside parentheses; blanks are dropped, duplicates removed."""
+    parts: list[str] = []
+    depth, current = 0, []
+    for char in text:
+        if char == "(":
+            depth += 1
+        elif char == ")":
+            depth -= 1
+            if depth < 0:
+                raise InvalidInputError(f"--models: unbalanced ')' in {text!r}")
+        if char == "," and depth == 0:
+            parts.append("".join(current).strip())
+            current = []
+        else:
+            current.append(char)
+    if depth != 0:
+        raise InvalidInputError(f"--models: unbalanced '(' in {text!r}")
+    parts.append("".join(current).strip())
+    return list(dict.fromkeys(p.replace(" ", "") for p in parts if p))
+
+
+def model_factory(spec: str) -> Callable[[], Any]:
+    """A factory of unfitted cross-device models for ``spec`` (``nas_latency.models.specs``); the spec is built
+    once here so that an unknown model fails before any work (``NotFoundError``/``InvalidInputError``, exit 2)."""
+    from nas_latency.models.base import CrossDeviceModel
+    from nas_latency.models.specs import build_model
+
+    probe = build_model(spec)
+    if not isinstance(probe, CrossDeviceModel):
+        raise InvalidInputError(f"model {spec!r} is a {type(probe).__name__}, not a cross-device model; "
+                                "evaluate needs models that adapt to a new device")
+    return lambda: build_model(spec)
+
+
+def resolve_models(space: str, text: str | None) -> dict[str, Callable[[], Any]]:
+    specs = split_specs(text) if text is not None else list(DEFAULT_MODELS) + _shipped_spec(space)
+    if text is not None and not specs:
+        raise InvalidInputError("--models is empty")
+    ordered = [BASELINE_MODEL] + [s for s in specs if s != BASELINE_MODEL]
+    return {spec: model_factory(spec) for spec in dict.fromkeys(ordered)}
+
+
+def _shipped_spec(space: str) -> list[str]:
+    try:
+        from nas_latency.builtin_models import DEFAULT_MODEL_SPECS
+    except ImportError:
+        return []
+    spec = DEFAULT_MODEL_SPECS.get(space)
+    return [spec] if spec else []
+
+
+# ---- progress ---------------------------------------------------------------------------------------------------
+class _Progress:
+    """A tqdm bar on stderr (results stay on stdout)."""
+
+    def __init__(self, desc: str) -> None:
+        self.desc = desc
+        self._bar: Any = None
+
+    def __call__(self, done: int, total: int, message: str) -> None:
+        from tqdm import tqdm
+
+        if self._bar is None:
+            self._bar = tqdm(total=total, file=sys.stderr, desc=self.desc, mininterval=0.5, leave=True)
+        self._bar.set_postfix_str(message, refresh=False)
+        self._bar.update(done - self._bar.n)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+
+# ---- output rows ------------------------------------------------------------------------------------------------
+def result_rows(result: Any) -> list[dict[str, Any]]:
+    """Per model and set: a row per held-out device (mean over seeds, ``*_std`` the std), then ``MEAN`` and
+    ``WORST`` rows (the per-seed mean / worst over devices, as mean and std over seeds)."""
+    per_device = result.per_device()
+    summary = {(r["model"], r["set"]): r for r in result.summary()}
+    rows: list[dict[str, Any]] = []
+    for model in result.models:
+        for scoring in result.scoring_sets:
+            for r in per_device:
+                if r["model"] == model and r["set"] == scoring:
+                    rows.append(r)
+            s = summary.get((model, scoring))
+            if s is None:
+                continue
+            for label, suffix in (("MEAN", "mean"), ("WORST", "worst")):
+                row: dict[str, Any] = {"model": model, "set": scoring, "device": label, "group": "",
+                                       "n_scored": ""}
+                for key in METRIC_COLUMNS:
+                    row[key] = s[f"{key}_{suffix}"]
+                    row[f"{key}_std"] = s[f"{key}_{suffix}_std"]
+                rows.append(row)
+    return rows
+
+
+def _fmt(value: Any, key: str) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    return f"{value:.1f}" if key == "mape_pct" else f"{value:.3f}"
+
+
+def _write_table(result: Any) -> None:
+    rows = result_rows(result)
+    columns = ["model", "set", "device", "n_scored", *METRIC_COLUMNS]
+    device_rows = [
+        {**{c: r[c] for c in ("model", "set", "device", "n_scored")}, **{k: _fmt(r[k], k) for k in METRIC_COLUMNS}}
+        for r in rows if r["device"] not in ("MEAN", "WORST")
+    ]
+    write_rows(device_rows, columns, "table")
+    sys.stdout.write(f"\nmean and worst device over {len(result.seeds)} signature seed(s) (mean ± std):\n")
+    summary_rows = [
+        {"model": r["model"], "set": r["set"], "device": r["device"],
+         **{k: f"{_fmt(r[k], k)} ± {_fmt(r[f'{k}_std'], k)}" for k in METRIC_COLUMNS}}
+        for r in rows if r["device"] in ("MEAN", "WORST")
+    ]
+    write_rows(summary_rows, ["model", "set", "device", *METRIC_COLUMNS], "table")
+
+
+# ---- the command ------------------------------------------------------------------------------------------------
+def run(args: argparse.Namespace) -> int:
+    import json
+
+    from nas_latency.evaluate.protocols import default_featurizer, leave_device_out, load_latency_dataset
+    from nas_latency.evaluate.report import result_document, write_report
+    from search_spaces import get_space
+
+    if args.budget < 3:
+        raise InvalidInputError(f"--budget must be at least 3 signature measurements, got {args.budget}")
+    if args.seeds < 1:
+        raise InvalidInputError(f"--seeds must be at least 1, got {args.seeds}")
+    space = get_space(args.space).name  # NotFoundError (exit 2) for an unknown space
+    models = resolve_models(space, args.models)
+    holdout = split_specs(args.holdout) if args.holdout else None
+
+    start = time.perf_counter()
+    dataset = load_latency_dataset(space)
+    if args.budget >= len(dataset.archs):
+        raise InvalidInputError(f"--budget {args.budget} leaves nothing to score: {space} has {len(dataset.archs)} archs")
+    if dataset.excluded:
+        print(f"note: {len(dataset.excluded)} measured {space} architectures cannot be featurized and are excluded "
+              f"(listed in the report): {', '.join(e.name for e in dataset.excluded)}", file=sys.stderr)
+    features = default_featurizer(space)(dataset.archs)
+    print(f"{space}: {len(dataset.archs)} archs x {len(dataset.devices)} devices ({len(dataset.group_names)} groups), "
+          f"{features.values.shape[1]} features; models: {', '.join(models)}", file=sys.stderr)
+    from nas_latency.builtin_models import DEFAULT_SIGNATURE_METHOD
+    from nas_latency.evaluate.protocols import MethodSignature
+
+    selector = MethodSignature(args.signature_method or DEFAULT_SIGNATURE_METHOD)
+    progress = _Progress(f"evaluate {space} K={args.budget}")
+    try:
+        result = leave_device_out(dataset, models, budget=args.budget, seeds=range(args.seeds), features=features,
+                                  holdout=holdout, progress=progress, selector=selector)
+    finally:
+        progress.close()
+    elapsed = time.perf_counter() - start
+    files = write_report(result, args.out, plot=not args.no_plot, extra={"wall_s": round(elapsed, 2)})
+    written = [str(p) for p in (files.markdown, files.json, files.png) if p is not None]
+    print(f"done in {elapsed:.1f} s; best model: {result.best_model()}; wrote {', '.join(written)}", file=sys.stderr)
+
+    if args.format == "json":
+        document = result_document(result, extra={"wall_s": round(elapsed, 2),
+                                                  "files": {"markdown": str(files.markdown), "json": str(files.json),
+                                                            "png": str(files.png) if files.png else None}})
+        sys.stdout.write(json.dumps(document, indent=2, allow_nan=False) + "\n")
+    elif args.format == "csv":
+        columns = ["model", "set", "device", "group", "n_scored"]
+        for key in METRIC_COLUMNS:
+            columns += [key, f"{key}_std"]
+        write_rows(result_rows(result), columns, "csv")
+    else:
+        _write_table(result)
+    return 0
+
+
+__all__ = ["BASELINE_MODEL", "DEFAULT_MODELS", "model_factory", "register", "resolve_models", "run", "split_specs"]

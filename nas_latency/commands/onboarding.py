@@ -1,0 +1,220 @@
+"""Device onboarding: ``signature``, ``devices register|list|show|remove``, ``predict`` and ``models train|list``.
+
+These follow the contract of ARCHITECTURE.md so a shell script can drive them; state lives in the store
+(``--store URL``, default SQLite in ``NAS_LATENCY_HOME``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from typing import Any
+
+from nas_latency.commands.common import add_format_argument, read_archs, write_rows
+from nas_latency.errors import InvalidInputError
+
+
+def add_store_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--store", metavar="URL", help="store URL (default: SQLite in NAS_LATENCY_HOME)")
+    parser.add_argument("--server", metavar="HOST:PORT", help="run against a nas-latency server instead of in-process")
+    parser.add_argument("--token-file", metavar="F", help="with --server: the token writes need (or $NAS_LATENCY_TOKEN)")
+
+
+class StderrProgress:
+    """A progress bar on stderr for model training (tqdm), so stdout carries only results."""
+
+    def __init__(self) -> None:
+        self._bar: Any = None
+
+    def __call__(self, label: str, done: int, total: int) -> None:
+        from tqdm import tqdm
+
+        if self._bar is None:
+            self._bar = tqdm(total=total, file=sys.stderr, desc="training built-in model", leave=True)
+        self._bar.set_postfix_str(label)
+        self._bar.n = done
+        self._bar.refresh()
+        if done >= total:
+            self._bar.close()
+            self._bar = None
+
+
+def open_predictor(args: argparse.Namespace):  # noqa: ANN201 - returns Predictor or LatencyClient (lazy imports)
+    if getattr(args, "server", None):
+        from nas_latency.client import LatencyClient
+
+        if args.store:
+            raise InvalidInputError("give either --store (in-process) or --server (remote), not both")
+        return LatencyClient(args.server, token_file=args.token_file)
+    from nas_latency.predictor import Predictor
+
+    return Predictor(store_url=args.store, progress=StderrProgress())
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    sig = subparsers.add_parser("signature", help="the architectures a new device should measure")
+    sig.add_argument("--space", required=True)
+    sig.add_argument("--size", type=int, default=10, help="number of architectures (default 10)")
+    add_store_argument(sig)
+    add_format_argument(sig, default="json")
+    sig.set_defaults(handler=run_signature)
+
+    devices = subparsers.add_parser("devices", help="register and inspect devices")
+    actions = devices.add_subparsers(dest="action", required=True, metavar="ACTION")
+    reg = actions.add_parser("register", help="register a device from measured latencies")
+    reg.add_argument("name")
+    reg.add_argument("--space", required=True)
+    reg.add_argument("--measurements", required=True, help="CSV with header arch,latency_ms (or - for stdin)")
+    reg.add_argument("--description", help="free text, e.g. the runtime and precision")
+    add_store_argument(reg)
+    add_format_argument(reg)
+    reg.set_defaults(handler=run_register)
+    lst = actions.add_parser("list", help="registered devices")
+    lst.add_argument("--space")
+    add_store_argument(lst)
+    add_format_argument(lst)
+    lst.set_defaults(handler=run_list)
+    show = actions.add_parser("show", help="one device")
+    show.add_argument("name")
+    show.add_argument("--space", required=True)
+    add_store_argument(show)
+    add_format_argument(show)
+    show.set_defaults(handler=run_show)
+    remove = actions.add_parser("remove", help="delete a device and its measurements")
+    remove.add_argument("name")
+    add_store_argument(remove)
+    remove.set_defaults(handler=run_remove)
+
+    pred = subparsers.add_parser("predict", help="predict latencies on a device")
+    pred.add_argument("--space", required=True)
+    who = pred.add_mutually_exclusive_group(required=True)
+    who.add_argument("--device", help="a registered device")
+    who.add_argument("--signature", metavar="CSV", help="measurements arch,latency_ms of an unregistered device")
+    pred.add_argument("--archs", required=True,
+                      help="one architecture id per line (or @file.onnx / @layers.json where the space accepts "
+                           "arbitrary networks), or - for stdin")
+    add_store_argument(pred)
+    add_format_argument(pred, default="csv")
+    pred.set_defaults(handler=run_predict)
+
+    models = subparsers.add_parser("models", help="train and list the built-in models")
+    maction = models.add_subparsers(dest="action", required=True, metavar="ACTION")
+    train = maction.add_parser("train", help="(re)train a space's built-in model on every device with data")
+    train.add_argument("--space", required=True)
+    train.add_argument("--model", help="model spec, e.g. blr or geo_ensemble(nnls_mix,blr) (default: the space's)")
+    train.add_argument("--exclude-device", action="append", default=[], metavar="NAME",
+                       help="leave this bundled device out of training (to onboard it later as if new); repeatable")
+    add_store_argument(train)
+    add_format_argument(train)
+    train.set_defaults(handler=run_train)
+    mlist = maction.add_parser("list", help="stored models")
+    add_store_argument(mlist)
+    add_format_argument(mlist)
+    mlist.set_defaults(handler=run_models_list)
+
+
+def run_signature(args: argparse.Namespace) -> int:
+    from search_spaces import get_space
+
+    space = get_space(args.space).name
+    with open_predictor(args) as predictor:
+        archs = predictor.signature_set(space, args.size)
+    if args.format == "json":
+        sys.stdout.write(json.dumps({"space": space, "archs": archs}, indent=2) + "\n")
+    else:
+        write_rows([{"arch": a} for a in archs], ["arch"], args.format)
+    return 0
+
+
+def run_register(args: argparse.Namespace) -> int:
+    from nas_latency.measurements import read_measurements_csv
+    from search_spaces import get_space
+
+    space = get_space(args.space)
+    measured = read_measurements_csv(space, args.measurements)
+    with open_predictor(args) as predictor:
+        info = predictor.register_device(args.name, space.name, measured, description=args.description)
+    write_rows([info.__dict__], ["name", "space", "n_measurements", "description"], args.format)
+    return 0
+
+
+def run_list(args: argparse.Namespace) -> int:
+    with open_predictor(args) as predictor:
+        infos = predictor.devices(args.space)
+    write_rows([i.__dict__ for i in infos], ["name", "space", "n_measurements", "description"], args.format)
+    return 0
+
+
+def run_show(args: argparse.Namespace) -> int:
+    with open_predictor(args) as predictor:
+        info = predictor.device(args.name, args.space)
+    write_rows([info.__dict__], ["name", "space", "n_measurements", "description"], args.format)
+    return 0
+
+
+def run_remove(args: argparse.Namespace) -> int:
+    with open_predictor(args) as predictor:
+        predictor.store.get_device(args.name)
+        predictor.remove_device(args.name)
+    print(f"removed device {args.name}", file=sys.stderr)
+    return 0
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from nas_latency.frontends import load_network_file
+    from nas_latency.measurements import read_measurements_csv
+    from search_spaces import get_space
+
+    space = get_space(args.space)
+    if args.signature == "-" and args.archs == "-":
+        raise InvalidInputError("--signature and --archs cannot both read stdin")
+    archs = read_archs(args.archs)
+    signature = read_measurements_csv(space, args.signature) if args.signature else None
+    files = [i for i, a in enumerate(archs) if a.startswith("@")]
+    networks = [load_network_file(archs[i][1:]).network for i in files] if files else []
+    with open_predictor(args) as predictor:
+        latency_ms = np.zeros(len(archs))
+        ids = [i for i, a in enumerate(archs) if not a.startswith("@")]
+        if ids:
+            latency_ms[ids] = predictor.predict(space.name, [archs[i] for i in ids], device=args.device,
+                                                signature=signature)
+        if files:
+            latency_ms[files] = predictor.predict_networks(space.name, networks, device=args.device,
+                                                           signature=signature)
+    rows = [{"arch": a, "latency_ms": round(float(v), 6)} for a, v in zip(archs, latency_ms)]
+    write_rows(rows, ["arch", "latency_ms"], args.format)
+    return 0
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from search_spaces import get_space
+
+    space = get_space(args.space).name
+    start = time.perf_counter()
+    with open_predictor(args) as predictor:
+        bundle = predictor.train(space, model_spec=args.model, exclude_devices=args.exclude_device)
+    row = {
+        "space": space,
+        "model": bundle.model_spec,
+        "training_devices": len(bundle.training_devices),
+        "wall_s": round(time.perf_counter() - start, 2),
+    }
+    write_rows([row], list(row), args.format)
+    return 0
+
+
+def run_models_list(args: argparse.Namespace) -> int:
+    with open_predictor(args) as predictor:
+        infos = predictor.store.list_artifacts()
+    rows = [
+        {"space": i.space, "name": i.name, "version": i.version, "kind": i.kind,
+         "model": i.manifest.get("params", {}).get("model_spec", ""), "size_bytes": i.size_bytes,
+         "created_at": i.created_at.isoformat(timespec="seconds")}
+        for i in infos
+    ]
+    write_rows(rows, ["space", "name", "version", "kind", "model", "size_bytes", "created_at"], args.format)
+    return 0

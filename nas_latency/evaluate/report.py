@@ -1,0 +1,271 @@
+"""Reports of a leave-device-out run: a Markdown summary for people, a JSON document for machines, and a
+predicted-vs-measured PNG of the best model (see :mod:`nas_latency.evaluate.plot`)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from nas_latency import __version__
+from nas_latency.evaluate.metrics import SUMMARY_KEYS
+from nas_latency.evaluate.protocols import (
+    HELP_QUERY_RANGE,
+    HELP_TRIM_FRACTION,
+    EvaluationResult,
+)
+
+logger = logging.getLogger(__name__)
+
+#: Column titles of the metrics in Markdown tables.
+METRIC_TITLES: Mapping[str, str] = {
+    "spearman": "Spearman",
+    "kendall": "Kendall τ-b",
+    "mape_pct": "MAPE %",
+    "within_10pct": "within ±10 %",
+    "r2": "R² (ms)",
+}
+SET_TITLES: Mapping[str, str] = {
+    "help": (f"HELP query set (index {HELP_QUERY_RANGE[0]}–{HELP_QUERY_RANGE[1] - 1}, "
+             f"{HELP_TRIM_FRACTION:.0%} fastest and slowest on each device dropped, signature archs dropped)"),
+    "all": "all architectures except the signature archs",
+}
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class ReportFiles:
+    markdown: Path
+    json: Path
+    png: Path | None
+
+
+def report_stem(space: str, budget: int) -> str:
+    """Base name of the report files: ``evaluate_<space>_k<K>``."""
+    return f"evaluate_{space}_k{budget}"
+
+
+# ---- JSON -------------------------------------------------------------------------------------------------------
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return _jsonable(value.tolist())
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def result_document(result: EvaluationResult, *, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The whole run as plain JSON-able data (NaN becomes ``null``)."""
+    dataset = result.dataset
+    document: dict[str, Any] = {
+        "format_version": FORMAT_VERSION,
+        "package_version": __version__,
+        "protocol": "leave-device-out",
+        "space": dataset.space,
+        "budget": result.budget,
+        "seeds": result.seeds,
+        "models": result.models,
+        "best_model": result.best_model(),
+        "selector": result.selector,
+        "scoring_sets": {s: SET_TITLES[s] for s in result.scoring_sets},
+        "metrics": {k: METRIC_TITLES[k] for k in SUMMARY_KEYS},
+        "dataset": {
+            "n_archs": len(dataset.archs),
+            "devices": dataset.devices,
+            "groups": dict(zip(dataset.devices, dataset.groups)),
+            "n_groups": len(dataset.group_names),
+            "device_info": dataset.info,
+            "n_degenerate_archs": int(dataset.degenerate.sum()),
+            "degenerate_source": dataset.degenerate_source,
+            "excluded_archs": [
+                {"arch_id": e.arch_id, "name": e.name, "reason": e.reason} for e in dataset.excluded
+            ],
+        },
+        "held_out_groups": result.held_out_groups,
+        "summary": result.summary(),
+        "per_device": result.per_device(),
+        "scores": [
+            {"model": s.model, "seed": s.seed, "device": s.device, "group": s.group, "set": s.scoring_set,
+             "n_scored": s.n_scored, **dict(s.metrics)}
+            for s in result.scores
+        ],
+        "signatures": {str(seed): groups for seed, groups in result.signatures.items()},
+        "timings": result.timings,
+    }
+    if extra:
+        document.update(extra)
+    return _jsonable(document)
+
+
+# ---- Markdown ---------------------------------------------------------------------------------------------------
+def _pm(mean: float, std: float, key: str) -> str:
+    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
+        return "n/a"
+    digits = 1 if key == "mape_pct" else 3
+    return f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(str(c).replace("|", "\\|") for c in row) + " |" for row in rows]
+    return lines
+
+
+def render_markdown(result: EvaluationResult, *, png_name: str | None = None) -> str:
+    """The run as Markdown: setup, excluded architectures, summary (mean ± std over signature seeds of the
+    per-device mean and of the worst device), per-device tables, signatures and timings."""
+    dataset = result.dataset
+    n_seeds = len(result.seeds)
+    lines = [f"# Leave-device-out evaluation: {dataset.space}, K = {result.budget}", ""]
+
+    lines += ["## Setup", ""]
+    held_devices = result.held_out_devices
+    lines += [
+        f"- Space `{dataset.space}`: {len(dataset.archs)} architectures × {len(dataset.devices)} devices "
+        f"in {len(dataset.group_names)} hold-out groups.",
+        f"- Held out, one group at a time: {len(result.held_out_groups)} groups ({len(held_devices)} devices). "
+        "Each model is fitted on the other groups only.",
+        f"- Signature: K = {result.budget} architectures per held-out device, chosen by `{result.selector}` "
+        "from the training devices only; the held-out device contributes nothing but its latencies at them.",
+        f"- Signature seeds: {', '.join(map(str, result.seeds))} ({n_seeds}); figures are mean ± std over seeds.",
+        f"- Degenerate architectures: {int(dataset.degenerate.sum())} "
+        f"({'from the space' if dataset.degenerate_source == 'space' else 'unavailable: the space has no degenerate_mask'}).",
+        f"- Models: {', '.join(f'`{m}`' for m in result.models)}; best (mean Spearman on the "
+        f"{result.scoring_sets[0]} set): `{result.best_model()}`.",
+        "- Scoring sets:",
+    ]
+    lines += [f"  - `{s}`: {SET_TITLES[s]}" for s in result.scoring_sets]
+    integer = [d for d in held_devices if dataset.info.get(d, {}).get("integer_ms")]
+    if integer:
+        lines.append(f"- Whole-millisecond devices (many ties; rank metrics use average ranks): {', '.join(integer)}.")
+    lines.append("")
+
+    lines += ["## Excluded architectures", ""]
+    if dataset.excluded:
+        lines.append(f"{len(dataset.excluded)} measured architectures are not in the dataset and were not scored:")
+        lines.append("")
+        lines += _table(["id", "name", "reason"], [[str(e.arch_id), e.name, e.reason] for e in dataset.excluded])
+    else:
+        lines.append("None: every measured architecture is evaluated.")
+    lines.append("")
+
+    lines += [f"## Summary (mean ± std over {n_seeds} signature seed{'s' if n_seeds != 1 else ''})", ""]
+    summary = result.summary()
+    for scoring in result.scoring_sets:
+        lines += [f"### {scoring}: {SET_TITLES[scoring]}", ""]
+        header = ["model", "devices"]
+        for key in SUMMARY_KEYS:
+            header += [f"{METRIC_TITLES[key]} mean", f"{METRIC_TITLES[key]} worst"]
+        rows = []
+        for row in summary:
+            if row["set"] != scoring:
+                continue
+            cells = [f"`{row['model']}`", str(row["devices"])]
+            for key in SUMMARY_KEYS:
+                cells += [_pm(row[f"{key}_mean"], row[f"{key}_mean_std"], key),
+                          _pm(row[f"{key}_worst"], row[f"{key}_worst_std"], key)]
+            rows.append(cells)
+        lines += _table(header, rows)
+        lines += ["", "\"worst\" is the lowest per-device value (the highest for MAPE), per seed, then averaged.", ""]
+
+    lines += ["## Per device (mean ± std over seeds)", ""]
+    per_device = result.per_device()
+    for model in result.models:
+        for scoring in result.scoring_sets:
+            rows = [r for r in per_device if r["model"] == model and r["set"] == scoring]
+            if not rows:
+                continue
+            lines += [f"### `{model}`, {scoring}", ""]
+            header = ["device", "group", "n scored", *(METRIC_TITLES[k] for k in SUMMARY_KEYS)]
+            body = [[r["device"], r["group"], str(r["n_scored"]), *(_pm(r[k], r[f"{k}_std"], k) for k in SUMMARY_KEYS)]
+                    for r in rows]
+            lines += _table(header, body)
+            lines.append("")
+
+    if png_name:
+        lines += ["## Predicted vs measured", "",
+                  f"Best model `{result.best_model()}`, seed {result.seeds[0]}, log-log axes with a ±10 % band "
+                  "(signature archs marked ×):", "", f"![predicted vs measured]({png_name})", ""]
+
+    lines += ["## Signatures", ""]
+    for seed, by_group in result.signatures.items():
+        distinct = {tuple(v) for v in by_group.values()}
+        if len(distinct) == 1:
+            archs = next(iter(distinct))
+            lines.append(f"- seed {seed} (every held-out group): " + ", ".join(f"`{a}`" for a in archs))
+        else:
+            lines.append(f"- seed {seed}:")
+            lines += [f"  - without {g}: " + ", ".join(f"`{a}`" for a in archs) for g, archs in by_group.items()]
+    lines.append("")
+
+    lines += ["## Timing", ""]
+    body = []
+    for model, t in result.timings.items():
+        fits, adaptations = int(t.get("fits", 0)), int(t.get("adaptations", 0))
+        body.append([f"`{model}`", str(fits), f"{t.get('fit_s', 0.0):.2f}", str(adaptations),
+                     f"{t.get('adapt_predict_s', 0.0):.2f}",
+                     f"{1000 * t.get('adapt_predict_s', 0.0) / max(adaptations, 1):.1f}"])
+    lines += _table(["model", "fits", "fit s (total)", "adaptations", "adapt+predict s (total)",
+                     "ms per adaptation"], body)
+    lines.append("")
+    return "\n".join(lines)
+
+
+# ---- files ------------------------------------------------------------------------------------------------------
+def write_plot(result: EvaluationResult, path: str | Path, *, model: str | None = None) -> Path:
+    """The predicted-vs-measured PNG of ``model`` (default: the best) on every held-out device, first seed."""
+    from nas_latency.evaluate.plot import plot_predicted_vs_measured
+    from nas_latency.evaluate.metrics import spearman, within_pct
+
+    model = model or result.best_model()
+    dataset = result.dataset
+    measured, predicted, highlight, notes = {}, {}, {}, {}
+    for device in result.held_out_devices:
+        prediction = result.predictions.get((model, device))
+        if prediction is None:
+            continue
+        y = dataset.latency_of(device)
+        measured[device] = y
+        predicted[device] = prediction.predicted_ms
+        highlight[device] = prediction.signature_rows
+        rest = np.setdiff1d(np.flatnonzero(np.isfinite(y)), prediction.signature_rows)
+        notes[device] = (f"Spearman {spearman(y[rest], prediction.predicted_ms[rest]):.3f}, "
+                         f"±10 %: {within_pct(y[rest], prediction.predicted_ms[rest], 10.0):.0%}")
+    return plot_predicted_vs_measured(
+        path, measured, predicted, highlight=highlight, annotations=notes,
+        title=f"{dataset.space}, K={result.budget}: {model} (seed {result.seeds[0]}), predicted vs measured",
+    )
+
+
+def write_report(result: EvaluationResult, out_dir: str | Path, *, plot: bool = True,
+                 extra: Mapping[str, Any] | None = None) -> ReportFiles:
+    """Write ``evaluate_<space>_k<K>.md``, ``.json`` and (with ``plot``) ``.png`` into ``out_dir``."""
+    directory = Path(out_dir)
+    directory.mkdir(parents=True, exist_ok=True)
+    stem = report_stem(result.dataset.space, result.budget)
+    png: Path | None = None
+    if plot:
+        if result.predictions:
+            png = write_plot(result, directory / f"{stem}.png")
+        else:
+            logger.warning("no predictions were kept; the predicted-vs-measured plot is not written")
+    md_path = directory / f"{stem}.md"
+    md_path.write_text(render_markdown(result, png_name=png.name if png else None), encoding="utf-8")
+    json_path = directory / f"{stem}.json"
+    files = {"markdown": md_path.name, "json": json_path.name, "png": png.name if png else None}
+    document = result_document(result, extra={**(extra or {}), "files": files})
+    json_path.write_text(json.dumps(document, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+    return ReportFiles(md_path, json_path, png)

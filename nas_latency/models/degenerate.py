@@ -1,0 +1,167 @@
+"""``DegenerateAware``: a wrapper for devices that skip degenerate architectures.
+
+Some measuring pipelines drop the work of an architecture that computes nothing useful (a NAS-Bench-201 cell
+with no input→output path) and report a near-zero latency; others run every op. A log-space model fitted
+through such a point is wrecked by one outlier, so the wrapper decides from the device's own measurements:
+
+* The degenerate rows are marked by a 0/1 feature column (``is_degenerate`` by default; the search space's
+  ``model_features`` provides it from its ``degenerate_mask``).
+* ``adapt``: if no degenerate architecture was measured, the base model is adapted on all points. Otherwise
+  the base model is adapted on the non-degenerate points and predicts the measured degenerate ones. The device
+  *drops degenerate architectures* when the median of measured / predicted is below ``ratio_threshold`` (the
+  research rule) **and** the measured degenerate latency (median if several) is below ``ratio_threshold`` times
+  the fastest measured non-degenerate architecture (a guard: without it a live-only fit that extrapolates badly
+  along the degenerate direction, e.g. predicting 245 ms for a 33 ms cell, makes a normal device look like one
+  that drops). Then every degenerate row is predicted as the measured value and the base adaptation stays the
+  one without them. Else the base model is adapted again on all points.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import numpy as np
+
+from nas_latency.errors import FailedPreconditionError, InvalidInputError
+from nas_latency.ir import FeatureMatrix
+from nas_latency.models.artifacts import Artifact, check_artifact
+from nas_latency.models.base import CrossDeviceModel, DeviceAdaptation
+from nas_latency.models.linalg import (
+    clone,
+    column_index,
+    nest_adaptation,
+    nest_artifact,
+    unnest_adaptation,
+    unnest_artifact,
+)
+
+DEFAULT_DEGENERATE_FEATURE = "is_degenerate"
+
+
+class DegenerateAware(CrossDeviceModel):
+    """Wraps any :class:`CrossDeviceModel`; see the module docstring for the rule."""
+
+    kind = "degenerate_aware"
+
+    def __init__(
+        self,
+        *,
+        base: CrossDeviceModel,
+        degenerate_feature: str = DEFAULT_DEGENERATE_FEATURE,
+        ratio_threshold: float = 0.25,
+    ) -> None:
+        self.base = base
+        self.degenerate_feature = degenerate_feature
+        self.ratio_threshold = ratio_threshold
+
+    def fit(self, features: FeatureMatrix, latency_ms: np.ndarray) -> "DegenerateAware":
+        if not isinstance(self.base, CrossDeviceModel):
+            raise InvalidInputError(f"base must be a CrossDeviceModel, got {type(self.base).__name__}")
+        threshold = self.ratio_threshold
+        if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 < threshold < 1:
+            raise InvalidInputError(f"ratio_threshold must be a number in (0, 1), got {threshold!r}")
+        self._validate_table(features, latency_ms)
+        self.column_ = column_index(features.names, self.degenerate_feature, model="DegenerateAware")
+        self.base_: CrossDeviceModel = clone(self.base).fit(features, latency_ms)  # type: ignore[assignment]
+        self._remember_schema(features)
+        return self
+
+    @property
+    def fingerprint_(self) -> str:
+        return str(getattr(self.base_, "fingerprint_", ""))
+
+    def degenerate_rows(self, X: np.ndarray) -> np.ndarray:
+        return X[:, self.column_] > 0.5
+
+    def _adapt(self, X: np.ndarray, latency_ms: np.ndarray) -> DeviceAdaptation:
+        degenerate = self.degenerate_rows(X)
+        info: dict[str, Any] = {"degenerate_measured": int(degenerate.sum()), "drops_degenerate": False,
+                                "degenerate_latency_ms": None, "degenerate_ratio": None}
+        if degenerate.any():
+            live = ~degenerate
+            if live.sum() < self.base_.min_measurements:
+                raise InvalidInputError(
+                    f"adapt: DegenerateAware needs at least {self.base_.min_measurements} measurements of "
+                    f"non-degenerate architectures, got {int(live.sum())} (and {int(degenerate.sum())} degenerate)"
+                )
+            base_live = self.base_._adapt(X[live], latency_ms[live])
+            predicted = self.base_._predict(X[degenerate], base_live)
+            ratio = float(np.median(latency_ms[degenerate] / predicted))
+            measured = float(np.median(latency_ms[degenerate]))
+            info["degenerate_ratio"] = ratio
+            # the guard: a dropped architecture is also far faster than every measured real one, so a model that
+            # extrapolates wildly along the degenerate direction cannot make a normal device look like it drops
+            if ratio < self.ratio_threshold and measured < self.ratio_threshold * float(latency_ms[live].min()):
+                info["drops_degenerate"] = True
+                info["degenerate_latency_ms"] = measured
+                base_adaptation = base_live
+            else:
+                base_adaptation = self.base_._adapt(X, latency_ms)
+        else:
+            base_adaptation = self.base_._adapt(X, latency_ms)
+        arrays, info["base"] = nest_adaptation("base", base_adaptation)
+        return DeviceAdaptation(
+            model_kind=self.kind,
+            feature_schema_hash=self.feature_schema_hash_ or "",
+            n_measurements=len(latency_ms),
+            arrays=arrays,
+            info=info,
+        )
+
+    def _base_adaptation(self, adaptation: DeviceAdaptation) -> DeviceAdaptation:
+        return unnest_adaptation("base", adaptation, adaptation.info["base"])
+
+    def _predict(self, X: np.ndarray, adaptation: DeviceAdaptation) -> np.ndarray:
+        out = self.base_._predict(X, self._base_adaptation(adaptation))
+        if adaptation.info.get("drops_degenerate"):
+            out = out.copy()
+            out[self.degenerate_rows(X)] = float(adaptation.info["degenerate_latency_ms"])
+        return out
+
+    def predict_with_uncertainty(
+        self, features: FeatureMatrix, adaptation: DeviceAdaptation
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``(latency_ms, std_log)`` when the base model gives uncertainties; degenerate rows of a device that
+        drops them get the measured value and the base model's uncertainty."""
+        latency_ms = self.predict(features, adaptation)
+        base_uncertainty = getattr(self.base_, "predict_with_uncertainty", None)
+        if base_uncertainty is None:
+            raise FailedPreconditionError(f"the base model {self.base_.kind!r} gives no uncertainty")
+        _, std_log = base_uncertainty(features, self._base_adaptation(adaptation))
+        return latency_ms, std_log
+
+    # ---- artifacts ----------------------------------------------------------------------------------------
+    def _learned_arrays(self) -> dict[str, np.ndarray]:
+        return dict(self.base_.to_artifact().arrays)
+
+    def _restore(self, arrays: Mapping[str, np.ndarray], extra: Mapping[str, Any]) -> None:
+        raise NotImplementedError("DegenerateAware is restored by from_artifact")
+
+    def to_artifact(self) -> Artifact:
+        self._check_fitted()
+        spec, arrays, base_extra = nest_artifact("base", self.base_.to_artifact())
+        params = {"base": spec, "degenerate_feature": self.degenerate_feature, "ratio_threshold": self.ratio_threshold}
+        return Artifact(
+            kind=self.kind,
+            params=params,
+            feature_schema_hash=self.feature_schema_hash_ or "",
+            arrays=arrays,
+            extra={"feature_names": list(self.feature_names_), "base": base_extra},
+        )
+
+    @classmethod
+    def from_artifact(cls, artifact: Artifact, *, source: str = "artifact") -> "DegenerateAware":
+        from nas_latency.models import model_from_artifact
+
+        check_artifact(artifact, kind=cls.kind, feature_schema_hash=None, source=source)
+        params = dict(artifact.params)
+        member = unnest_artifact("base", params.pop("base"), artifact, artifact.extra.get("base", {}))
+        base = model_from_artifact(member, source=f"{source} (base)")
+        if not isinstance(base, CrossDeviceModel):
+            raise InvalidInputError(f"{source}: the base of a degenerate_aware model must be a cross-device model")
+        model = cls(base=base, **params)
+        model.base_ = base
+        model.feature_schema_hash_ = artifact.feature_schema_hash
+        model.feature_names_ = tuple(artifact.extra.get("feature_names", ()))
+        model.column_ = column_index(model.feature_names_, model.degenerate_feature, model="DegenerateAware")
+        return model

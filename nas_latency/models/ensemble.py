@@ -1,0 +1,139 @@
+"""``GeometricEnsemble``: the (weighted) geometric mean of several cross-device models' predictions.
+
+Every member is fitted on the same features and latency table and adapted on the same measurements; the
+members are saved inside the ensemble's one artifact (their arrays prefixed ``members.<i>.``) and their
+adaptations inside its one :class:`DeviceAdaptation`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from nas_latency.errors import InvalidInputError
+from nas_latency.ir import FeatureMatrix
+from nas_latency.models.artifacts import Artifact, check_artifact
+from nas_latency.models.base import CrossDeviceModel, DeviceAdaptation
+from nas_latency.models.linalg import (
+    as_float_tuple,
+    clone,
+    nest_adaptation,
+    nest_artifact,
+    unnest_adaptation,
+    unnest_artifact,
+)
+
+
+class GeometricEnsemble(CrossDeviceModel):
+    """``exp(Σ_i v_i log p_i / Σ_i v_i)`` over member predictions ``p_i``; equal weights by default."""
+
+    kind = "geo_ensemble"
+
+    def __init__(self, *, members: Sequence[CrossDeviceModel], weights: Sequence[float] | None = None) -> None:
+        self.members = members
+        self.weights = weights
+
+    def _checked_weights(self) -> np.ndarray:
+        if self.weights is None:
+            return np.full(len(self.members), 1.0 / len(self.members))
+        weights = np.asarray(as_float_tuple(self.weights, what="weights", length=len(self.members)))
+        if not np.all(np.isfinite(weights)) or (weights < 0).any() or weights.sum() <= 0:
+            raise InvalidInputError(f"weights must be non-negative with a positive sum, got {list(self.weights)}")
+        return weights / weights.sum()
+
+    def fit(self, features: FeatureMatrix, latency_ms: np.ndarray) -> "GeometricEnsemble":
+        if isinstance(self.members, (str, bytes)) or not isinstance(self.members, Sequence) or not self.members:
+            raise InvalidInputError("members must be a non-empty sequence of cross-device models")
+        for i, member in enumerate(self.members):
+            if not isinstance(member, CrossDeviceModel):
+                raise InvalidInputError(f"members[{i}] must be a CrossDeviceModel, got {type(member).__name__}")
+        self.weights_ = self._checked_weights()
+        self._validate_table(features, latency_ms)
+        self.members_: list[CrossDeviceModel] = [
+            clone(member).fit(features, latency_ms) for member in self.members  # type: ignore[misc]
+        ]
+        self._remember_schema(features)
+        return self
+
+    @property
+    def fingerprint_(self) -> str:
+        parts = "|".join(str(getattr(m, "fingerprint_", "")) for m in self.members_)
+        return hashlib.sha256(parts.encode()).hexdigest()[:16]
+
+    def _adapt(self, X: np.ndarray, latency_ms: np.ndarray) -> DeviceAdaptation:
+        arrays: dict[str, np.ndarray] = {}
+        infos: list[dict[str, Any]] = []
+        for i, member in enumerate(self.members_):
+            member_arrays, member_info = nest_adaptation(f"members.{i}", member._adapt(X, latency_ms))
+            arrays.update(member_arrays)
+            infos.append(member_info)
+        return DeviceAdaptation(
+            model_kind=self.kind,
+            feature_schema_hash=self.feature_schema_hash_ or "",
+            n_measurements=len(latency_ms),
+            arrays=arrays,
+            info={"members": infos},
+        )
+
+    def member_predictions(self, X: np.ndarray, adaptation: DeviceAdaptation) -> np.ndarray:
+        """``(n, n_members)``: each member's prediction in ms."""
+        infos = adaptation.info["members"]
+        if len(infos) != len(self.members_):
+            raise InvalidInputError(f"adaptation has {len(infos)} members, the ensemble {len(self.members_)}")
+        return np.column_stack([
+            member._predict(X, unnest_adaptation(f"members.{i}", adaptation, infos[i]))
+            for i, member in enumerate(self.members_)
+        ])
+
+    def _predict(self, X: np.ndarray, adaptation: DeviceAdaptation) -> np.ndarray:
+        return np.exp(np.log(self.member_predictions(X, adaptation)) @ self.weights_)
+
+    # ---- artifacts ----------------------------------------------------------------------------------------
+    def _learned_arrays(self) -> dict[str, np.ndarray]:
+        return dict(self.to_artifact().arrays)
+
+    def _restore(self, arrays: Mapping[str, np.ndarray], extra: Mapping[str, Any]) -> None:
+        raise NotImplementedError("GeometricEnsemble is restored by from_artifact")
+
+    def to_artifact(self) -> Artifact:
+        self._check_fitted()
+        specs: list[dict[str, Any]] = []
+        extras: list[dict[str, Any]] = []
+        arrays: dict[str, np.ndarray] = {}
+        for i, member in enumerate(self.members_):
+            spec, member_arrays, member_extra = nest_artifact(f"members.{i}", member.to_artifact())
+            specs.append(spec)
+            extras.append(member_extra)
+            arrays.update(member_arrays)
+        weights = None if self.weights is None else [float(w) for w in self.weights]
+        return Artifact(
+            kind=self.kind,
+            params={"members": specs, "weights": weights},
+            feature_schema_hash=self.feature_schema_hash_ or "",
+            arrays=arrays,
+            extra={"feature_names": list(self.feature_names_), "members": extras},
+        )
+
+    @classmethod
+    def from_artifact(cls, artifact: Artifact, *, source: str = "artifact") -> "GeometricEnsemble":
+        from nas_latency.models import model_from_artifact
+
+        check_artifact(artifact, kind=cls.kind, feature_schema_hash=None, source=source)
+        specs = artifact.params.get("members") or []
+        extras = artifact.extra.get("members") or [{} for _ in specs]
+        members: list[CrossDeviceModel] = []
+        for i, spec in enumerate(specs):
+            member = model_from_artifact(
+                unnest_artifact(f"members.{i}", spec, artifact, extras[i]), source=f"{source} (member {i})"
+            )
+            if not isinstance(member, CrossDeviceModel):
+                raise InvalidInputError(f"{source}: member {i} of a geo_ensemble must be a cross-device model")
+            members.append(member)
+        model = cls(members=members, weights=artifact.params.get("weights"))
+        model.members_ = members
+        model.weights_ = model._checked_weights()
+        model.feature_schema_hash_ = artifact.feature_schema_hash
+        model.feature_names_ = tuple(artifact.extra.get("feature_names", ()))
+        return model

@@ -1,0 +1,232 @@
+"""Numerical helpers shared by the cost models: standardization, per-device ridge in log space, rank
+correlation, composite-model plumbing (cloning, nesting artifacts and adaptations), fitted-state fingerprints.
+
+Everything here is plain numpy/scipy and deterministic.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any, Iterable, Literal, Mapping, Sequence
+
+import numpy as np
+from scipy.linalg import cho_factor, cho_solve
+
+from nas_latency.errors import FailedPreconditionError, InvalidInputError
+from nas_latency.models.artifacts import Artifact
+from nas_latency.models.base import CostModel, DeviceAdaptation
+
+Standardize = Literal["non_binary", "all", "none"]
+STANDARDIZE_MODES: tuple[str, ...] = ("non_binary", "all", "none")
+
+
+# ---- standardization --------------------------------------------------------------------------------------
+def check_standardize(mode: object) -> str:
+    if mode not in STANDARDIZE_MODES:
+        raise InvalidInputError(f"standardize must be one of {', '.join(STANDARDIZE_MODES)}, got {mode!r}")
+    return str(mode)
+
+
+def fit_standardizer(X: np.ndarray, mode: str) -> tuple[np.ndarray, np.ndarray]:
+    """Column ``(mean, scale)`` such that ``(X - mean) / scale`` is standardized.
+
+    ``"non_binary"`` leaves 0/1 columns (one-hots, flags) as they are and standardizes the others; ``"all"``
+    standardizes every column; ``"none"`` none. Constant columns get scale 1 (they are only centred).
+    """
+    mode = check_standardize(mode)
+    p = X.shape[1]
+    mean, scale = np.zeros(p), np.ones(p)
+    if mode == "none" or X.shape[0] == 0:
+        return mean, scale
+    selected = np.ones(p, dtype=bool)
+    if mode == "non_binary":
+        selected = ~np.all((X == 0.0) | (X == 1.0), axis=0)
+    mean[selected] = X[:, selected].mean(axis=0)
+    std = X[:, selected].std(axis=0)
+    scale[selected] = np.where(std > 0, std, 1.0)
+    return mean, scale
+
+
+def design_matrix(X: np.ndarray, mean: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """``[1, (X - mean) / scale]``: the standardized features with an intercept column first."""
+    out = np.empty((X.shape[0], X.shape[1] + 1))
+    out[:, 0] = 1.0
+    np.subtract(X, mean, out=out[:, 1:])
+    out[:, 1:] /= scale
+    return out
+
+
+def linear_predictor(X: np.ndarray, mean: np.ndarray, scale: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """``design_matrix(X, mean, scale) @ weights`` without building the design matrix (one product with
+    ``X``); ``weights`` is ``(p + 1,)`` or ``(p + 1, k)``, intercept first."""
+    coefficients = weights[1:] / (scale if weights.ndim == 1 else scale[:, None])
+    return X @ coefficients + (weights[0] - mean @ coefficients)
+
+
+# ---- ridge in log space -----------------------------------------------------------------------------------
+def _ridge_solve(Z: np.ndarray, T: np.ndarray, alpha: float) -> np.ndarray:
+    gram = Z.T @ Z
+    penalty = np.full(Z.shape[1], float(alpha))
+    penalty[0] = 0.0  # the intercept is not shrunk
+    gram[np.diag_indices_from(gram)] += penalty + 1e-10 * max(1.0, float(np.trace(gram)) / Z.shape[1])
+    return cho_solve(cho_factor(gram), Z.T @ T)
+
+
+def ridge_per_device(Z: np.ndarray, L: np.ndarray, alpha: float) -> np.ndarray:
+    """Ridge weights ``(p, n_devices)`` of each column of ``L`` (log latencies, NaN = unmeasured) on ``Z``.
+
+    Columns without NaN share one factorization; a column with NaN is fitted on its measured rows only.
+    """
+    W = np.zeros((Z.shape[1], L.shape[1]))
+    measured = ~np.isnan(L)
+    complete = measured.all(axis=0)
+    if complete.any():
+        W[:, complete] = _ridge_solve(Z, L[:, complete], alpha)
+    for d in np.flatnonzero(~complete):
+        rows = measured[:, d]
+        W[:, d] = _ridge_solve(Z[rows], L[rows, d : d + 1], alpha)[:, 0]
+    return W
+
+
+def check_alpha(alpha: object, name: str = "alpha") -> float:
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not np.isfinite(alpha) or alpha <= 0:
+        raise InvalidInputError(f"{name} must be a positive number, got {alpha!r}")
+    return float(alpha)
+
+
+def check_table_coverage(Y: np.ndarray, *, minimum: int, where: str) -> None:
+    """Every training device must have at least ``minimum`` measured rows."""
+    counts = (~np.isnan(Y)).sum(axis=0)
+    if (counts < minimum).any():
+        d = int(np.argmin(counts))
+        raise InvalidInputError(
+            f"{where}: training device column {d} has {int(counts[d])} measured latencies; at least {minimum} needed"
+        )
+
+
+# ---- ranking ----------------------------------------------------------------------------------------------
+def rank_correlation(a: np.ndarray, b: np.ndarray) -> float:
+    """Spearman correlation with average ranks for ties; 0.0 when either side is constant."""
+    return float(rank_correlations(a, np.asarray(b)[:, None])[0])
+
+
+def rank_correlations(truth: np.ndarray, predicted: np.ndarray) -> np.ndarray:
+    """Spearman correlation of ``truth`` with each column of ``predicted`` (average ranks; 0.0 if constant)."""
+    from scipy.stats import rankdata  # scipy.stats costs ~0.5 s to import; only model fitting needs it
+
+    rt = rankdata(truth) - (len(truth) + 1) / 2.0
+    rp = rankdata(predicted, axis=0) - (len(truth) + 1) / 2.0
+    denominator = np.sqrt(float(rt @ rt) * (rp**2).sum(axis=0))
+    safe = np.where(denominator > 0, denominator, 1.0)
+    return np.where(denominator > 0, (rt @ rp) / safe, 0.0)
+
+
+# ---- fingerprints -----------------------------------------------------------------------------------------
+def fingerprint(arrays: Mapping[str, np.ndarray], *parts: str) -> str:
+    """A short digest of fitted state, stored in each :class:`DeviceAdaptation` so that an adaptation made by
+    an earlier fit of the model is refused instead of silently mixed with new weights."""
+    digest = hashlib.sha256()
+    for name in sorted(arrays):
+        value = np.ascontiguousarray(arrays[name])
+        digest.update(name.encode())
+        digest.update(str(value.dtype).encode())
+        digest.update(str(value.shape).encode())
+        digest.update(value.tobytes())
+    for part in parts:
+        digest.update(part.encode())
+    return digest.hexdigest()[:16]
+
+
+def params_text(model: CostModel) -> str:
+    """The model's parameters as canonical JSON (tuples and lists alike), for fingerprints."""
+    return json.dumps(model.get_params(), sort_keys=True)
+
+
+def check_fingerprint(model: Any, adaptation: DeviceAdaptation) -> None:
+    """Refuse an adaptation made by an earlier (different) fit of ``model``."""
+    made_by = adaptation.info.get("model_fingerprint")
+    if made_by != model.fingerprint_:
+        raise FailedPreconditionError(
+            f"this device adaptation was made by another fit of the {model.kind!r} model "
+            f"(fingerprint {made_by}, this model {model.fingerprint_}); adapt the device again"
+        )
+
+
+# ---- composites -------------------------------------------------------------------------------------------
+def clone(model: CostModel) -> CostModel:
+    """An unfitted copy of ``model`` with the same parameters (members of composites cloned too)."""
+
+    def copy(value: Any) -> Any:
+        if isinstance(value, CostModel):
+            return clone(value)
+        if isinstance(value, (list, tuple)):
+            return type(value)(copy(v) for v in value)
+        return value
+
+    return type(model)(**{name: copy(value) for name, value in model.get_params().items()})
+
+
+def nest_artifact(prefix: str, artifact: Artifact) -> tuple[dict[str, Any], dict[str, np.ndarray], dict[str, Any]]:
+    """A member's artifact as (params spec, prefixed arrays, extra without the shared feature names)."""
+    spec = {"kind": artifact.kind, "params": dict(artifact.params)}
+    arrays = {f"{prefix}.{name}": value for name, value in artifact.arrays.items()}
+    extra = {k: v for k, v in artifact.extra.items() if k != "feature_names"}
+    return spec, arrays, extra
+
+
+def unnest_artifact(
+    prefix: str, spec: Mapping[str, Any], parent: Artifact, extra: Mapping[str, Any]
+) -> Artifact:
+    """Inverse of :func:`nest_artifact`: the member's artifact out of its parent's."""
+    if not isinstance(spec, Mapping) or "kind" not in spec or "params" not in spec:
+        raise InvalidInputError(f"artifact member {prefix!r}: expected {{'kind', 'params'}}, got {spec!r}")
+    start = f"{prefix}."
+    arrays = {name[len(start) :]: value for name, value in parent.arrays.items() if name.startswith(start)}
+    return Artifact(
+        kind=str(spec["kind"]),
+        params=dict(spec["params"]),
+        feature_schema_hash=parent.feature_schema_hash,
+        arrays=arrays,
+        extra={"feature_names": list(parent.extra.get("feature_names", ())), **dict(extra)},
+        package_version=parent.package_version,
+        format_version=parent.format_version,
+    )
+
+
+def nest_adaptation(prefix: str, adaptation: DeviceAdaptation) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    arrays = {f"{prefix}.{name}": value for name, value in adaptation.arrays.items()}
+    info = {"model_kind": adaptation.model_kind, "n_measurements": adaptation.n_measurements,
+            "info": dict(adaptation.info)}
+    return arrays, info
+
+
+def unnest_adaptation(prefix: str, parent: DeviceAdaptation, info: Mapping[str, Any]) -> DeviceAdaptation:
+    start = f"{prefix}."
+    return DeviceAdaptation(
+        model_kind=str(info["model_kind"]),
+        feature_schema_hash=parent.feature_schema_hash,
+        n_measurements=int(info["n_measurements"]),
+        arrays={name[len(start) :]: value for name, value in parent.arrays.items() if name.startswith(start)},
+        info=dict(info["info"]),
+    )
+
+
+def as_float_tuple(values: Iterable[Any], *, what: str, length: int | None = None) -> tuple[float, ...]:
+    try:
+        out = tuple(float(v) for v in values)
+    except (TypeError, ValueError):
+        raise InvalidInputError(f"{what} must be a sequence of numbers, got {values!r}") from None
+    if length is not None and len(out) != length:
+        raise InvalidInputError(f"{what} must have {length} numbers, got {len(out)}")
+    return out
+
+
+def column_index(names: Sequence[str], name: str, *, model: str) -> int:
+    try:
+        return list(names).index(name)
+    except ValueError:
+        raise FailedPreconditionError(
+            f"{model} needs a feature column named {name!r}, which this feature schema does not have "
+            f"({len(names)} columns); use a space's model_features() or pass the column name in the parameters"
+        ) from None

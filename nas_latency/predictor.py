@@ -1,0 +1,280 @@
+"""The embedded predictor: onboard devices and predict latencies in-process.
+
+``Predictor`` is the library's front door and the interface the gRPC client mirrors. State (devices, their
+measurements, trained models) lives in a store: SQLite in ``NAS_LATENCY_HOME`` by default, or any store URL.
+A space's built-in model is loaded from the store, or trained from the bundled data on first use.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from nas_latency.builtin_models import (
+    BUNDLE_KIND,
+    BUNDLE_NAME,
+    MIN_STORE_MEASUREMENTS,
+    BuiltinBundle,
+    ProgressCallback,
+    train_bundle,
+)
+from nas_latency.device_info import DeviceInfo
+from nas_latency.errors import InvalidInputError, NotFoundError
+from nas_latency.ir import FeatureMatrix, Network
+from nas_latency.measurements import MeasuredArchs, measurements_from_mapping
+from nas_latency.models.artifacts import artifact_from_bytes
+from nas_latency.models.base import DeviceAdaptation
+from nas_latency.store import MeasurementRow, Store, open_store
+from search_spaces import SearchSpace, get_space, space_names
+
+log = logging.getLogger(__name__)
+
+REGISTER_SOURCE = "register"
+#: adapted devices kept in memory (each holds its predictions for the space's measured archs)
+MAX_CACHED_ADAPTATIONS = 256
+
+
+@dataclass
+class _SpaceCache:
+    """Per-space state: the bundle, and features of the space's measured archs (computed once)."""
+
+    bundle: BuiltinBundle
+    version: int
+    index: dict[str, int] | None = None
+    features: FeatureMatrix | None = None
+
+
+class Predictor:
+    """Predict latency (ms) of architectures of a space on a registered device or an inline signature."""
+
+    def __init__(self, *, store: Store | None = None, store_url: str | None = None,
+                 progress: ProgressCallback | None = None) -> None:
+        if store is not None and store_url is not None:
+            raise InvalidInputError("give either store or store_url, not both")
+        self._owns_store = store is None
+        self.store = store if store is not None else open_store(store_url)
+        self.progress = progress
+        self._lock = threading.RLock()
+        self._spaces: dict[str, _SpaceCache] = {}
+        # (space, device key) -> (adaptation, predictions for the space's measured archs), least recent first
+        self._adaptations: OrderedDict[tuple[str, str], tuple[DeviceAdaptation, np.ndarray | None]] = OrderedDict()
+
+    def close(self) -> None:
+        if self._owns_store:
+            self.store.close()
+
+    def __enter__(self) -> "Predictor":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ---- spaces and models ------------------------------------------------------------------------------
+    def spaces(self) -> list[str]:
+        return space_names()
+
+    def bundle(self, space: str) -> BuiltinBundle:
+        return self._space(space).bundle
+
+    def _space(self, space_name: str) -> _SpaceCache:
+        with self._lock:
+            cached = self._spaces.get(space_name)
+            if cached is not None:
+                return cached
+            space = get_space(space_name)
+            try:
+                stored = self.store.get_artifact(space.name, BUNDLE_NAME)
+            except NotFoundError:
+                stored = None
+            if stored is None:
+                log.info("no built-in model for %s in %s; training one from the bundled data", space.name,
+                         self.store.url)
+                bundle, version = self._train(space.name)
+            else:
+                bundle = BuiltinBundle.from_artifact(artifact_from_bytes(stored.blob, source=f"{space.name}/builtin"),
+                                                     source=f"{self.store.url} {space.name}/builtin v{stored.version}")
+                version = stored.version
+                expected = space.model_features(space.measured_archs()[:1]).schema_hash
+                if bundle.model.feature_schema_hash_ != expected:
+                    log.warning("stored %s model has an outdated feature schema; retraining", space.name)
+                    bundle, version = self._train(space.name)
+            cache = _SpaceCache(bundle, version)
+            self._spaces[space_name] = cache
+            return cache
+
+    def _train(self, space_name: str, *, model_spec: str | None = None,
+               exclude_devices: Sequence[str] = ()) -> tuple[BuiltinBundle, int]:
+        extra = self._store_training_devices(space_name)
+        bundle = train_bundle(space_name, model_spec=model_spec, extra_devices=extra, exclude_devices=exclude_devices,
+                              progress=self.progress)
+        artifact = bundle.to_artifact()
+        ref = self.store.put_artifact(space_name, BUNDLE_NAME, kind=BUNDLE_KIND, manifest=artifact.manifest(),
+                                      blob=artifact.to_bytes())
+        return bundle, ref.version
+
+    def _store_training_devices(self, space_name: str) -> dict[str, dict[str, float]]:
+        names = self.store.devices_with_measurements(space_name, MIN_STORE_MEASUREMENTS)
+        return {name: self._device_latencies(name, space_name) for name in names}
+
+    def train(self, space: str, *, model_spec: str | None = None, exclude_devices: Sequence[str] = ()) -> BuiltinBundle:
+        """(Re)train the space's built-in model on the bundled devices and every store device with at least
+        ``MIN_STORE_MEASUREMENTS`` measurements, minus ``exclude_devices``; the new version is stored and used
+        from now on."""
+        space_name = get_space(space).name
+        with self._lock:
+            bundle, version = self._train(space_name, model_spec=model_spec, exclude_devices=exclude_devices)
+            self._spaces[space_name] = _SpaceCache(bundle, version)
+            for key in [k for k in self._adaptations if k[0] == space_name]:
+                del self._adaptations[key]
+            return bundle
+
+    def signature_set(self, space: str, size: int) -> list[str]:
+        """The architectures a new device should measure, most informative first."""
+        return self._space(get_space(space).name).bundle.signature(size)
+
+    # ---- devices ------------------------------------------------------------------------------------------
+    def register_device(self, name: str, space: str, measurements: Mapping[str, float] | MeasuredArchs, *,
+                        description: str | None = None) -> DeviceInfo:
+        """Register (or re-register) ``name`` in ``space`` with these measurements; they replace the device's
+        previously registered ones in that space. Validated completely before anything is written."""
+        space_obj = get_space(space)
+        measured = measurements if isinstance(measurements, MeasuredArchs) else measurements_from_mapping(
+            space_obj, measurements, where=f"measurements of {name}")
+        # Adapting first proves the measurements are usable before anything is written.
+        self._adapt(space_obj, measured)
+        rows = [MeasurementRow(a, l) for a, l in zip(measured.archs, measured.latency_ms)]
+        with self._lock:
+            self.store.upsert_device(name, description=description)
+            self.store.replace_measurements(name, space_obj.name, rows, source=REGISTER_SOURCE)
+            self._forget_device(name)
+        return self.device(name, space_obj.name)
+
+    def device(self, name: str, space: str) -> DeviceInfo:
+        device = self.store.get_device(name)
+        count = len(self._device_latencies(name, get_space(space).name))
+        return DeviceInfo(device.name, get_space(space).name, device.description, count)
+
+    def devices(self, space: str | None = None) -> list[DeviceInfo]:
+        infos = []
+        for summary in self.store.list_devices(get_space(space).name if space else None):
+            for space_name, count in sorted(summary.measurement_counts.items()):
+                if space is None or space_name == get_space(space).name:
+                    infos.append(DeviceInfo(summary.name, space_name, summary.description, count))
+        return infos
+
+    def remove_device(self, name: str) -> None:
+        with self._lock:
+            self.store.delete_device(name)
+            self._forget_device(name)
+
+    def _forget_device(self, name: str) -> None:
+        for key in [k for k in self._adaptations if k[1].startswith(f"device:{name}@")]:
+            del self._adaptations[key]
+
+    def device_measurements(self, name: str, space: str) -> MeasuredArchs:
+        """The device's measurements in ``space`` as the models see them (one latency per arch, validated);
+        ``NotFoundError`` for an unknown device or one with no measurements there."""
+        space_obj = get_space(space)
+        latencies = self._device_latencies(name, space_obj.name)
+        if not latencies:
+            self.store.get_device(name)  # NotFoundError naming an unknown device
+            raise NotFoundError(f"device {name!r} has no measurements in space {space_obj.name!r}; register it there")
+        return measurements_from_mapping(space_obj, latencies, where=f"device {name}")
+
+    def _device_latencies(self, name: str, space: str) -> dict[str, float]:
+        """One latency per arch: the geometric mean over sources (registered, contributed, measured here)."""
+        logs: dict[str, list[float]] = {}
+        for m in self.store.measurements(name, space):
+            logs.setdefault(m.arch, []).append(float(np.log(m.latency_ms)))
+        return {arch: float(np.exp(np.mean(values))) for arch, values in logs.items()}
+
+    # ---- prediction ---------------------------------------------------------------------------------------
+    def _features(self, space: SearchSpace, cache: _SpaceCache, archs: Sequence[str]) -> FeatureMatrix:
+        return space.model_features(list(archs))
+
+    def _adapt(self, space: SearchSpace, measured: MeasuredArchs) -> DeviceAdaptation:
+        cache = self._space(space.name)
+        features = self._features(space, cache, measured.archs)
+        return cache.bundle.model.adapt(features, np.asarray(measured.latency_ms))
+
+    def _adaptation(self, space: SearchSpace, device: str | None,
+                    signature: Mapping[str, float] | MeasuredArchs | None) -> tuple[str, DeviceAdaptation]:
+        if (device is None) == (signature is None):
+            raise InvalidInputError("give exactly one of device (a registered name) or signature (measurements)")
+        if device is not None:
+            measured = self.device_measurements(device, space.name)
+            key = f"device:{device}"
+        else:
+            measured = signature if isinstance(signature, MeasuredArchs) else measurements_from_mapping(
+                space, signature or {}, where="signature")
+            key = "signature"
+        digest = hashlib.sha256(repr((measured.archs, measured.latency_ms)).encode()).hexdigest()[:16]
+        cache_key = (space.name, f"{key}@{digest}")
+        with self._lock:
+            hit = self._adaptations.get(cache_key)
+            if hit is None:
+                hit = (self._adapt(space, measured), None)
+                self._adaptations[cache_key] = hit
+                while len(self._adaptations) > MAX_CACHED_ADAPTATIONS:
+                    self._adaptations.popitem(last=False)
+            self._adaptations.move_to_end(cache_key)
+            return cache_key[1], hit[0]
+
+    def predict(self, space: str, archs: Sequence[str], *, device: str | None = None,
+                signature: Mapping[str, float] | MeasuredArchs | None = None) -> np.ndarray:
+        """Latency in ms of each arch (canonicalized and validated), in order, on ``device`` (registered name)
+        or on the device described by ``signature`` (arch → measured latency_ms, at least 3)."""
+        space_obj = get_space(space)
+        if isinstance(archs, str):
+            raise InvalidInputError("archs must be a sequence of architecture ids, not one string")
+        if len(archs) == 0:
+            return np.zeros(0)
+        cache = self._space(space_obj.name)
+        key, adaptation = self._adaptation(space_obj, device, signature)
+        rows = self._rows(space_obj, cache, archs)
+        if rows is not None:
+            table = self._cached_predictions(space_obj, cache, key, adaptation)
+            return table[rows]
+        canonical = [space_obj.canonical(a) for a in archs]
+        return cache.bundle.model.predict(self._features(space_obj, cache, canonical), adaptation)
+
+    def predict_networks(self, space: str, networks: Sequence[Network], *, device: str | None = None,
+                         signature: Mapping[str, float] | MeasuredArchs | None = None) -> np.ndarray:
+        """Latency in ms of arbitrary networks (from ONNX files, layer tables, torch modules) on a device of
+        ``space``; only spaces whose cost-model features come from the IR alone accept them."""
+        space_obj = get_space(space)
+        features = space_obj.network_model_features(list(networks))
+        cache = self._space(space_obj.name)
+        _, adaptation = self._adaptation(space_obj, device, signature)
+        return cache.bundle.model.predict(features, adaptation)
+
+    def _rows(self, space: SearchSpace, cache: _SpaceCache, archs: Sequence[str]) -> np.ndarray | None:
+        """Row indices into the space's measured archs when every requested arch is one of them (the fast
+        path: NAS-Bench-201's whole space), else None. Unknown strings raise through ``canonical``."""
+        if cache.index is None:
+            measured = space.measured_archs()
+            cache.index = {arch: i for i, arch in enumerate(measured)}
+        index = cache.index
+        try:
+            return np.fromiter((index[a] for a in archs), dtype=np.int64, count=len(archs))
+        except KeyError:
+            for arch in archs:  # say exactly which one is malformed, if any
+                space.canonical(arch)
+            return None
+
+    def _cached_predictions(self, space: SearchSpace, cache: _SpaceCache, key: str,
+                            adaptation: DeviceAdaptation) -> np.ndarray:
+        with self._lock:
+            adapted, table = self._adaptations.get((space.name, key), (adaptation, None))
+            if table is None:
+                if cache.features is None:
+                    cache.features = space.model_features(space.measured_archs())
+                table = cache.bundle.model.predict(cache.features, adapted)
+                self._adaptations[(space.name, key)] = (adapted, table)
+            return table

@@ -1,0 +1,134 @@
+"""Cost-model features of NAS-Bench-201 cells (the research's 439 "full" features plus ``log_macs``).
+
+No intercept (the models add their own) and no standardization (the models fit it). Columns, in order:
+
+* ``edge_i_j=op`` (30): one-hot op per edge, as :data:`~search_spaces.nasbench201.space.ENCODING_NAMES`;
+* ``edge_i_j=a&edge_k_l=b`` (375): one-hot op pair for each of the 15 edge pairs;
+* one-hots of ``live_conv3x3_count=k`` (k = 0..6), ``live_conv1x1_count=k`` (0..6), ``n_paths=k`` (0..4),
+  ``max_convs_on_path=k`` (0..3) (23);
+* scalars (11): ``is_degenerate`` (dead cell: no input→output path through non-``none`` edges), ``n_paths``,
+  ``longest_path``, ``max_convs_on_path``, ``live_skip_count``, ``live_conv1x1_count``, ``live_conv3x3_count``,
+  ``live_pool_count``, ``live_edge_count``, ``log1p_live_conv_macs_m`` and ``log1p_conv_macs_m`` (log(1 + MACs
+  in millions) of the cell convolutions on live edges / on all edges, over the 15 cells, from the IR);
+* ``log_macs``: natural log of the whole network's MACs (IR, stem to classifier).
+
+An edge is live when it lies on a path from node 0 to node 3 through non-``none`` edges; the four paths are
+0→3, 0→1→3, 0→2→3, 0→1→2→3. Everything is computed on the ``(n, 6)`` op-index array, vectorized.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+
+from nas_latency.ir.features import IR_FEATURE_NAMES
+from nas_latency.ir.network import DEFAULT_DTYPE_BYTES
+from search_spaces.nasbench201.codec import EDGES, NUM_EDGES, NUM_OPS, OP_INDEX, OPS
+from search_spaces.nasbench201.fast_features import feature_tables
+
+_NONE = OP_INDEX["none"]
+_SKIP = OP_INDEX["skip_connect"]
+_CONV1 = OP_INDEX["nor_conv_1x1"]
+_CONV3 = OP_INDEX["nor_conv_3x3"]
+_POOL = OP_INDEX["avg_pool_3x3"]
+
+_EDGE = {edge: i for i, edge in enumerate(EDGES)}
+PATHS: tuple[tuple[int, ...], ...] = ((0, 3), (0, 1, 3), (0, 2, 3), (0, 1, 2, 3))
+_PATH_EDGES = [[_EDGE[(p[k], p[k + 1])] for k in range(len(p) - 1)] for p in PATHS]
+#: (n_paths x n_edges) 0/1: which edges each path uses
+_PATH_MATRIX = np.zeros((len(PATHS), NUM_EDGES), dtype=np.int64)
+for _j, _edges in enumerate(_PATH_EDGES):
+    _PATH_MATRIX[_j, _edges] = 1
+_PATH_LENGTHS = _PATH_MATRIX.sum(axis=1)
+_PAIRS = tuple(itertools.combinations(range(NUM_EDGES), 2))
+
+_EDGE_NAMES = tuple(f"edge_{i}_{j}" for i, j in EDGES)
+ONE_HOT_NAMES = tuple(f"{edge}={op}" for edge in _EDGE_NAMES for op in OPS)
+PAIR_NAMES = tuple(
+    f"{_EDGE_NAMES[a]}={OPS[oa]}&{_EDGE_NAMES[b]}={OPS[ob]}" for a, b in _PAIRS for oa in range(NUM_OPS)
+    for ob in range(NUM_OPS)
+)
+#: (scalar, largest category) of the one-hot count features
+_COUNT_ONE_HOTS = (("live_conv3x3_count", 6), ("live_conv1x1_count", 6), ("n_paths", 4), ("max_convs_on_path", 3))
+COUNT_NAMES = tuple(f"{name}={k}" for name, top in _COUNT_ONE_HOTS for k in range(top + 1))
+SCALAR_NAMES = (
+    "is_degenerate",
+    "n_paths",
+    "longest_path",
+    "max_convs_on_path",
+    "live_skip_count",
+    "live_conv1x1_count",
+    "live_conv3x3_count",
+    "live_pool_count",
+    "live_edge_count",
+    "log1p_live_conv_macs_m",
+    "log1p_conv_macs_m",
+)
+MODEL_FEATURE_NAMES: tuple[str, ...] = ONE_HOT_NAMES + PAIR_NAMES + COUNT_NAMES + SCALAR_NAMES + ("log_macs",)
+assert len(MODEL_FEATURE_NAMES) == 440 and len(set(MODEL_FEATURE_NAMES)) == 440
+
+_MACS = IR_FEATURE_NAMES.index("total.macs")
+
+
+def path_mask(codes: np.ndarray) -> np.ndarray:
+    """``(n, 4)`` bool: which of :data:`PATHS` run through non-``none`` edges only."""
+    alive = (codes != _NONE).astype(np.int64)
+    return (alive @ _PATH_MATRIX.T) == _PATH_LENGTHS
+
+
+def dead_cell_mask(codes: np.ndarray) -> np.ndarray:
+    """``(n,)`` bool: cells with no input→output path (same as :func:`canonical.is_dead_cell`, vectorized)."""
+    return ~path_mask(np.asarray(codes)).any(axis=1)
+
+
+def model_feature_values(
+    codes: np.ndarray, *, num_classes: int, batch_size: int, dtype_bytes: int = DEFAULT_DTYPE_BYTES
+) -> np.ndarray:
+    """``(n, 440)`` features (:data:`MODEL_FEATURE_NAMES`) of cells given as ``(n, 6)`` op indices."""
+    codes = np.asarray(codes, dtype=np.int64)
+    n = codes.shape[0]
+    rows = np.arange(n)[:, None]
+    out = np.zeros((n, len(MODEL_FEATURE_NAMES)))
+    # one-hot op per edge, then one-hot op pair per edge pair
+    out[rows, np.arange(NUM_EDGES) * NUM_OPS + codes] = 1.0
+    first = np.array([a for a, _ in _PAIRS])
+    second = np.array([b for _, b in _PAIRS])
+    pair_offsets = len(ONE_HOT_NAMES) + np.arange(len(_PAIRS)) * NUM_OPS**2
+    out[rows, pair_offsets + codes[:, first] * NUM_OPS + codes[:, second]] = 1.0
+
+    # cell structure
+    paths = path_mask(codes)
+    n_paths = paths.sum(axis=1)
+    live = (paths.astype(np.int64) @ _PATH_MATRIX) > 0
+    is_conv = ((codes == _CONV1) | (codes == _CONV3)).astype(np.int64)
+    longest = (paths * _PATH_LENGTHS).max(axis=1)
+    max_convs = (paths * (is_conv @ _PATH_MATRIX.T)).max(axis=1)
+    live_count = {op: (live & (codes == op)).sum(axis=1) for op in (_SKIP, _CONV1, _CONV3, _POOL)}
+
+    column = len(ONE_HOT_NAMES) + len(PAIR_NAMES)
+    for values, top in zip((live_count[_CONV3], live_count[_CONV1], n_paths, max_convs), (6, 6, 4, 3)):
+        out[rows[:, 0], column + np.minimum(values, top)] = 1.0
+        column += top + 1
+
+    constant, per_op = feature_tables(num_classes, batch_size, dtype_bytes)
+    edge_macs = per_op[:, _MACS][codes]  # (n, 6): MACs of each edge's op summed over the 15 cells
+    edge_conv_macs = edge_macs * is_conv
+    scalars = np.column_stack(
+        [
+            ~paths.any(axis=1),
+            n_paths,
+            longest,
+            max_convs,
+            live_count[_SKIP],
+            live_count[_CONV1],
+            live_count[_CONV3],
+            live_count[_POOL],
+            live.sum(axis=1),
+            np.log1p((edge_conv_macs * live).sum(axis=1) / 1e6),
+            np.log1p(edge_conv_macs.sum(axis=1) / 1e6),
+            np.log(constant[_MACS] + edge_macs.sum(axis=1)),
+        ]
+    )
+    out[:, column:] = scalars
+    return out

@@ -1,0 +1,138 @@
+"""Micro-kernel, block and network generators, classic networks, and the real runtimes on tiny networks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from nas_latency.bench.classic import CLASSIC_NETWORKS, classic_network
+from nas_latency.bench.generators import (
+    BLOCK_LAYER_PREFIX,
+    KernelSpec,
+    adaptive_kernels,
+    block_items,
+    calibration_items,
+    call_overhead_ms,
+    grid_kernels,
+    kernel_sweep,
+    random_kernels,
+    spec_from_layer,
+    with_block_layers,
+)
+from nas_latency.bench.protocol import PROTOCOLS
+from nas_latency.bench.runners import CudaEventsRunner, OnnxRuntimeRunner, TorchEagerRunner, make_runner
+from nas_latency.bench.sweep import run_sweep
+from nas_latency.errors import FailedPreconditionError, InvalidInputError, NotFoundError
+from nas_latency.ir import OpKind
+from nas_latency.models.layer_features import layer_key
+
+
+def test_kernel_sweep_is_deduplicated_and_reproducible() -> None:
+    first = kernel_sweep("quick", seed=3)
+    second = kernel_sweep("quick", seed=3)
+    assert [i.key for i in first] == [i.key for i in second]
+    assert len({i.key for i in first}) == len(first)
+    assert {i.origin for i in first} == {"grid", "random", "prior"}
+    assert all(len(i.network.layers) == 1 and i.key == layer_key(i.network.layers[0]) for i in first)
+    with pytest.raises(InvalidInputError):
+        kernel_sweep("huge")  # type: ignore[arg-type]
+
+
+def test_full_grid_covers_every_family_of_the_evaluation_networks() -> None:
+    ops = {s.op for s in grid_kernels("full")}
+    assert {OpKind.CONV, OpKind.DEPTHWISE_CONV, OpKind.GROUPED_CONV, OpKind.LINEAR, OpKind.AVG_POOL,
+            OpKind.MAX_POOL, OpKind.GLOBAL_AVG_POOL, OpKind.ADD, OpKind.RELU, OpKind.RELU6, OpKind.BATCH_NORM,
+            OpKind.ZERO, OpKind.IDENTITY, OpKind.FLATTEN, OpKind.CHANNEL_SHUFFLE} <= ops
+    assert all(s.layer().macs <= 3e8 for s in grid_kernels("full"))
+
+
+def test_random_kernels_respect_the_mac_cap_and_structure() -> None:
+    specs = random_kernels(80, np.random.default_rng(0), max_macs=1e7)
+    assert len(specs) == 80
+    for spec in specs:
+        layer = spec.layer()
+        assert layer.macs <= 1e7
+        if spec.op is OpKind.DEPTHWISE_CONV:
+            assert layer.groups == layer.in_channels == layer.out_channels
+
+
+def test_specs_round_trip_and_neighbours_stay_valid() -> None:
+    rng = np.random.default_rng(1)
+    for spec in grid_kernels("quick"):
+        layer = spec.layer()
+        assert spec_from_layer(layer) == spec
+    dw = KernelSpec(OpKind.DEPTHWISE_CONV, 64, 64, 16, 3, groups=64)
+    for _ in range(20):
+        near = dw.perturbed(rng)
+        assert near.op is OpKind.DEPTHWISE_CONV and near.cin == near.cout == near.groups
+        near.layer()
+    worst = [KernelSpec(OpKind.CONV, 32, 64, 16, 3).layer(), KernelSpec(OpKind.RELU, 64, 64, 8).layer()]
+    new = adaptive_kernels(worst, 3, rng, exclude={layer_key(l) for l in worst})
+    assert 1 <= len(new) <= 6 and not {layer_key(l) for l in new} & {layer_key(l) for l in worst}
+
+
+def test_blocks_and_their_layers_come_together() -> None:
+    blocks = block_items("quick")
+    assert {b.origin for b in blocks} >= {"block:conv_bn_relu", "block:nb201_cell", "block:fbnet_block", "block:head"}
+    items = with_block_layers(blocks)
+    assert items[0] is blocks[0]
+    first_layers = items[1 : 1 + len(blocks[0].network.layers)]
+    assert [i.key for i in first_layers] == [BLOCK_LAYER_PREFIX + layer_key(l) for l in blocks[0].network.layers]
+    assert len({i.key for i in items}) == len(items)
+    assert len(block_items("full")) > 50
+
+
+def test_calibration_chains_and_the_call_overhead() -> None:
+    items = calibration_items()
+    assert [len(i.network.layers) for i in items] == [1, 3, 9, 27]
+    assert call_overhead_ms([1, 3, 9, 27], [0.003 + 0.002 * n for n in (1, 3, 9, 27)]) == pytest.approx(0.003)
+    assert call_overhead_ms([1, 9], [0.001, 0.1]) == 0.0  # never negative
+    with pytest.raises(InvalidInputError):
+        call_overhead_ms([1], [0.1])
+
+
+def test_classic_networks_match_their_published_sizes() -> None:
+    assert classic_network("resnet18").params == 11_689_512
+    assert classic_network("mobilenet_v2").params == 3_504_872
+    assert classic_network("resnet18").macs == pytest.approx(1.814e9, rel=0.01)
+    assert classic_network("mobilenet_v2").macs == pytest.approx(0.30e9, rel=0.02)
+    assert classic_network("vgg16_bn_cifar").macs == pytest.approx(0.313e9, rel=0.02)
+    assert classic_network("resnet18", 64).name == "resnet18@64"
+    assert set(CLASSIC_NETWORKS) >= {"resnet18", "mobilenet_v2", "vgg11_bn_cifar"}
+    with pytest.raises(NotFoundError):
+        classic_network("alexnet")
+
+
+def test_the_torch_runner_times_a_classic_network_end_to_end() -> None:
+    import torch
+
+    from nas_latency.bench.ir_to_torch import build_torch_module
+
+    network = classic_network("resnet18_cifar", 16)
+    with torch.inference_mode():
+        out = build_torch_module(network)(torch.randn(network.inputs[0].shape))
+    assert tuple(out.shape) == network.layer(network.outputs[0]).output_shape
+    result = run_sweep(calibration_items()[:2], TorchEagerRunner(), PROTOCOLS["quick"], rounds=2)
+    assert len(result.measured) == 2 and not result.failed
+    assert all(m.stats.median_ms > 0 and len(m.stats.round_medians_ms) == 2 for m in result.measured)
+
+
+def test_the_onnxruntime_runner_times_a_tiny_network() -> None:
+    pytest.importorskip("onnxruntime")
+    block = block_items("quick")[0]
+    wall, cpu = OnnxRuntimeRunner().sampler(block.network, copies=2)(3)
+    assert wall > 0 and cpu > 0
+    assert make_runner("onnxruntime").info()["provider"] == "CPUExecutionProvider"
+
+
+def test_the_cuda_runner_refuses_without_a_gpu_and_unknown_runtimes_are_refused() -> None:
+    import torch
+
+    if torch.cuda.is_available():  # pragma: no cover - no GPU where these tests run
+        pytest.skip("a GPU is present; the refusal path is not reachable")
+    with pytest.raises(FailedPreconditionError, match="GPU"):
+        CudaEventsRunner().sampler(calibration_items()[0].network)
+    with pytest.raises(InvalidInputError, match="unknown runtime"):
+        make_runner("tpu")
+    with pytest.raises(InvalidInputError):
+        make_runner("torch", threads=0)

@@ -1,0 +1,116 @@
+"""Every onboarding command with `--server HOST:PORT` prints exactly what it prints in-process (same store)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+
+from nas_latency.cli import main
+
+SPACE = "nasbench201"
+TOKEN = "s3cret-token"
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture
+def setup(serve: Callable[..., Any], sqlite_url: str, tmp_path: Path, signature_archs: list[str],
+          sample_archs: list[str], bundled_measurements: Callable[..., dict[str, float]]) -> dict[str, Any]:
+    running = serve(sqlite_url, token=TOKEN, device_ttl_s=0)
+    token_file = tmp_path / "token"
+    token_file.write_text(TOKEN)
+    measurements = tmp_path / "m.csv"
+    values = bundled_measurements(signature_archs, 9)
+    measurements.write_text("arch,latency_ms\n" + "".join(f"{a},{v!r}\n" for a, v in values.items()))
+    signature = tmp_path / "sig.csv"
+    other = bundled_measurements(signature_archs, 10)
+    signature.write_text("arch,latency_ms\n" + "".join(f"{a},{v!r}\n" for a, v in other.items()))
+    archs = tmp_path / "archs.txt"
+    archs.write_text("\n".join(sample_archs) + "\n")
+    return {"local": ["--store", sqlite_url], "remote": ["--server", running.address, "--token-file", str(token_file)],
+            "measurements": str(measurements), "signature": str(signature), "archs": str(archs)}
+
+
+COMMANDS = [
+    ["signature", "--space", SPACE, "--size", "10"],
+    ["signature", "--space", SPACE, "--size", "5", "--format", "csv"],
+    ["devices", "register", "cli-dev", "--space", SPACE, "--measurements", "{measurements}", "--description", "x"],
+    ["devices", "list", "--format", "json"],
+    ["devices", "list", "--space", SPACE],
+    ["devices", "show", "cli-dev", "--space", SPACE, "--format", "json"],
+    ["predict", "--space", SPACE, "--device", "cli-dev", "--archs", "{archs}"],
+    ["predict", "--space", SPACE, "--signature", "{signature}", "--archs", "{archs}", "--format", "json"],
+    ["models", "list", "--format", "csv"],
+]
+
+
+def test_remote_commands_print_what_in_process_commands_print(setup: dict[str, Any],
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    for command in COMMANDS:
+        argv = [part.format(**setup) for part in command]
+        local = run(capsys, *argv, *setup["local"])
+        remote = run(capsys, *argv, *setup["remote"])
+        assert local[0] == 0, (argv, local[2])
+        assert remote == local, argv
+    rows = json.loads(run(capsys, *[p.format(**setup) for p in COMMANDS[7]], *setup["remote"])[1])
+    assert len(rows) == 200 and all(r["latency_ms"] > 0 for r in rows)
+
+
+ERRORS = [
+    (["predict", "--space", SPACE, "--device", "cli-dev", "--archs", "{bad_archs}"], 2),
+    (["predict", "--space", "nope", "--device", "cli-dev", "--archs", "{archs}"], 2),
+    (["predict", "--space", SPACE, "--device", "nobody", "--archs", "{archs}"], 2),
+    (["devices", "show", "nobody", "--space", SPACE], 2),
+    (["devices", "remove", "nobody"], 2),
+    (["signature", "--space", SPACE, "--size", "0"], 2),
+]
+
+
+def test_remote_errors_match_in_process_errors(setup: dict[str, Any], tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.txt"
+    bad.write_text("|nor_conv_3x3~0|+|\n")
+    setup = dict(setup, bad_archs=str(bad))
+    register = [p.format(**setup) for p in COMMANDS[2]]
+    assert run(capsys, *register, *setup["local"])[0] == 0
+    for command, code in ERRORS:
+        argv = [part.format(**setup) for part in command]
+        local = run(capsys, *argv, *setup["local"])
+        remote = run(capsys, *argv, *setup["remote"])
+        assert local[0] == code, (argv, local)
+        assert remote == local, argv
+
+
+def test_remote_writes_and_removal(setup: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
+    register = [p.format(**setup) for p in COMMANDS[2]]
+    no_token = [a for a in setup["remote"] if a not in ("--token-file",)][:2]
+    code, _, err = run(capsys, *register, *no_token)
+    assert code == 1 and "requires a token" in err
+    assert run(capsys, *register, *setup["remote"])[0] == 0
+    code, _, err = run(capsys, "devices", "remove", "cli-dev", *setup["remote"])
+    assert (code, err) == (0, "removed device cli-dev\n")
+    assert run(capsys, "devices", "show", "cli-dev", "--space", SPACE, *setup["local"])[0] == 2
+    code, _, err = run(capsys, "devices", "list", *setup["local"], "--server", "127.0.0.1:1")
+    assert code == 2 and "not both" in err
+
+
+def test_models_train_through_the_server(setup: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "models", "train", "--space", SPACE, "--model", "blr", "--format", "json",
+                         *setup["remote"])
+    assert code == 0, err
+    row = json.loads(out)[0]
+    assert (row["space"], row["model"]) == (SPACE, "blr") and row["training_devices"] >= 2
+    code, _, err = run(capsys, "models", "train", "--space", SPACE, "--exclude-device", "no-such-device",
+                       *setup["remote"])
+    assert code == 2 and "no-such-device" in err
+    code, out, _ = run(capsys, "models", "list", "--format", "json", *setup["remote"])
+    versions = [(m["space"], m["version"], m["model"]) for m in json.loads(out)]
+    assert versions[-1] == (SPACE, 2, "blr")  # the failed training stored nothing
+    assert run(capsys, "models", "list", "--format", "json", *setup["local"])[1] == out

@@ -1,0 +1,166 @@
+"""Predict over gRPC answers exactly what the embedded predictor answers, names its estimator and the nearest known
+devices, shares adapted models between devices with one signature, streams, and predicts arbitrary networks."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+import onnx
+import pytest
+
+from nas_latency.client import NearestDevice
+from nas_latency.errors import NasLatencyError
+from nas_latency.ir import IR_FEATURE_NAMES, FeatureMatrix, NetworkBuilder
+from nas_latency.models.flops import FlopsRegressor
+from nas_latency.predictor import Predictor
+from search_spaces import get_space
+
+SPACE = "nasbench201"
+TOKEN = "s3cret-token"
+
+
+@pytest.fixture
+def running(serve: Callable[..., Any], sqlite_url: str) -> Any:
+    return serve(sqlite_url, token=TOKEN)
+
+
+def test_same_numbers_as_the_embedded_predictor(running: Any, sqlite_url: str, signature_archs: list[str],
+                                                sample_archs: list[str],
+                                                bundled_measurements: Callable[..., dict[str, float]]) -> None:
+    client = running.client(token=TOKEN)
+    measured = bundled_measurements(signature_archs, 3)
+    client.register_device("pixel", SPACE, measured, description="a phone")
+    other = bundled_measurements(signature_archs, 5)
+    with Predictor(store_url=sqlite_url) as embedded:
+        np.testing.assert_array_equal(client.predict(SPACE, sample_archs, device="pixel"),
+                                      embedded.predict(SPACE, sample_archs, device="pixel"))
+        np.testing.assert_array_equal(client.predict(SPACE, sample_archs, signature=other),
+                                      embedded.predict(SPACE, sample_archs, signature=other))
+        assert client.signature_set(SPACE, 7) == embedded.signature_set(SPACE, 7)
+        assert client.device("pixel", SPACE) == embedded.device("pixel", SPACE)
+        assert client.devices() == embedded.devices() == client.devices(SPACE)
+    assert client.spaces() == ["fbnet", "ganesan_mobile", SPACE]
+    assert client.predict(SPACE, [], device="pixel").shape == (0,)
+
+
+def test_shared_signature_shares_one_adapted_model(running: Any, signature_archs: list[str],
+                                                   bundled_measurements: Callable[..., dict[str, float]]) -> None:
+    client = running.client(token=TOKEN)
+    same = bundled_measurements(signature_archs, 2)
+    client.register_device("board-a", SPACE, same)
+    client.register_device("board-b", SPACE, same)
+    client.register_device("board-c", SPACE, bundled_measurements(signature_archs, 2, scale=1.5))
+    a = client.predict_detailed(SPACE, signature_archs, device="board-a")
+    b = client.predict_detailed(SPACE, signature_archs, device="board-b")
+    inline = client.predict_detailed(SPACE, signature_archs, signature=same)
+    assert a.signature_key == b.signature_key
+    np.testing.assert_array_equal(a.latency_ms, b.latency_ms)
+    assert a.model.startswith("builtin:")
+    # the nearest known devices: the twin at distance 0, then others; the device itself is not listed
+    assert a.nearest_devices[0] == NearestDevice("board-b", "registered", 0.0)
+    assert "board-a" not in [d.name for d in a.nearest_devices if d.kind == "registered"]
+    assert len(a.nearest_devices) == 3
+    distances = [d.rms_log_ratio for d in a.nearest_devices]
+    assert distances == sorted(distances)
+    assert any(d.kind == "bundled" for d in inline.nearest_devices + a.nearest_devices)
+    c = client.predict_detailed(SPACE, signature_archs, device="board-c")
+    assert c.signature_key != a.signature_key
+    near_c = {d.name: d.rms_log_ratio for d in c.nearest_devices}
+    if "board-a" in near_c:  # 1.5x slower everywhere: ln 1.5 apart on the signature archs (up to the model)
+        assert near_c["board-a"] == pytest.approx(np.log(1.5), rel=0.05)
+    shared = [m for m in client.adapted_models(SPACE) if m.signature_key == a.signature_key]
+    assert len(shared) == 1 and shared[0].device_names == ("board-a", "board-b")
+
+
+def test_uncertainty_when_asked(running: Any, signature_archs: list[str], sample_archs: list[str],
+                                bundled_measurements: Callable[..., dict[str, float]]) -> None:
+    client = running.client()
+    signature = bundled_measurements(signature_archs, 1)
+    plain = client.predict_detailed(SPACE, sample_archs, signature=signature)
+    assert plain.latency_log_std is None
+    detailed = client.predict_detailed(SPACE, sample_archs, signature=signature, include_uncertainty=True)
+    np.testing.assert_array_equal(plain.latency_ms, detailed.latency_ms)
+    model = running.registry.predictor.bundle(SPACE).model
+    space = get_space(SPACE)
+    try:  # does the built-in model give an uncertainty? (a BLR does; an ensemble over it may not)
+        adaptation = model.adapt(space.model_features(list(signature)), np.array(list(signature.values())))
+        expected = model.predict_with_uncertainty(space.model_features(sample_archs), adaptation)[1]
+    except (AttributeError, NasLatencyError):
+        expected = None
+    if expected is None:
+        assert detailed.latency_log_std is None
+    else:
+        np.testing.assert_allclose(detailed.latency_log_std, expected, rtol=1e-12)
+        assert np.all(np.isfinite(detailed.latency_log_std)) and np.all(detailed.latency_log_std >= 0)
+    if model.kind == "degenerate_aware" and model.base_.kind == "blr":
+        assert expected is not None
+
+
+def test_stream_predict_answers_in_order(running: Any, signature_archs: list[str], sample_archs: list[str],
+                                         bundled_measurements: Callable[..., dict[str, float]]) -> None:
+    client = running.client(token=TOKEN)
+    client.register_device("loop", SPACE, bundled_measurements(signature_archs, 4))
+    batches = [sample_archs[i:i + 17] for i in range(0, 170, 17)]
+    streamed = list(client.stream_predict(iter(batches), space=SPACE, device="loop", timeout_s=60))
+    assert len(streamed) == len(batches)
+    for batch, values in zip(batches, streamed):
+        np.testing.assert_array_equal(values, client.predict(SPACE, batch, device="loop"))
+
+
+def test_stream_error_ends_the_stream_with_its_status(running: Any, signature_archs: list[str],
+                                                      bundled_measurements: Callable[..., dict[str, float]]) -> None:
+    from nas_latency.errors import InvalidInputError
+
+    client = running.client()
+    signature = bundled_measurements(signature_archs, 4)
+    good = signature_archs[:3]
+    results = []
+    with pytest.raises(InvalidInputError, match="bad"):
+        for values in client.stream_predict([good, ["bad"], good], space=SPACE, signature=signature, timeout_s=60):
+            results.append(values)
+    assert len(results) == 1
+
+
+def _mac_line(signature: dict[str, float], macs: list[float]) -> np.ndarray:
+    space = get_space(SPACE)
+    archs = list(signature)
+    arch_macs = space.ir_features(archs)[:, IR_FEATURE_NAMES.index("total.macs")]
+    fit = FlopsRegressor().fit(FeatureMatrix(("log_macs",), np.log(np.maximum(arch_macs, 1))[:, None], tuple(archs)),
+                               np.array([signature[a] for a in archs]))
+    x = np.log(np.maximum(np.array(macs, dtype=float), 1))[:, None]
+    return fit.predict(FeatureMatrix(("log_macs",), x, tuple(str(i) for i in range(len(macs)))))
+
+
+def _conv_onnx() -> tuple[bytes, int]:
+    """A conv -> relu ONNX model (weights as an initializer) and its MACs."""
+    helper = onnx.helper
+    weights = onnx.numpy_helper.from_array(np.zeros((16, 3, 3, 3), dtype=np.float32), name="w")
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["x", "w"], ["c"], name="conv", pads=[1, 1, 1, 1]),
+         helper.make_node("Relu", ["c"], ["y"], name="relu")], "convnet",
+        [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 3, 32, 32])],
+        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 16, 32, 32])], initializer=[weights],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    return model.SerializeToString(), 16 * 32 * 32 * 3 * 3 * 3
+
+
+def test_arbitrary_networks_use_the_labelled_macs_estimator(running: Any, signature_archs: list[str],
+                                                            bundled_measurements: Callable[..., dict[str, float]]) -> None:
+    client = running.client(token=TOKEN)
+    signature = bundled_measurements(signature_archs, 0)
+    client.register_device("edge", SPACE, signature)
+    space = get_space(SPACE)
+    ir = space.to_ir(signature_archs[0])
+    b = NetworkBuilder("tiny")
+    b.linear(b.flatten(b.input((1, 3, 8, 8))), 10)
+    tiny = b.build()
+    onnx_bytes, onnx_macs = _conv_onnx()
+    result = client.predict_networks(SPACE, [ir, tiny, onnx_bytes], device="edge")
+    assert result.model == "macs_loglinear"
+    assert result.latency_log_std is None
+    expected = _mac_line(signature, [ir.macs, tiny.macs, onnx_macs])
+    np.testing.assert_allclose(result.latency_ms, expected, rtol=1e-12)
+    same = client.predict_networks(SPACE, [ir], signature=signature)
+    np.testing.assert_allclose(same.latency_ms, expected[:1], rtol=1e-12)

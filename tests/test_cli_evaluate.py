@@ -1,0 +1,133 @@
+"""``nas-latency evaluate`` and ``nas-latency rank``: results on stdout, reports in --out, exit codes 0/1/2."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nas_latency.cli import main
+from nas_latency.commands.evaluate import split_specs
+from nas_latency.errors import InvalidInputError
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+# ---- evaluate ---------------------------------------------------------------------------------------------------
+def test_evaluate_tiny_run_writes_the_report(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    start = time.perf_counter()
+    code, out, err = run_cli(capsys, "evaluate", "--space", "ganesan_mobile", "--budget", "5", "--models", "nnls_mix",
+                             "--seeds", "1", "--holdout", "GM1901,MotoG3", "--out", str(tmp_path))
+    assert code == 0, err
+    assert time.perf_counter() - start < 60
+    lines = out.splitlines()
+    assert lines[0].split()[:4] == ["model", "set", "device", "n_scored"]
+    # the FLOPs baseline is always included, before the requested models
+    assert any(line.startswith("flops_xdev") for line in lines)
+    assert any(line.startswith("nnls_mix") and "GM1901_0" in line for line in lines)
+    assert "MEAN" in out and "WORST" in out
+    assert "excluded" in err and "efficientnet_b0?" in err  # networks without layers are reported
+    for suffix in ("md", "json", "png"):
+        assert (tmp_path / f"evaluate_ganesan_mobile_k5.{suffix}").is_file()
+
+
+def test_evaluate_json_on_nasbench201_has_help_set(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    code, out, err = run_cli(capsys, "evaluate", "--space", "nasbench201", "--budget", "10", "--models",
+                             "flops_xdev", "--seeds", "1", "--holdout", "pixel3", "--out", str(tmp_path),
+                             "--no-plot", "--format", "json")
+    assert code == 0, err
+    document = json.loads(out)
+    assert document["models"] == ["flops_xdev"]
+    assert set(document["scoring_sets"]) == {"help", "all"}
+    assert {r["set"] for r in document["per_device"]} == {"help", "all"}
+    assert document["files"]["png"] is None
+    assert not (tmp_path / "evaluate_nasbench201_k10.png").exists()
+    assert json.loads((tmp_path / "evaluate_nasbench201_k10.json").read_text())["space"] == "nasbench201"
+
+
+def test_evaluate_csv_has_std_columns(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    code, out, _ = run_cli(capsys, "evaluate", "--space", "ganesan_mobile", "--budget", "4", "--models", "flops_xdev",
+                           "--seeds", "2", "--holdout", "MotoG3", "--out", str(tmp_path), "--no-plot",
+                           "--format", "csv")
+    assert code == 0
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert {"spearman", "spearman_std", "r2", "r2_std"} <= set(rows[0])
+    assert [r["device"] for r in rows] == ["MotoG3_0", "MEAN", "WORST"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--space", "ganesan_mobile", "--budget", "5", "--models", "no_such_model"], "no_such_model"),
+        (["--space", "ganesan_mobile", "--budget", "2"], "at least 3"),
+        (["--space", "no_such_space", "--budget", "5"], "no_such_space"),
+        (["--space", "ganesan_mobile", "--budget", "5", "--seeds", "0"], "--seeds"),
+        (["--space", "ganesan_mobile", "--budget", "500", "--models", "flops_xdev"], "nothing to score"),
+        (["--space", "ganesan_mobile", "--budget", "5", "--models", "flops_xdev", "--holdout", "Nokia_3310"],
+         "Nokia_3310"),
+        (["--space", "ganesan_mobile", "--budget", "5", "--models", "blr(flops"], "unbalanced"),
+    ],
+)
+def test_evaluate_bad_arguments_exit_2(capsys: pytest.CaptureFixture[str], tmp_path: Path, argv: list[str],
+                                       message: str) -> None:
+    code, out, err = run_cli(capsys, "evaluate", *argv, "--out", str(tmp_path), "--no-plot")
+    assert code == 2
+    assert out == ""
+    assert message in err
+    assert not list(tmp_path.iterdir())  # nothing written on bad input
+
+
+def test_split_specs_respects_parentheses() -> None:
+    assert split_specs("blr, geo_ensemble(nnls_mix,blr),blr,") == ["blr", "geo_ensemble(nnls_mix,blr)"]
+    with pytest.raises(InvalidInputError):
+        split_specs("a)")
+
+
+# ---- rank -------------------------------------------------------------------------------------------------------
+def _write_nb201_csvs(tmp_path: Path) -> tuple[Path, Path]:
+    from nas_latency.evaluate.protocols import load_latency_dataset
+
+    dataset = load_latency_dataset("nasbench201")
+    y = dataset.latency_of("gold_6240")
+    rng = np.random.default_rng(1)
+    signature, candidates = rng.choice(len(y), 10, replace=False), rng.choice(len(y), 60, replace=False)
+    sig = tmp_path / "signature.csv"
+    sig.write_text("arch,latency_ms\n" + "".join(f"{dataset.archs[i]},{y[i]}\n" for i in signature))
+    measured = tmp_path / "measured.csv"
+    measured.write_text("arch,latency_ms\n" + "".join(f"{dataset.archs[i]},{y[i]}\n" for i in candidates))
+    return sig, measured
+
+
+def test_rank_reports_agreement_with_measurements(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    sig, measured = _write_nb201_csvs(tmp_path)
+    code, out, err = run_cli(capsys, "rank", "--space", "nasbench201", "--signature", str(sig), "--measured",
+                             str(measured), "--top-k", "5", "--store", f"sqlite:///{tmp_path / 'store.sqlite'}",
+                             "--format", "json")
+    assert code == 0, err
+    document = json.loads(out)
+    assert document["n_candidates"] == 60 and document["n_measured"] == 60
+    assert document["metrics"]["spearman"] > 0.5
+    assert 0 <= document["metrics"]["top5_overlap"] <= 1
+    assert document["metrics"]["pareto_recall"] is not None  # NB201 accuracies are bundled
+    predicted = [r["predicted_ms"] for r in document["ranking"]]
+    assert predicted == sorted(predicted)
+
+
+def test_rank_bad_input_exits_2(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    sig, _ = _write_nb201_csvs(tmp_path)
+    bad = tmp_path / "bad.csv"
+    bad.write_text("arch,latency\nx,1\n")
+    code, _, err = run_cli(capsys, "rank", "--space", "nasbench201", "--signature", str(sig), "--measured", str(bad),
+                           "--store", f"sqlite:///{tmp_path / 'store.sqlite'}")
+    assert code == 2 and "header" in err
+    code, _, err = run_cli(capsys, "rank", "--space", "nasbench201", "--signature", str(sig), "--top-k", "0")
+    assert code == 2 and "--top-k" in err

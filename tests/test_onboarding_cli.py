@@ -1,0 +1,163 @@
+"""The device-onboarding contract of ARCHITECTURE.md, end to end through the `nas-latency` command, on a real
+SQLite store in a fresh NAS_LATENCY_HOME (the built-in model is trained from the bundled data on first use)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from nas_latency.cli import main
+from nas_latency.data import load_table
+
+SPACE = "nasbench201"
+HELD_OUT = "gold_6240"  # onboarded as if new: the model is trained without it
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("nas_latency_home")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("NAS_LATENCY_HOME", str(path))
+    assert main(["models", "train", "--space", SPACE, "--exclude-device", HELD_OUT, "--format", "json"]) == 0
+    yield path
+    mp.undo()
+
+
+@pytest.fixture(scope="module")
+def truth() -> pd.Series:
+    return load_table("nb201_latency").set_index("arch_string")[HELD_OUT]
+
+
+def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def write_measurements(path: Path, archs: list[str], truth: pd.Series) -> Path:
+    path.write_text("arch,latency_ms\n" + "".join(f"{a},{truth[a]}\n" for a in archs))
+    return path
+
+
+def signature(capsys: pytest.CaptureFixture[str], size: int = 10) -> list[str]:
+    code, out, _ = cli(capsys, "signature", "--space", SPACE, "--size", str(size))
+    assert code == 0
+    document = json.loads(out)
+    assert document["space"] == SPACE
+    return document["archs"]
+
+
+def test_signature_is_k_distinct_valid_archs_and_stable(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    archs = signature(capsys, 10)
+    assert len(archs) == len(set(archs)) == 10
+    assert signature(capsys, 10) == archs
+    assert signature(capsys, 5) == archs[:5]  # most informative first
+
+
+def test_register_then_predict_ranks_an_unseen_device(
+    home: Path, truth: pd.Series, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    archs = signature(capsys, 10)
+    measurements = write_measurements(tmp_path / "m.csv", archs, truth)
+    code, _, err = cli(capsys, "devices", "register", "newdev", "--space", SPACE, "--measurements", str(measurements))
+    assert code == 0, err
+    query = [a for a in truth.index[:3000] if a not in set(archs)]
+    (tmp_path / "archs.txt").write_text("\n".join(query) + "\n")
+    code, out, _ = cli(capsys, "predict", "--space", SPACE, "--device", "newdev", "--archs", str(tmp_path / "archs.txt"),
+                       "--format", "csv")
+    assert code == 0
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert list(rows[0]) == ["arch", "latency_ms"]
+    assert [r["arch"] for r in rows] == query
+    predicted = np.array([float(r["latency_ms"]) for r in rows])
+    from nas_latency.evaluate import spearman
+
+    # An honest few-shot figure: the model never saw this device, only its 10 signature latencies.
+    assert spearman(truth[query].to_numpy(), predicted) > 0.9
+
+
+def test_stateless_signature_predicts_like_the_registered_device(
+    home: Path, truth: pd.Series, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    archs = signature(capsys, 10)
+    measurements = write_measurements(tmp_path / "m.csv", archs, truth)
+    assert cli(capsys, "devices", "register", "twin", "--space", SPACE, "--measurements", str(measurements))[0] == 0
+    query = list(truth.index[100:140])
+    monkeypatch.setattr(sys, "stdin", io.StringIO("\n".join(query)))
+    code, by_signature, _ = cli(capsys, "predict", "--space", SPACE, "--signature", str(measurements), "--archs", "-")
+    assert code == 0
+    (tmp_path / "q.txt").write_text("\n".join(query))
+    code, by_device, _ = cli(capsys, "predict", "--space", SPACE, "--device", "twin", "--archs", str(tmp_path / "q.txt"))
+    assert code == 0
+    assert by_signature == by_device
+
+
+@pytest.mark.parametrize(
+    "mutate, needle",
+    [
+        (lambda rows: rows[:2], "at least 3"),
+        (lambda rows: rows[:3] + [("|nor_conv_3x3~0|+|bogus|", "1.0")], "row 5"),
+        (lambda rows: rows[:3] + [(rows[0][0], "2.0")], "measured twice"),
+        (lambda rows: rows[:3] + [(rows[3][0], "nan")], "finite number > 0"),
+        (lambda rows: rows[:3] + [(rows[3][0], "0")], "finite number > 0"),
+        (lambda rows: rows[:3] + [(rows[3][0], "-4")], "finite number > 0"),
+    ],
+)
+def test_bad_measurements_exit_2_and_write_nothing(
+    home: Path, truth: pd.Series, tmp_path: Path, capsys: pytest.CaptureFixture[str], mutate, needle: str
+) -> None:
+    rows = [(a, str(truth[a])) for a in truth.index[:6]]
+    path = tmp_path / "bad.csv"
+    path.write_text("arch,latency_ms\n" + "".join(f"{a},{v}\n" for a, v in mutate(rows)))
+    code, out, err = cli(capsys, "devices", "register", "baddev", "--space", SPACE, "--measurements", str(path))
+    assert code == 2 and out == "" and needle in err
+    code, out, _ = cli(capsys, "devices", "list", "--format", "json")
+    assert "baddev" not in {row["name"] for row in json.loads(out)}
+
+
+@pytest.mark.parametrize(
+    "argv, needle",
+    [
+        (["predict", "--space", SPACE, "--device", "nobody", "--archs", "{archs}"], "nobody"),
+        (["predict", "--space", "nospace", "--device", "x", "--archs", "{archs}"], "unknown search space"),
+        (["signature", "--space", SPACE, "--size", "0"], "at least 1"),
+        (["devices", "register", "bad name!", "--space", SPACE, "--measurements", "{good}"], "bad name!"),
+        (["models", "train", "--space", SPACE, "--exclude-device", "no_such_device"], "no_such_device"),
+        (["models", "train", "--space", SPACE, "--model", "blr("], "model spec"),
+    ],
+)
+def test_bad_requests_exit_2(
+    home: Path, truth: pd.Series, tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], needle: str
+) -> None:
+    (tmp_path / "archs.txt").write_text(truth.index[0] + "\n")
+    good = write_measurements(tmp_path / "good.csv", list(truth.index[:5]), truth)
+    argv = [a.replace("{archs}", str(tmp_path / "archs.txt")).replace("{good}", str(good)) for a in argv]
+    code, out, err = cli(capsys, *argv)
+    assert code == 2, err
+    assert out == ""
+    assert needle in err
+
+
+def test_unknown_arch_in_a_prediction_request_names_it(
+    home: Path, truth: pd.Series, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    good = write_measurements(tmp_path / "good.csv", list(truth.index[:5]), truth)
+    assert cli(capsys, "devices", "register", "probe", "--space", SPACE, "--measurements", str(good))[0] == 0
+    (tmp_path / "archs.txt").write_text(f"{truth.index[0]}\n|skip_connect~0|+|oops~0|\n")
+    code, out, err = cli(capsys, "predict", "--space", SPACE, "--device", "probe", "--archs", str(tmp_path / "archs.txt"))
+    assert code == 2 and out == "" and "oops" in err
+
+
+def test_models_list_shows_the_trained_bundle(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = cli(capsys, "models", "list", "--format", "json")
+    assert code == 0
+    rows = [r for r in json.loads(out) if r["space"] == SPACE]
+    assert rows and rows[-1]["kind"] == "builtin_bundle"
+    assert rows[-1]["model"].startswith("degenerate_aware(")

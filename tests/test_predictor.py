@@ -1,0 +1,80 @@
+"""The embedded Predictor on a fresh store: every space works at once (built-in model trained from the bundled
+data on first use), devices round-trip through the store, and bad requests are typed errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nas_latency.builtin_models import bundled_training_table
+from nas_latency.errors import InvalidInputError, NotFoundError
+from nas_latency.evaluate import spearman
+from nas_latency.predictor import Predictor
+from search_spaces import get_space
+
+
+@pytest.fixture()
+def predictor(tmp_path: Path) -> Predictor:
+    with Predictor(store_url=f"sqlite:///{tmp_path / 'store.sqlite'}") as p:
+        yield p
+
+
+@pytest.mark.parametrize("space_name", ["fbnet", "ganesan_mobile"])
+def test_fresh_store_trains_then_predicts_for_a_signature(predictor: Predictor, space_name: str) -> None:
+    space = get_space(space_name)
+    table = bundled_training_table(space)
+    column = 0  # a training device: this checks plumbing and order, not generalization (see evaluate)
+    truth = dict(zip(table.archs, table.latency_ms[:, column]))
+    archs = predictor.signature_set(space_name, 10)
+    assert len(set(archs)) == 10 and set(archs) <= set(table.archs)
+    query = [a for a in table.archs if a not in set(archs)][:60]
+    predicted = predictor.predict(space_name, query, signature={a: truth[a] for a in archs})
+    assert predicted.shape == (len(query),) and np.all(predicted > 0)
+    assert spearman(np.array([truth[a] for a in query]), predicted) > 0.7
+    assert predictor.store.list_artifacts(space_name)[0].kind == "builtin_bundle"
+
+
+def test_devices_round_trip_and_removal(predictor: Predictor) -> None:
+    space = get_space("nasbench201")
+    archs = space.sample(6, seed=5)
+    info = predictor.register_device("lab-gpu", "nasbench201", {a: 2.0 + i for i, a in enumerate(archs)},
+                                     description="a test device")
+    assert (info.name, info.space, info.n_measurements, info.description) == ("lab-gpu", "nasbench201", 6, "a test device")
+    assert [d.name for d in predictor.devices("nasbench201")] == ["lab-gpu"]
+    # Re-registering replaces the previous measurements of that space.
+    predictor.register_device("lab-gpu", "nasbench201", {a: 3.0 for a in archs[:4]})
+    assert predictor.device("lab-gpu", "nasbench201").n_measurements == 4
+    first = predictor.predict("nasbench201", archs, device="lab-gpu")
+    assert first.shape == (6,)
+    predictor.remove_device("lab-gpu")
+    with pytest.raises(NotFoundError, match="lab-gpu"):
+        predictor.predict("nasbench201", archs, device="lab-gpu")
+
+
+def test_prediction_requests_are_validated(predictor: Predictor) -> None:
+    archs = get_space("nasbench201").sample(4, seed=9)
+    signature = {a: 5.0 + i for i, a in enumerate(archs)}
+    with pytest.raises(InvalidInputError, match="exactly one"):
+        predictor.predict("nasbench201", archs)
+    with pytest.raises(InvalidInputError, match="not one string"):
+        predictor.predict("nasbench201", archs[0], signature=signature)  # type: ignore[arg-type]
+    with pytest.raises(InvalidInputError, match="at least 3"):
+        predictor.predict("nasbench201", archs, signature=dict(list(signature.items())[:2]))
+    with pytest.raises(InvalidInputError, match="finite number > 0"):
+        predictor.predict("nasbench201", archs, signature={**signature, archs[0]: -1.0})
+    with pytest.raises(NotFoundError, match="unknown search space"):
+        predictor.predict("imagenet", archs, signature=signature)
+    assert predictor.predict("nasbench201", [], signature=signature).shape == (0,)
+
+
+def test_fast_path_and_general_path_agree(predictor: Predictor) -> None:
+    space = get_space("nasbench201")
+    archs = space.sample(200, seed=3)
+    signature = {a: 4.0 + (i % 7) for i, a in enumerate(space.sample(10, seed=4))}
+    fast = predictor.predict("nasbench201", archs, signature=signature)  # all 15,625 cached, then gathered
+    model = predictor.bundle("nasbench201").model
+    adaptation = model.adapt(space.model_features(list(signature)), np.array(list(signature.values())))
+    direct = model.predict(space.model_features(archs), adaptation)
+    np.testing.assert_allclose(fast, direct, rtol=1e-12)

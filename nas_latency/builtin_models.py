@@ -34,7 +34,7 @@ MIN_STORE_MEASUREMENTS = 100
 DEFAULT_MODEL_SPECS: dict[str, str] = {
     "nasbench201": "degenerate_aware(geo_ensemble(nnls_mix,blr))",
     "fbnet": "geo_ensemble(nnls_mix,blr)",
-    "ganesan_mobile": "blr",
+    "ganesan_mobile": "geo_ensemble(nnls_mix_measured,gp_mix)",
 }
 DEFAULT_SIGNATURE_METHOD = "mutual_information"
 

@@ -88,7 +88,8 @@ class _Kernel:
         gram[np.diag_indices_from(gram)] += self.noise_variance
         return cho_solve(cho_factor(gram, lower=True), t - mean)
 
-    def cross(self, profile_products: np.ndarray, mean_products: np.ndarray, feature_products: np.ndarray) -> np.ndarray:
+    def cross(self, profile_products: np.ndarray, mean_products: np.ndarray,
+              feature_products: np.ndarray) -> np.ndarray:
         return (self.device_factor * profile_products + self.intercept_variance + self.mean_variance * mean_products
                 + self.feature_variance * feature_products)
 

@@ -71,7 +71,8 @@ def data() -> tuple[FeatureMatrix, np.ndarray, np.ndarray]:
 
 
 @pytest.mark.parametrize("hyper", [dict(), dict(mean_variance=0.0, intercept_variance=0.5)])
-def test_posterior_mean_equals_the_dense_formula(hyper: dict, data: tuple[FeatureMatrix, np.ndarray, np.ndarray]) -> None:
+def test_posterior_mean_equals_the_dense_formula(hyper: dict,
+                                                 data: tuple[FeatureMatrix, np.ndarray, np.ndarray]) -> None:
     features, table, y = data
     model = GPMixModel(**hyper).fit(features, table)
     s, v_phi, sigma2 = RESEARCH_HYPERPARAMETERS

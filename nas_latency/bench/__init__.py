@@ -2,6 +2,18 @@
 
 :func:`build_torch_module` (in :mod:`nas_latency.bench.ir_to_torch`) turns any IR network into a torch module.
 It is loaded lazily so that importing this package does not import torch.
+
+=====================  ========================================================================================
+``protocol``           warm-up, repetitions until the median is stable or a cap, outlier rejection, wall/CPU
+                       timers, rounds, threads and pinning, the environment record
+``runners``            torch eager, onnxruntime (CPU) and CUDA events, each turning a network into a sampler
+``generators``         micro-kernels (grid, random, space prior, adaptive), blocks, footprint and context chains,
+                       calibration chains, whole networks
+``classic``            ResNet-18, MobileNetV2 and VGG as IR, for evaluation
+``sweep``              measure a list of items in interleaved rounds; store rows
+``device``             ``bench device``: onboard this machine and fit its layer models
+``evaluation``         ``bench evaluate``: whole networks never used for fitting, metrics next to the noise
+=====================  ========================================================================================
 """
 
 from __future__ import annotations

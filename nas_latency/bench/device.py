@@ -11,8 +11,8 @@
    then **cold-weight twins** of the kernels with sizeable weights (copies cycled so that the weights come from
    memory, :func:`~nas_latency.bench.generators.cold_kernel_items`), **footprint blocks** (chains of 1×1
    convolutions of growing total size) that calibrate how much of the cold penalty a network of a given footprint
-   pays, and **context blocks** (chains of batch norm + ReLU of growing size) that calibrate how much slower every
-   layer runs inside a network of that footprint;
+   pays, and **context blocks** (chains of batch norm + ReLU of growing size) that calibrate what each MB of
+   activations costs a layer inside a network of that footprint;
 3. **adaptive resampling**: ``adaptive_rounds`` times, the mixed layer model is cross-validated (5 folds) on the
    kernels so far, and neighbours of the worst-predicted kernels are measured;
 4. **models**: every layer model of :data:`~nas_latency.models.layer_stacked.LAYER_MODELS` on the kernels (hot,
@@ -69,7 +69,12 @@ from nas_latency.models.artifacts import artifact_from_bytes
 from nas_latency.models.layer_features import LayerFeaturizer, layer_key
 from nas_latency.models.layer_footprint import FootprintModel
 from nas_latency.models.layer_mapping import BlockObservation, MappingModel
-from nas_latency.models.layer_stacked import LAYER_MODELS, StackedNetworkModel, network_footprint_bytes
+from nas_latency.models.layer_stacked import (
+    LAYER_MODELS,
+    StackedNetworkModel,
+    activation_mb,
+    network_footprint_bytes,
+)
 from nas_latency.store import Store
 from nas_latency.store.validate import check_device
 
@@ -229,7 +234,8 @@ def _hot_cold(layers: Sequence[Measured], overhead_ms: float) -> tuple[dict[str,
 
 def context_points(blocks: Sequence[Measured], layers: Sequence[Measured], overhead_ms: float
                    ) -> tuple[list[float], list[float], list[float]]:
-    """``(footprint bytes, κ, weight)`` of each context block: ``κ = t_block / Σ hot − 1``, weighted by ``Σ hot``."""
+    """``(footprint bytes, κ, weight)`` of each context block: ``κ = (t_block − Σ hot) / Σ activation MB`` (ms per
+    MB of activations read and written), weighted by the block's activation MB."""
     hot, _ = _hot_cold(layers, overhead_ms)
     footprints, kappas, weights = [], [], []
     for m in blocks:
@@ -237,18 +243,19 @@ def context_points(blocks: Sequence[Measured], layers: Sequence[Measured], overh
         if not all(k in hot for k in keys):
             continue
         h = sum(hot[k] for k in keys)
+        mb = sum(activation_mb(layer) for layer in m.item.network.layers)
         t = in_network_ms(latency_of(m.stats, KERNEL_STATISTIC), overhead_ms)
         footprints.append(float(network_footprint_bytes(m.item.network)))
-        kappas.append(t / h - 1.0)
-        weights.append(h)
+        kappas.append((t - h) / mb)
+        weights.append(mb)
     return footprints, kappas, weights
 
 
 def footprint_points(blocks: Sequence[Measured], layers: Sequence[Measured], overhead_ms: float,
                      context: FootprintModel | None = None) -> tuple[list[float], list[float], list[float]]:
-    """``(footprint bytes, φ, weight)`` of each footprint block: ``φ = (t_block − (1 + κ)·Σ hot) / (Σ cold − Σ hot)``
-    (κ from ``context``, 0 without), weighted by the block's cold penalty ``Σ (cold − hot)`` in ms (blocks whose
-    penalty is not positive are left out)."""
+    """``(footprint bytes, φ, weight)`` of each footprint block:
+    ``φ = (t_block − Σ hot − κ·Σ activation MB) / (Σ cold − Σ hot)`` (κ from ``context``, 0 without), weighted by the
+    block's cold penalty ``Σ (cold − hot)`` in ms (blocks whose penalty is not positive are left out)."""
     hot, cold = _hot_cold(layers, overhead_ms)
     footprints, phis, weights = [], [], []
     for m in blocks:
@@ -262,8 +269,9 @@ def footprint_points(blocks: Sequence[Measured], layers: Sequence[Measured], ove
         t = in_network_ms(latency_of(m.stats, KERNEL_STATISTIC), overhead_ms)
         footprint = float(network_footprint_bytes(m.item.network))
         kappa = 0.0 if context is None else float(context.phi(footprint))
+        mb = sum(activation_mb(layer) for layer in m.item.network.layers)
         footprints.append(footprint)
-        phis.append((t - (1.0 + kappa) * h) / (c - h))
+        phis.append((t - h - kappa * mb) / (c - h))
         weights.append(c - h)
     return footprints, phis, weights
 
@@ -404,7 +412,7 @@ def onboard_device(options: DeviceOptions, store: Store, *, progress: Progress |
         cold_models = fit_layer_models(cold_features, cold_y, options.level)
         chain_blocks = [m for m in footprint_phase.measured if m.item.kind == "block"]
         chain_kernels = [m for m in footprint_phase.measured if m.item.kind != "block"]
-        context = FootprintModel(upper=3.0, default_curve="flat").fit(*context_points(
+        context = FootprintModel(upper=1.0, default_curve="flat").fit(*context_points(
             [m for m in chain_blocks if m.item.origin == "context"], chain_kernels, overhead))
         footprint = FootprintModel().fit(*footprint_points(
             [m for m in chain_blocks if m.item.origin == "footprint"], chain_kernels, overhead, context))
@@ -477,7 +485,8 @@ def onboard_device(options: DeviceOptions, store: Store, *, progress: Progress |
 
     report.counts = {
         "kernels": len(kernel_result.measured), "adaptive_kernels": len(adaptive.measured),
-        "cold_kernels": len(cold_result.measured), "footprint_blocks": footprint.n_blocks_, "context_blocks": context.n_blocks_,
+        "cold_kernels": len(cold_result.measured), "footprint_blocks": footprint.n_blocks_,
+        "context_blocks": context.n_blocks_,
         "block_layer_kernels": len(block_layers.measured),
         "blocks": len(block_result.measured), "mapping_blocks": len(observations),
         "signature_networks": len(signature_result.measured),
@@ -489,7 +498,8 @@ def onboard_device(options: DeviceOptions, store: Store, *, progress: Progress |
                     "blocks": block_result.noise(), "block_layers": block_layers.noise(), "adaptive": adaptive.noise(),
                     "signature": signature_result.noise()}
     roof = layer_models["roofline"]
-    report.roofline = {"peak_gflops": roof.peak_flops_per_ms_ / 1e6, "bandwidth_gb_s": roof.bandwidth_bytes_per_ms_ / 1e6,
+    report.roofline = {"peak_gflops": roof.peak_flops_per_ms_ / 1e6,
+                       "bandwidth_gb_s": roof.bandwidth_bytes_per_ms_ / 1e6,
                        "layer_overhead_ms": roof.overhead_ms_}
     report.fusion_rules = mapping.rules()
     report.footprint_curve = footprint.curve()
@@ -514,7 +524,8 @@ def load_stacked_models(store: Store, device: str, models: Sequence[str] | None 
     infos = [i for i in store.list_artifacts(ARTIFACT_SPACE, latest_only=True) if i.name.startswith(prefix)]
     if not infos:
         raise NotFoundError(
-            f"no bench models for device {device!r} in {store.url}; run `nas-latency bench device --name {device}` first")
+            f"no bench models for device {device!r} in {store.url}; "
+            f"run `nas-latency bench device --name {device}` first")
     out: dict[str, StackedNetworkModel] = {}
     for info in sorted(infos, key=lambda i: list(LAYER_MODELS).index(i.name[len(prefix):])
                        if i.name[len(prefix):] in LAYER_MODELS else 99):

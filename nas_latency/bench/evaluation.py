@@ -297,7 +297,8 @@ def render_markdown(result: EvaluationResult, *, png_name: str | None = None, co
     lines = [
         f"# Layer models on this machine: device `{result.device}` ({result.runtime})",
         "",
-        f"{len(result.names)} whole networks never used for fitting ({', '.join(f'{n} {g}' for g, n in doc['groups'].items())}), "
+        f"{len(result.names)} whole networks never used for fitting "
+        f"({', '.join(f'{n} {g}' for g, n in doc['groups'].items())}), "
         f"measured in {noise['passes']} pass(es) on {env.get('cpu_model')} with {env.get('threads')} thread(s); "
         f"load average {env.get('loadavg')} before, {env.get('loadavg_after')} after. "
         "The models were fitted only on micro-kernels and multi-layer blocks.",
@@ -327,7 +328,8 @@ def render_markdown(result: EvaluationResult, *, png_name: str | None = None, co
         f"## Models (targets: MAPE ≤ {TARGETS['mape_pct']} %, within ±10 % ≥ {100 * TARGETS['within_10pct']:.0f} %, "
         f"Spearman ≥ {TARGETS['spearman']})",
         "",
-        "| model | MAPE % | within ±10 % | Spearman | Kendall | NB201 MAPE % | FBNet MAPE % | classic MAPE % | targets |",
+        "| model | MAPE % | within ±10 % | Spearman | Kendall | NB201 MAPE % | FBNet MAPE % | classic MAPE % "
+        "| targets |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for name, row in metrics.items():
@@ -391,6 +393,7 @@ def write_plot(result: EvaluationResult, path: str | Path) -> Path:
 
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter, NullFormatter
 
     models = list(result.predicted_ms)
     cols = min(4, len(models))
@@ -414,6 +417,9 @@ def write_plot(result: EvaluationResult, path: str | Path) -> Path:
         ax.fill_between(xs, xs * 0.9, xs * 1.1, color="grey", alpha=0.2, lw=0)
         ax.set_xscale("log")
         ax.set_yscale("log")
+        for axis in (ax.xaxis, ax.yaxis):
+            axis.set_minor_formatter(NullFormatter())
+            axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
         ax.set_xlim(lo, hi)
         ax.set_ylim(lo, hi)
         m = metrics[model]
@@ -467,7 +473,8 @@ def model_rows(result: EvaluationResult) -> list[dict[str, Any]]:
         rows.append({
             "model": name, "mape_pct": round(row["mape_pct"], 3), "within_10pct": round(row["within_10pct"], 4),
             "spearman": round(row["spearman"], 4), "kendall": round(row["kendall"], 4),
-            "nb201_mape_pct": _round(row.get("nasbench201.mape_pct")), "fbnet_mape_pct": _round(row.get("fbnet.mape_pct")),
+            "nb201_mape_pct": _round(row.get("nasbench201.mape_pct")),
+            "fbnet_mape_pct": _round(row.get("fbnet.mape_pct")),
             "classic_mape_pct": _round(row.get("classic.mape_pct")), "meets_targets": row["meets_targets"],
             "mape_vs_fastest_pct": _round(fastest[name]["mape_pct"]) if name in fastest else None,
             "mape_vs_cpu_pct": _round(cpu[name]["mape_pct"]) if name in cpu else None,

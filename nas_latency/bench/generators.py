@@ -447,10 +447,10 @@ CONTEXT_PREFIX = "context;"
 def context_items(level: Level) -> list[BenchItem]:
     """Chains of batch norm + ReLU (no weights) whose outputs total from under a MB to tens of MB: every output
     stays alive until the end of the call, as in an IR module, so a long chain writes to memory that is not in cache
-    any more. Compared with the sum of their layers they give the context slowdown ``κ`` of a network of that
-    footprint."""
+    any more. Compared with the sum of their layers they give the context cost ``κ`` (ms per MB of activations) of
+    a network of that footprint."""
     settings = ([(144, 32, 2), (144, 32, 16)] if level == "quick" else
-                [(144, 32, n) for n in (1, 4, 8, 16, 32, 64)] + [(384, 8, n) for n in (4, 16, 64)]
+                [(144, 32, n) for n in (1, 4, 8, 12, 16, 20, 24, 28, 32, 48, 64)] + [(384, 8, n) for n in (4, 16, 64)]
                 + [(32, 32, n) for n in (16, 64)])
     out = []
     for c, s, n in settings:

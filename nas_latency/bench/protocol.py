@@ -317,7 +317,8 @@ def combine_rounds(rounds: Sequence[TimingStats], protocol: MeasurementProtocol,
     if len(others) != len(pooled):
         others = []
     unstable = [r.stop_reason for r in rounds if r.stop_reason != "stable"]
-    return summarize_samples(pooled, protocol, number=rounds[0].number, stop_reason=unstable[0] if unstable else "stable",
+    return summarize_samples(pooled, protocol, number=rounds[0].number,
+                             stop_reason=unstable[0] if unstable else "stable",
                              elapsed_s=sum(r.elapsed_s for r in rounds), keep_samples=keep_samples,
                              round_medians_ms=[r.median_ms for r in rounds], other_samples_ms=others)
 
@@ -346,7 +347,8 @@ def parse_cpus(text: str | None) -> tuple[int, ...] | None:
     available = os.sched_getaffinity(0)
     unknown = sorted(cpus - available)
     if unknown:
-        raise InvalidInputError(f"--pin: CPUs {unknown} are not available to this process (available: {sorted(available)})")
+        raise InvalidInputError(
+            f"--pin: CPUs {unknown} are not available to this process (available: {sorted(available)})")
     return tuple(sorted(cpus))
 
 

@@ -56,6 +56,7 @@ _LAZY: dict[str, str] = {
     "stacked_network": "nas_latency.models.layer_stacked:StackedNetworkModel",
     "layer_statistical": "nas_latency.models.layer_statistical:StatisticalLayerModel",
     "layer_mixed": "nas_latency.models.layer_statistical:MixedLayerModel",
+    "layer_footprint": "nas_latency.models.layer_footprint:FootprintModel",
 }
 _LOADED: dict[str, type[CostModel]] = {}
 

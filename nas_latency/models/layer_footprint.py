@@ -1,8 +1,8 @@
 """How a layer's time inside a network depends on the network's memory footprint.
 
 Two curves of this kind feed the stacked network model: ``φ`` (the share of the cold-weight penalty paid, in
-[0, 1]) and ``κ`` (the *context* slowdown: with a large footprint every layer writes its output to memory that is no
-longer in cache, and reads through more TLB misses; ``t = (1 + κ) · hot``, fitted on chains of batch norm + ReLU of
+[0, 1]) and ``κ`` (the *context* cost in ms per MB of activations a layer reads and writes: with a large footprint
+every layer writes its output to memory that is no longer in cache; fitted on chains of batch norm + ReLU of
 growing size, see :func:`~nas_latency.bench.generators.context_items`).
 
 A micro-kernel timed in a loop finds its weights in cache (*hot*); timed while cycling through copies of itself
@@ -16,7 +16,7 @@ fit of those points against ``log F``, interpolated linearly in ``log F`` and co
 
 Without data, the default curve (``default_curve="ramp"``) rises log-linearly from 0 at ``F = cache_bytes / 2`` to
 ``upper`` at ``2 · cache_bytes``; ``"flat"`` is 0 everywhere. The stacked network model predicts a layer as
-``(1 + κ(F)) · hot + φ(F) · max(cold − hot, 0)``.
+``hot + κ(F) · activation MB + φ(F) · max(cold − hot, 0)``.
 """
 
 from __future__ import annotations
@@ -59,7 +59,8 @@ class FootprintModel(CostModel):
             weights: Sequence[float] | None = None) -> "FootprintModel":
         """Fit on blocks: their footprints and measured ``φ`` (any real numbers; clipped to [0, upper]). ``weights``:
         how much each block's ``φ`` is worth (e.g. its cold penalty in ms, since small penalties are noisy)."""
-        if isinstance(self.cache_bytes, bool) or not isinstance(self.cache_bytes, (int, float)) or self.cache_bytes <= 0:
+        cache = self.cache_bytes
+        if isinstance(cache, bool) or not isinstance(cache, (int, float)) or cache <= 0:
             raise InvalidInputError(f"cache_bytes must be a positive number, got {self.cache_bytes!r}")
         if isinstance(self.upper, bool) or not isinstance(self.upper, (int, float)) or not self.upper > 0:
             raise InvalidInputError(f"upper must be a positive number, got {self.upper!r}")

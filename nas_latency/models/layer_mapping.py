@@ -110,7 +110,8 @@ class MappingModel(CostModel):
 
     def _defaults(self) -> dict[str, float]:
         if self.runtime not in DEFAULT_RULES:
-            raise InvalidInputError(f"mapping model: unknown runtime {self.runtime!r}; known: {', '.join(DEFAULT_RULES)}")
+            raise InvalidInputError(
+                f"mapping model: unknown runtime {self.runtime!r}; known: {', '.join(DEFAULT_RULES)}")
         return DEFAULT_RULES[self.runtime]
 
     def _prior(self, pattern: str) -> float:

@@ -8,8 +8,8 @@ Architecture (as in ResPerfNet, sized for a few hundred to a few thousand micro-
       → Linear(width, 1)  =  standardized log time
 
 Trained with Adam on the mean squared error of log time (≈ relative error), mini-batches, a fixed number of
-epochs, cosine learning-rate decay, L2 weight decay, from a fixed seed: deterministic. Plain numpy (no framework needed at prediction time); the
-weights go in the artifact's ``.npz``.
+epochs, cosine learning-rate decay, L2 weight decay, from a fixed seed: deterministic. Plain numpy (no framework
+needed at prediction time); the weights go in the artifact's ``.npz``.
 """
 
 from __future__ import annotations

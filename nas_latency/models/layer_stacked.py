@@ -1,7 +1,7 @@
 """The stacked network model (ANNETTE): a network's latency is the sum of its fused kernels' predicted times.
 
 ``latency(network) = overhead_ms + Σ_{kernel groups g of the mapping} Σ_{layers l in g} w(l) · t(l)``,
-``t(l) = (1 + κ(F)) · hot(l) + φ(F) · max(cold(l) − hot(l), 0)``
+``t(l) = hot(l) + κ(F) · A(l) + φ(F) · max(cold(l) − hot(l), 0)``
 
 * the :class:`~nas_latency.models.layer_mapping.MappingModel` splits the network into fused kernel groups and gives
   each layer its weight ``w`` (``weighting="learned"``: the learned weight of the layer's pattern, so a fused layer
@@ -12,8 +12,9 @@
   cold-weight micro-kernels (weights read from memory);
 * ``φ(F)`` (:class:`~nas_latency.models.layer_footprint.FootprintModel`) says how much of the cold penalty a
   network of footprint ``F`` (its weights and activations, bytes) pays; without a cold model ``t = hot``;
-* ``κ(F)`` (another footprint curve, optional) is the context slowdown of every layer in a network of that
-  footprint (outputs written to memory that is no longer in cache);
+* ``κ(F)`` (another footprint curve, optional) is the context cost, in ms per MB of activations a layer reads and
+  writes (``A(l)``), of running inside a network of footprint ``F``: its output goes to memory that is no longer in
+  cache, and its input may have left the cache too;
 * ``overhead_ms`` is the runtime's fixed cost per network call (measured on a calibration chain).
 
 Also here: the registry of layer models by short name, and :class:`LookupLayerModel` (nn-Meter-style kernel table:
@@ -120,6 +121,11 @@ def layer_model_from_artifact(artifact: Artifact, *, source: str = "artifact") -
 def network_footprint_bytes(network: Network) -> int:
     """Bytes a network touches once per inference: every weight and every layer output."""
     return int(sum(layer.weight_bytes() + layer.bytes_written() for layer in network.layers))
+
+
+def activation_mb(layer: Layer) -> float:
+    """MB (2**20 bytes) of activations the layer reads and writes: what the context cost ``κ`` is per."""
+    return (layer.activation_bytes_read() + layer.bytes_written()) / 2**20
 
 
 @dataclass(frozen=True)
@@ -229,9 +235,10 @@ class StackedNetworkModel(CostModel):
 
     def layer_times(self, layers: Sequence[Layer], *, phi: float = 0.0, kappa: float = 0.0) -> dict[str, float]:
         """Predicted in-network ms of each distinct layer configuration, for a network paying ``phi`` of the
-        cold-weight penalty and slowed down by ``kappa``."""
+        cold-weight penalty and ``kappa`` ms per MB of activations."""
         hot, cold = self._predict_layers(layers)
-        return {k: (1.0 + kappa) * hot[k] + phi * max(cold[k] - hot[k], 0.0) for k in hot}
+        mb = {layer_key(layer): activation_mb(layer) for layer in layers}
+        return {k: hot[k] + kappa * mb[k] + phi * max(cold[k] - hot[k], 0.0) for k in hot}
 
     def phi(self, network: Network) -> float:
         """The share of the cold-weight penalty ``network`` pays (0 without a cold model)."""
@@ -240,7 +247,7 @@ class StackedNetworkModel(CostModel):
         return float(self.footprint_.phi(network_footprint_bytes(network)))
 
     def kappa(self, network: Network) -> float:
-        """The context slowdown of every layer of ``network`` (0 without a context curve)."""
+        """The context cost in ``network``, ms per MB of activations a layer moves (0 without a context curve)."""
         context = getattr(self, "context_", None)
         return 0.0 if context is None else float(context.phi(network_footprint_bytes(network)))
 
@@ -267,8 +274,10 @@ class StackedNetworkModel(CostModel):
         out = []
         for network in networks:
             phi, kappa = self.phi(network), self.kappa(network)
-            times = {k: (1.0 + kappa) * hot[k] + phi * max(cold[k] - hot[k], 0.0)
-                     for k in (layer_key(l) for l in network.layers)}
+            times = {}
+            for layer in network.layers:
+                k = layer_key(layer)
+                times[k] = hot[k] + kappa * activation_mb(layer) + phi * max(cold[k] - hot[k], 0.0)
             out.append(self.overhead_ms_ + sum(g.ms for g in self._group_costs(network, times)))
         return np.array(out, dtype=np.float64)
 

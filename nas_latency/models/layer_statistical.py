@@ -110,7 +110,8 @@ class StatisticalLayerModel(LatencyRegressor):
     def _params(self) -> dict[str, Any]:
         return {
             "objective": "regression", "learning_rate": float(self.learning_rate),
-            "num_leaves": _positive_int(self, "num_leaves"), "min_data_in_leaf": _positive_int(self, "min_data_in_leaf"),
+            "num_leaves": _positive_int(self, "num_leaves"),
+            "min_data_in_leaf": _positive_int(self, "min_data_in_leaf"),
             "min_data_per_group": 1, "min_sum_hessian_in_leaf": 0.0, "linear_tree": bool(self.linear_tree),
             "linear_lambda": 0.1, "num_threads": 1, "seed": int(self.seed), "deterministic": True,
             "force_row_wise": True, "verbosity": -1,
@@ -179,7 +180,8 @@ class MixedLayerModel(LatencyRegressor):
         residual = np.log(y) - np.log(self.prior_.predict(features))
         params = {
             "objective": "huber", "alpha": 0.3, "learning_rate": float(self.learning_rate),
-            "num_leaves": _positive_int(self, "num_leaves"), "min_data_in_leaf": _positive_int(self, "min_data_in_leaf"),
+            "num_leaves": _positive_int(self, "num_leaves"),
+            "min_data_in_leaf": _positive_int(self, "min_data_in_leaf"),
             "min_data_per_group": 1, "min_sum_hessian_in_leaf": 0.0, "num_threads": 1, "seed": int(self.seed),
             "deterministic": True, "force_row_wise": True, "verbosity": -1,
         }

@@ -227,19 +227,20 @@ def test_the_stacked_model_pays_the_cold_penalty_by_footprint(blocks: list[Block
                                        cold_model=RefinedRooflineLayerModel().fit(features, cold_y))
 
 
-def test_the_context_curve_slows_every_layer_of_a_large_network(layer_model: MixedLayerModel) -> None:
+def test_the_context_curve_charges_activation_traffic_in_a_large_network(layer_model: MixedLayerModel) -> None:
     from nas_latency.models.layer_footprint import FootprintModel
-    from nas_latency.models.layer_stacked import network_footprint_bytes
+    from nas_latency.models.layer_stacked import activation_mb, network_footprint_bytes
 
     small, big = conv_bn_relu(8, 16), residual(64, 8)
-    context = FootprintModel(upper=3.0, default_curve="flat").fit(
-        [network_footprint_bytes(small), network_footprint_bytes(big)], [0.0, 0.5])
+    context = FootprintModel(upper=1.0, default_curve="flat").fit(
+        [network_footprint_bytes(small), network_footprint_bytes(big)], [0.0, 0.05])
     assert FootprintModel(default_curve="flat").fit([], []).phi(1e12) == 0.0
     mapping = MappingModel().fit([])
     plain = StackedNetworkModel.from_parts(layer_model, mapping, overhead_ms=0.002)
     slowed = StackedNetworkModel.from_parts(layer_model, mapping, overhead_ms=0.002, context=context)
-    assert slowed.kappa(small) == 0.0 and slowed.kappa(big) == 0.5
-    base = plain.predict_networks([small, big]) - 0.002
-    np.testing.assert_allclose(slowed.predict_networks([small, big]) - 0.002, base * np.array([1.0, 1.5]), rtol=1e-12)
+    assert slowed.kappa(small) == 0.0 and slowed.kappa(big) == pytest.approx(0.05)
+    extra = 0.05 * sum(activation_mb(l) for l in big.layers)
+    np.testing.assert_allclose(slowed.predict_networks([small, big]),
+                               plain.predict_networks([small, big]) + np.array([0.0, extra]), rtol=1e-12)
     restored = StackedNetworkModel.from_artifact(artifact_from_bytes(slowed.to_artifact().to_bytes()))
-    assert restored.kappa(big) == 0.5
+    assert restored.kappa(big) == pytest.approx(0.05)

@@ -16,10 +16,14 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
+# The main job: hold a bundled device out of training, onboard it from 10 measurements, serve it over gRPC on
+# 127.0.0.1 (a free port), run the latency-constrained NNI search through the server, judge the result against the
+# bundled measurements and write reports/nni_search_*.png. State goes to NAS_LATENCY_HOME (default ~/.nas-latency).
+RUN_DEVICE ?= gold_6240
+RUN_BUDGET_MS ?= 10
+RUN_TRIALS ?= 300
 run: $(STAMP)
-	$(VENV)/bin/nas-latency spaces
-	$(VENV)/bin/nas-latency describe --space nasbench201 '|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|' --summary
-	$(VENV)/bin/nas-latency benchmark featurize --space nasbench201
+	$(PY) -m nas_latency.mainjob --device $(RUN_DEVICE) --max-latency-ms $(RUN_BUDGET_MS) --trials $(RUN_TRIALS) --reports-dir reports
 
 test: $(STAMP)
 	OPENBLAS_NUM_THREADS=1 $(PY) -m pytest -q

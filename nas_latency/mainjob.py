@@ -1,0 +1,319 @@
+"""The main job (``make run``): onboard a device as if it were new, serve it, search under a latency budget.
+
+1. set up: state under ``NAS_LATENCY_HOME`` (its own store, ``mainjob/nasbench201-without-<device>.sqlite``, so
+   the default store's built-in model is left alone);
+2. load, or train from the bundled data, the NAS-Bench-201 built-in model **without** the chosen bundled device;
+3. onboard that device from 10 measurements, as a new device would be: its latencies on the model's 10-arch
+   signature set, read from the bundled table, registered as ``<device>-new``;
+4. start the gRPC server on ``127.0.0.1`` (a free port), in this process, and wait until it is SERVING;
+5. run the NNI 3.0 search (NNI's ``NasBench201`` space, the bundled CIFAR-10 validation accuracy as evaluator,
+   ``Chain(strategy, Filter(latency ≤ budget))``) whose profiler queries that server;
+6. print the chosen architecture, its predicted and bundled measured latency, its accuracy, and the best
+   architecture the bundled measurements allow under the budget; write the Pareto plot to ``reports/``;
+   stop the server.
+
+``--sweep`` repeats steps 2, 3 and 5 for several held-out devices and budgets (quantiles of each device's
+measured latencies) and prints a table, with the embedded predictor (identical answers to the server's).
+Progress goes to stderr, results to stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+SPACE = "nasbench201"
+DEFAULT_DEVICE = "gold_6240"
+DEFAULT_BUDGET_MS = 10.0
+DEFAULT_TRIALS = 300
+DEFAULT_TOLERANCE = 0.0
+SIGNATURE_SIZE = 10
+DEFAULT_SWEEP_DEVICES = ("gold_6240", "silver_4114", "titanx_1", "1080ti_256", "samsung_a50", "samsung_s7",
+                         "essential_ph_1", "pixel3")
+DEFAULT_SWEEP_QUANTILES = (0.25, 0.5, 0.75)
+
+
+def _progress(step: str, message: str) -> None:
+    print(f"[{step}] {message}", file=sys.stderr, flush=True)
+
+
+# ---- steps -----------------------------------------------------------------------------------------------------------
+def holdout_store_url(device: str) -> str:
+    """The main job's store for ``device`` held out (under ``NAS_LATENCY_HOME``)."""
+    from nas_latency.store.home import nas_latency_home
+
+    folder = nas_latency_home() / "mainjob"
+    folder.mkdir(mode=0o700, exist_ok=True)
+    return f"sqlite://{(folder / f'{SPACE}-without-{device}.sqlite').as_posix()}"
+
+
+def bundled_latency(device: str) -> dict[str, float]:
+    """arch → the bundled measured latency (ms) of ``device`` (a column of the NAS-Bench-201 table)."""
+    from nas_latency.data import device_columns, load_table
+    from nas_latency.errors import NotFoundError
+
+    if device not in device_columns("nb201_latency"):
+        raise NotFoundError(f"{device!r} is not a bundled NAS-Bench-201 device; bundled: "
+                            f"{', '.join(device_columns('nb201_latency'))}")
+    frame = load_table("nb201_latency")
+    return dict(zip(frame["arch_string"].astype(str), frame[device].astype(float)))
+
+
+def prepare_holdout(device: str, *, store_url: str | None = None) -> tuple[Any, str, dict[str, float]]:
+    """Steps 2 and 3: a predictor whose built-in model never saw ``device`` (loaded, or trained now), with
+    ``<device>-new`` registered from its 10 signature measurements. Returns (predictor, new name, signature)."""
+    from nas_latency.builtin_models import BUNDLE_NAME
+    from nas_latency.errors import NotFoundError
+    from nas_latency.predictor import Predictor
+
+    url = store_url or holdout_store_url(device)
+    predictor = Predictor(store_url=url)
+    try:
+        stored = predictor.store.get_artifact(SPACE, BUNDLE_NAME)
+    except NotFoundError:
+        stored = None
+    start = time.perf_counter()
+    if stored is not None and device not in predictor.bundle(SPACE).training_devices:
+        _progress("2/6", f"loaded the {SPACE} built-in model trained without {device} ({url})")
+    else:
+        _progress("2/6", f"training the {SPACE} built-in model on the bundled devices except {device} ...")
+        predictor.train(SPACE, exclude_devices=[device])
+        _progress("2/6", f"trained in {time.perf_counter() - start:.1f} s")
+    bundle = predictor.bundle(SPACE)
+    if device in bundle.training_devices:  # never onboard a device the model was trained on
+        raise RuntimeError(f"the built-in model in {url} was trained on {device}")
+    measured = bundled_latency(device)
+    signature_archs = predictor.signature_set(SPACE, SIGNATURE_SIZE)
+    signature = {arch: measured[arch] for arch in signature_archs}
+    name = f"{device}-new"
+    predictor.register_device(name, SPACE, signature, description=f"{device} onboarded from {SIGNATURE_SIZE} "
+                                                                     f"bundled measurements (held out of training)")
+    _progress("3/6", f"onboarded {name} from its {len(signature)} signature measurements "
+                     f"(training devices: {', '.join(bundle.training_devices)})")
+    return predictor, name, signature
+
+
+@dataclass
+class Outcome:
+    """One search, judged against the bundled measurements."""
+
+    device: str
+    max_latency_ms: float
+    arch: str
+    predicted_latency_ms: float
+    measured_latency_ms: float
+    accuracy: float
+    test_accuracy: float
+    best_arch: str
+    best_accuracy: float
+    best_measured_ms: float
+    trials: int
+    rejected: int
+    wall_s: float
+
+    @property
+    def meets_budget(self) -> bool:
+        return self.measured_latency_ms <= self.max_latency_ms
+
+    @property
+    def gap(self) -> float:
+        return self.best_accuracy - self.accuracy
+
+    @property
+    def ok(self) -> bool:
+        return self.meets_budget and self.gap <= 0.5
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.__dict__, "meets_budget": self.meets_budget, "accuracy_gap": round(self.gap, 4),
+                "target_met": self.ok}
+
+
+def judge(device: str, result: Any, measured: dict[str, float]) -> Outcome:
+    from nas_latency.nni.search import best_under_budget, nb201_accuracy
+
+    valid = nb201_accuracy("cifar10_valid_acc")
+    test = nb201_accuracy("cifar10_test_acc")
+    chosen = result.chosen
+    if chosen is None:
+        raise RuntimeError(f"the search on {device} evaluated nothing under {result.max_latency_ms} ms")
+    archs = list(measured)
+    best_arch, best_acc = best_under_budget(archs, [measured[a] for a in archs], valid, result.max_latency_ms)
+    if best_arch is None or best_acc is None:
+        raise RuntimeError(f"no bundled arch of {device} is measured under {result.max_latency_ms} ms")
+    return Outcome(device, result.max_latency_ms, chosen.arch, chosen.predicted_latency_ms, measured[chosen.arch],
+                   valid[chosen.arch], test[chosen.arch], best_arch, best_acc, measured[best_arch], len(result.trials),
+                   result.rejected, result.wall_s)
+
+
+# ---- the main job ----------------------------------------------------------------------------------------------------
+def run_main(args: argparse.Namespace) -> dict[str, Any]:
+    from nas_latency.store.home import nas_latency_home
+
+    home = nas_latency_home()
+    _progress("1/6", f"NAS_LATENCY_HOME={home}; importing NNI 3.0 ...")
+    from nas_latency.nni.search import search_nasbench201  # imports NNI (a few seconds)
+
+    predictor, name, _ = prepare_holdout(args.device)
+    store_url = predictor.store.url
+    predictor.close()
+
+    from nas_latency.client import LatencyClient
+    from server.app import create_server, stop_server
+    from server.registry import ModelRegistry
+
+    registry = ModelRegistry(store_url=store_url, spaces=[SPACE])
+    server, port = create_server("127.0.0.1:0", registry)
+    server.start()
+    address = f"127.0.0.1:{port}"
+    try:
+        with LatencyClient(address) as client:
+            client.wait_until_serving(timeout_s=300)
+            _progress("4/6", f"gRPC server SERVING on {address} (store {store_url})")
+            _progress("5/6", f"NNI {args.strategy} search: {args.trials} trials, budget {args.max_latency_ms} ms on "
+                             f"{name}, profiler -> {address}")
+            result, profiler = search_nasbench201(device=name, max_latency_ms=args.max_latency_ms, trials=args.trials,
+                                                  strategy=args.strategy, seed=args.seed, predictor=client,
+                                                  tolerance=args.accuracy_tolerance)
+            _progress("5/6", f"done in {result.wall_s:.2f} s: {len(result.trials)} evaluated, {result.rejected} "
+                             f"rejected by the constraint, {profiler.stats.backend_calls} Predict calls to the server")
+    finally:
+        stop_server(server, grace_s=2.0)
+        _progress("6/6", "server stopped")
+    measured = bundled_latency(args.device)
+    outcome = judge(args.device, result, measured)
+    plot_path: Path | None = Path(args.reports_dir) / f"nni_search_{args.device}_{args.max_latency_ms:g}ms.png"
+    plot_error = None
+    from nas_latency.errors import FailedPreconditionError
+    from nas_latency.nni.plot import plot_search
+    from nas_latency.nni.search import nb201_accuracy
+
+    valid = nb201_accuracy("cifar10_valid_acc")
+    archs = list(measured)
+    try:
+        plot_search(plot_path, result, metric_label="CIFAR-10 validation accuracy (%)",  # type: ignore[arg-type]
+                    title=f"NAS-Bench-201 on {args.device} (held out, onboarded from {SIGNATURE_SIZE} measurements): "
+                          f"NNI {args.strategy}, {len(result.trials)} trials",
+                    background=([measured[a] for a in archs], [valid[a] for a in archs], "all archs, measured"),
+                    chosen_measured_ms=outcome.measured_latency_ms,
+                    best_measured=(outcome.best_measured_ms, outcome.best_accuracy))
+    except FailedPreconditionError as exc:  # matplotlib missing: say so, and fail the job at the end
+        plot_path, plot_error = None, str(exc)
+    document = {**outcome.to_dict(), "server": address, "strategy": args.strategy, "seed": args.seed,
+                "accuracy_tolerance": args.accuracy_tolerance, "plot": str(plot_path) if plot_path else None,
+                "plot_error": plot_error,
+                "most_accurate_found": result.best.arch if result.best else None}
+    return document
+
+
+def print_main(document: dict[str, Any]) -> None:
+    d = document
+    lines = [
+        f"device            {d['device']} (held out of training; onboarded from {SIGNATURE_SIZE} measurements)",
+        f"budget            {d['max_latency_ms']:g} ms",
+        f"search            NNI {d['strategy']}, {d['trials']} trials evaluated, {d['rejected']} rejected by the "
+        f"constraint, {d['wall_s']:.2f} s (profiler through {d['server']})",
+        f"chosen arch       {d['arch']}",
+        f"  latency         predicted {d['predicted_latency_ms']:.3f} ms, bundled measured "
+        f"{d['measured_latency_ms']:.3f} ms -> {'meets' if d['meets_budget'] else 'EXCEEDS'} the budget",
+        f"  accuracy        {d['accuracy']:.2f} % CIFAR-10 valid ({d['test_accuracy']:.2f} % test)",
+        f"best possible     {d['best_arch']}",
+        f"  (bundled data)  {d['best_accuracy']:.2f} % valid at measured {d['best_measured_ms']:.3f} ms",
+        f"gap               {d['accuracy_gap']:.2f} points (target: meets the budget and gap <= 0.5: "
+        f"{'met' if d['target_met'] else 'NOT met'})",
+        f"plot              {d['plot'] or 'NOT written: ' + str(d['plot_error'])}",
+    ]
+    print("\n".join(lines))
+
+
+def run_sweep(args: argparse.Namespace) -> list[Outcome]:
+    from nas_latency.nni.search import search_nasbench201
+
+    outcomes = []
+    for device in args.devices:
+        predictor, name, _ = prepare_holdout(device)
+        try:
+            measured = bundled_latency(device)
+            values = np.array(list(measured.values()))
+            for q in args.quantiles:
+                budget = round(float(np.quantile(values, q)), 3)
+                result, _ = search_nasbench201(device=name, max_latency_ms=budget, trials=args.trials,
+                                               strategy=args.strategy, seed=args.seed, predictor=predictor,
+                                               tolerance=args.accuracy_tolerance)
+                outcome = judge(device, result, measured)
+                outcomes.append(outcome)
+                _progress("sweep", f"{device} budget {budget} ms (q{q:g}): gap {outcome.gap:.2f}, measured "
+                                   f"{outcome.measured_latency_ms:.2f} ms, {'ok' if outcome.ok else 'MISSED'}")
+        finally:
+            predictor.close()
+    return outcomes
+
+
+def print_sweep(outcomes: Sequence[Outcome], args: argparse.Namespace) -> None:
+    print(f"| device | budget ms | chosen: predicted ms | measured ms | meets | valid acc | best under budget | gap | "
+          f"target met | trials | s |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for o in outcomes:
+        print(f"| {o.device} | {o.max_latency_ms:g} | {o.predicted_latency_ms:.2f} | {o.measured_latency_ms:.2f} | "
+              f"{'yes' if o.meets_budget else 'NO'} | {o.accuracy:.2f} | {o.best_accuracy:.2f} | {o.gap:.2f} | "
+              f"{'yes' if o.ok else 'no'} | {o.trials} | {o.wall_s:.2f} |")
+    n = len(outcomes)
+    print(f"\n{sum(o.ok for o in outcomes)}/{n} met the target; {sum(o.meets_budget for o in outcomes)}/{n} within "
+          f"budget; {sum(o.gap <= 0.5 for o in outcomes)}/{n} within 0.5 points; median search "
+          f"{float(np.median([o.wall_s for o in outcomes])):.2f} s ({args.strategy}, seed {args.seed}, tolerance "
+          f"{args.accuracy_tolerance})")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m nas_latency.mainjob", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--device", default=DEFAULT_DEVICE,
+                        help=f"bundled device to hold out (default {DEFAULT_DEVICE})")
+    parser.add_argument("--max-latency-ms", type=float, default=DEFAULT_BUDGET_MS,
+                        help=f"latency budget (default {DEFAULT_BUDGET_MS})")
+    parser.add_argument("--trials", type=int, default=DEFAULT_TRIALS)
+    parser.add_argument("--strategy", choices=("evolution", "random", "tpe"), default="evolution")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--accuracy-tolerance", type=float, default=DEFAULT_TOLERANCE)
+    parser.add_argument("--reports-dir", default="reports", help="where the plot goes (default reports/)")
+    parser.add_argument("--format", choices=("text", "json"), default="text")
+    parser.add_argument("--sweep", action="store_true", help="held-out devices x budgets, embedded; a table")
+    parser.add_argument("--devices", nargs="+", default=list(DEFAULT_SWEEP_DEVICES), help="--sweep: devices")
+    parser.add_argument("--quantiles", nargs="+", type=float, default=list(DEFAULT_SWEEP_QUANTILES),
+                        help="--sweep: budgets as quantiles of each device's measured latencies")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    start = time.perf_counter()
+    if args.sweep:
+        outcomes = run_sweep(args)
+        if args.format == "json":
+            print(json.dumps([o.to_dict() for o in outcomes], indent=2))
+        else:
+            print_sweep(outcomes, args)
+    else:
+        document = run_main(args)
+        if args.format == "json":
+            print(json.dumps(document, indent=2))
+        else:
+            print_main(document)
+        if document["plot_error"]:
+            print(f"error: the Pareto plot was not written: {document['plot_error']}", file=sys.stderr)
+            return 1
+    _progress("done", f"{time.perf_counter() - start:.1f} s in all")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

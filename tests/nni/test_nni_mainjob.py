@@ -1,0 +1,39 @@
+"""The main job end to end (fewer trials): held-out training, onboarding from 10 measurements, a real server on a
+free port, the NNI search through it, the verdict against the bundled measurements, and the plot."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from nas_latency.mainjob import bundled_latency, holdout_store_url, main
+from nas_latency.nni.search import nb201_accuracy
+
+
+def test_main_job_trains_once_serves_searches_and_reports(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    reports = tmp_path / "reports"
+    argv = ["--device", "titanx_1", "--max-latency-ms", "9", "--trials", "30", "--reports-dir", str(reports),
+            "--format", "json"]
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    doc = json.loads(captured.out)
+    assert "training the nasbench201 built-in model on the bundled devices except titanx_1" in captured.err
+    assert "gRPC server SERVING on 127.0.0.1:" in captured.err and "server stopped" in captured.err
+    measured = bundled_latency("titanx_1")
+    valid = nb201_accuracy()
+    assert doc["device"] == "titanx_1" and doc["trials"] == 30
+    assert doc["predicted_latency_ms"] <= 9.0
+    assert doc["measured_latency_ms"] == measured[doc["arch"]] and doc["accuracy"] == valid[doc["arch"]]
+    best = max(valid[a] for a, ms in measured.items() if ms <= 9.0)
+    assert doc["best_accuracy"] == best and doc["accuracy_gap"] == pytest.approx(best - doc["accuracy"], abs=1e-4)
+    assert doc["meets_budget"] == (doc["measured_latency_ms"] <= 9.0)
+    assert Path(doc["plot"]).parent == reports and Path(doc["plot"]).read_bytes()[:4] == b"\x89PNG"
+    # its state is under NAS_LATENCY_HOME, in a store of its own whose model never saw the device
+    assert holdout_store_url("titanx_1").endswith("/mainjob/nasbench201-without-titanx_1.sqlite")
+
+    assert main(argv) == 0  # the second run loads the held-out model instead of training it again
+    captured = capsys.readouterr()
+    assert "loaded the nasbench201 built-in model trained without titanx_1" in captured.err
+    assert json.loads(captured.out)["arch"] == doc["arch"]

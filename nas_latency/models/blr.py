@@ -27,6 +27,7 @@ from nas_latency.errors import InvalidInputError
 from nas_latency.ir import FeatureMatrix
 from nas_latency.models.base import CrossDeviceModel, DeviceAdaptation
 from nas_latency.models.linalg import (
+    check_selection_settings,
     as_float_tuple,
     check_alpha,
     check_fingerprint,
@@ -137,31 +138,17 @@ class BayesianDeviceModel(CrossDeviceModel):
             raise InvalidInputError(f"grid values must be positive numbers, got {rows}")
         return grid
 
-    def _check_int(self, name: str, minimum: int) -> int:
-        value = getattr(self, name)
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-            raise InvalidInputError(f"{name} must be an integer >= {minimum}, got {value!r}")
-        return int(value)
-
     # ---- fit ----------------------------------------------------------------------------------------------
     def fit(self, features: FeatureMatrix, latency_ms: np.ndarray) -> "BayesianDeviceModel":
         Y = self._validate_table(features, latency_ms)
         alpha = check_alpha(self.alpha)
         check_alpha(self.intercept_variance, "intercept_variance")
         grid = self._checked_grid()
-        size = self._check_int("selection_signature_size", 1)
-        draws = self._check_int("selection_draws", 1)
-        seed = self._check_int("selection_seed", 0)
-        if self.selection_metric not in SELECTION_METRICS:
-            raise InvalidInputError(
-                f"selection_metric must be one of {', '.join(SELECTION_METRICS)}, got {self.selection_metric!r}"
-            )
+        size, draws, seed = check_selection_settings(
+            self, metrics=SELECTION_METRICS, grid_size=len(grid), n_devices=Y.shape[1],
+            grid_fields="s, noise_variance, isotropic_variance"
+        )
         check_table_coverage(Y, minimum=2, where="BayesianDeviceModel.fit")
-        if len(grid) > 1 and Y.shape[1] < 3:
-            raise InvalidInputError(
-                f"choosing the hyper-parameters by inner leave-one-device-out needs at least 3 training devices, "
-                f"got {Y.shape[1]}; pass a grid with a single (s, noise_variance, isotropic_variance) entry"
-            )
         self.mean_, self.scale_ = fit_standardizer(features.values, check_standardize(self.standardize))
         Z = design_matrix(features.values, self.mean_, self.scale_)
         L = np.log(Y)

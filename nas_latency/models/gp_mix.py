@@ -41,6 +41,7 @@ from nas_latency.errors import InvalidInputError
 from nas_latency.ir import FeatureMatrix
 from nas_latency.models.base import DeviceAdaptation
 from nas_latency.models.linalg import (
+    check_selection_settings,
     as_float_tuple,
     check_alpha,
     check_fingerprint,
@@ -144,12 +145,6 @@ class GPMixModel(RowAwareModel):
                                     f"non-negative, got {rows}")
         return grid
 
-    def _check_int(self, name: str, minimum: int) -> int:
-        value = getattr(self, name)
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-            raise InvalidInputError(f"{name} must be an integer >= {minimum}, got {value!r}")
-        return int(value)
-
     @staticmethod
     def _check_variance(value: object, name: str) -> float:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value) or value < 0:
@@ -163,19 +158,11 @@ class GPMixModel(RowAwareModel):
         grid = self._checked_grid()
         self._check_variance(self.intercept_variance, "intercept_variance")
         self._check_variance(self.mean_variance, "mean_variance")
-        size = self._check_int("selection_signature_size", 1)
-        draws = self._check_int("selection_draws", 1)
-        seed = self._check_int("selection_seed", 0)
-        if self.selection_metric not in SELECTION_METRICS:
-            raise InvalidInputError(
-                f"selection_metric must be one of {', '.join(SELECTION_METRICS)}, got {self.selection_metric!r}"
-            )
+        size, draws, seed = check_selection_settings(
+            self, metrics=SELECTION_METRICS, grid_size=len(grid), n_devices=Y.shape[1],
+            grid_fields="device_scale, feature_variance, noise_variance"
+        )
         check_table_coverage(Y, minimum=2, where="GPMixModel.fit")
-        if len(grid) > 1 and Y.shape[1] < 3:
-            raise InvalidInputError(
-                f"choosing the hyper-parameters by inner leave-one-device-out needs at least 3 training devices, "
-                f"got {Y.shape[1]}; pass a grid with a single (device_scale, feature_variance, noise_variance)"
-            )
         self.mean_, self.scale_ = fit_standardizer(features.values, check_standardize(self.standardize))
         Z = design_matrix(features.values, self.mean_, self.scale_)
         L = np.log(Y)

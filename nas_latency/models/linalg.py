@@ -230,3 +230,28 @@ def column_index(names: Sequence[str], name: str, *, model: str) -> int:
             f"{model} needs a feature column named {name!r}, which this feature schema does not have "
             f"({len(names)} columns); use a space's model_features() or pass the column name in the parameters"
         ) from None
+
+
+# ---- hyper-parameter selection settings ----------------------------------------------------------------------
+def check_selection_settings(
+    model: object, *, metrics: Sequence[str], grid_size: int, n_devices: int, grid_fields: str
+) -> tuple[int, int, int]:
+    """Validate the inner leave-one-device-out settings a grid-selected model stores (``selection_signature_size``,
+    ``selection_draws``, ``selection_seed``, ``selection_metric``); returns ``(size, draws, seed)``."""
+
+    def integer(name: str, minimum: int) -> int:
+        value = getattr(model, name)
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+            raise InvalidInputError(f"{name} must be an integer >= {minimum}, got {value!r}")
+        return int(value)
+
+    size, draws, seed = integer("selection_signature_size", 1), integer("selection_draws", 1), integer("selection_seed", 0)
+    metric = getattr(model, "selection_metric")
+    if metric not in metrics:
+        raise InvalidInputError(f"selection_metric must be one of {', '.join(metrics)}, got {metric!r}")
+    if grid_size > 1 and n_devices < 3:
+        raise InvalidInputError(
+            f"choosing the hyper-parameters by inner leave-one-device-out needs at least 3 training devices, "
+            f"got {n_devices}; pass a grid with a single ({grid_fields}) entry"
+        )
+    return size, draws, seed

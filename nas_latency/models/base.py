@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import inspect
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, ClassVar, Mapping, TypeVar
 
@@ -159,7 +159,12 @@ class DeviceAdaptation:
 
 
 class CrossDeviceModel(CostModel):
-    """Trained over many devices; adapted to one device from a few measurements."""
+    """Trained over many devices; adapted to one device from a few measurements.
+
+    Subclasses set ``fingerprint_`` (a digest of the fitted state) at fit and load; :meth:`adapt` stamps it on
+    every adaptation and :meth:`predict` refuses an adaptation made by another fit, instead of silently mixing
+    a device's weights with a refitted model's.
+    """
 
     #: the fewest measurements ``adapt`` accepts
     min_measurements: ClassVar[int] = 3
@@ -186,7 +191,24 @@ class CrossDeviceModel(CostModel):
             raise InvalidInputError(
                 f"adapt: {type(self).__name__} needs at least {self.min_measurements} measurements, got {len(y)}"
             )
-        return self._adapt(X, y)
+        return self._sealed(self._adapt(X, y))
+
+    def _fingerprint(self) -> str:
+        """``fingerprint_`` as the subclass set it at fit/load; else a digest of the learned state and params,
+        computed on each call (correct after a refit, only slower)."""
+        value = getattr(self, "fingerprint_", None)
+        if value is None:
+            from nas_latency.models.linalg import fingerprint, params_text  # linalg imports this module
+
+            value = fingerprint(self._learned_arrays(), params_text(self))
+        return str(value)
+
+    def _sealed(self, adaptation: DeviceAdaptation) -> DeviceAdaptation:
+        """The adaptation stamped with this fit's fingerprint (checked again by :meth:`predict`)."""
+        mine = self._fingerprint()
+        if adaptation.info.get("model_fingerprint") == mine:
+            return adaptation
+        return replace(adaptation, info={**adaptation.info, "model_fingerprint": mine})
 
     def predict(self, features: FeatureMatrix, adaptation: DeviceAdaptation) -> np.ndarray:
         X = self._check_features(features)
@@ -194,6 +216,12 @@ class CrossDeviceModel(CostModel):
             raise FailedPreconditionError(
                 f"device adaptation was made by a {adaptation.model_kind!r} model on schema "
                 f"{adaptation.feature_schema_hash}; this is a {self.kind!r} model on schema {self.feature_schema_hash_}"
+            )
+        made_by, mine = adaptation.info.get("model_fingerprint"), self._fingerprint()
+        if made_by != mine:
+            raise FailedPreconditionError(
+                f"this device adaptation was made by another fit of the {self.kind!r} model "
+                f"(fingerprint {made_by}, this model {mine}); adapt the device again"
             )
         return self._predict(X, adaptation)
 

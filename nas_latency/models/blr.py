@@ -30,7 +30,6 @@ from nas_latency.models.linalg import (
     check_selection_settings,
     as_float_tuple,
     check_alpha,
-    check_fingerprint,
     check_standardize,
     check_table_coverage,
     design_matrix,
@@ -224,11 +223,10 @@ class BayesianDeviceModel(CrossDeviceModel):
                 "posterior_variance": self.prior_.diagonal() - (F**2).sum(axis=1),
                 "posterior_factor": F,
             },
-            info={"model_fingerprint": self.fingerprint_, "hyperparameters": self.hyperparameters()},
+            info={"hyperparameters": self.hyperparameters()},
         )
 
     def _predict(self, X: np.ndarray, adaptation: DeviceAdaptation) -> np.ndarray:
-        check_fingerprint(self, adaptation)
         weights = np.asarray(adaptation.arrays["weights"], dtype=np.float64)
         return np.exp(linear_predictor(X, self.mean_, self.scale_, weights))
 

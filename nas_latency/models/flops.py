@@ -17,7 +17,6 @@ from nas_latency.ir import FeatureMatrix
 from nas_latency.models.base import CrossDeviceModel, DeviceAdaptation, LatencyRegressor, check_latencies
 from nas_latency.models.linalg import (
     check_alpha,
-    check_fingerprint,
     check_table_coverage,
     column_index,
     fingerprint,
@@ -133,11 +132,10 @@ class FlopsCrossDevice(CrossDeviceModel):
             feature_schema_hash=self.feature_schema_hash_ or "",
             n_measurements=len(t),
             arrays={"coefficients": np.array([tm - slope * xm, slope])},
-            info={"model_fingerprint": self.fingerprint_},
+            info={},
         )
 
     def _predict(self, X: np.ndarray, adaptation: DeviceAdaptation) -> np.ndarray:
-        check_fingerprint(self, adaptation)
         intercept, slope = (float(v) for v in adaptation.arrays["coefficients"])
         x = _log_macs(X, self.feature_names_.index(self.macs_feature), bool(self.log_transform))
         return np.exp(intercept + slope * x)

@@ -44,7 +44,6 @@ from nas_latency.models.linalg import (
     check_selection_settings,
     as_float_tuple,
     check_alpha,
-    check_fingerprint,
     check_standardize,
     check_table_coverage,
     design_matrix,
@@ -238,11 +237,10 @@ class GPMixModel(RowAwareModel):
                 "feature_weights": feature_weights,
                 "mean_coefficient": np.array([1.0 + kernel.mean_variance * float(mean @ weights)]),
             },
-            info={"model_fingerprint": self.fingerprint_, "hyperparameters": self.hyperparameters()},
+            info={"hyperparameters": self.hyperparameters()},
         )
 
     def _predict(self, X: np.ndarray, adaptation: DeviceAdaptation) -> np.ndarray:
-        check_fingerprint(self, adaptation)
         centred, mean = _profiles(self.profile_log_latencies(X))
         arrays = adaptation.arrays
         log_latency = (

@@ -143,16 +143,6 @@ def params_text(model: CostModel) -> str:
     return json.dumps(model.get_params(), sort_keys=True)
 
 
-def check_fingerprint(model: Any, adaptation: DeviceAdaptation) -> None:
-    """Refuse an adaptation made by an earlier (different) fit of ``model``."""
-    made_by = adaptation.info.get("model_fingerprint")
-    if made_by != model.fingerprint_:
-        raise FailedPreconditionError(
-            f"this device adaptation was made by another fit of the {model.kind!r} model "
-            f"(fingerprint {made_by}, this model {model.fingerprint_}); adapt the device again"
-        )
-
-
 # ---- composites -------------------------------------------------------------------------------------------
 def clone(model: CostModel) -> CostModel:
     """An unfitted copy of ``model`` with the same parameters (members of composites cloned too)."""

@@ -41,7 +41,6 @@ from nas_latency.ir import FeatureMatrix
 from nas_latency.models.base import CrossDeviceModel, DeviceAdaptation
 from nas_latency.models.linalg import (
     check_alpha,
-    check_fingerprint,
     check_standardize,
     check_table_coverage,
     design_matrix,
@@ -204,11 +203,10 @@ class LogMixModel(RowAwareModel):
             feature_schema_hash=self.feature_schema_hash_ or "",
             n_measurements=len(latency_ms),
             arrays={"mix": mix},
-            info={"model_fingerprint": self.fingerprint_, "residual_norm_log": float(residual)},
+            info={"residual_norm_log": float(residual)},
         )
 
     def _predict(self, X: np.ndarray, adaptation: DeviceAdaptation) -> np.ndarray:
-        check_fingerprint(self, adaptation)
         mix = np.asarray(adaptation.arrays["mix"], dtype=np.float64)
         if self.table_ is not None:
             return np.exp(self.device_log_latencies(X) @ mix)

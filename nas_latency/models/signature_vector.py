@@ -53,7 +53,7 @@ import numpy as np
 from nas_latency.errors import FailedPreconditionError, InvalidInputError
 from nas_latency.ir import FeatureMatrix
 from nas_latency.models.base import CrossDeviceModel, DeviceAdaptation, check_latencies
-from nas_latency.models.linalg import check_fingerprint, fingerprint, params_text
+from nas_latency.models.linalg import fingerprint, params_text
 from nas_latency.signature import RidgePrior, log_latency, select_signature
 from nas_latency.signature.ridge_prior import FeatureTransform, prior_from_weights, ridge_weights
 
@@ -321,7 +321,6 @@ class SignatureCrossDeviceModel(CrossDeviceModel):
         )
 
     def _predict(self, X: np.ndarray, adaptation: DeviceAdaptation) -> np.ndarray:
-        check_fingerprint(self, adaptation)
         sig_log = np.asarray(adaptation.arrays["signature_log_latency"], dtype=np.float64)
         if sig_log.shape != (len(self.signature_archs_),):
             raise FailedPreconditionError(

@@ -64,8 +64,9 @@ def bundled_training_table(space: SearchSpace) -> TrainingTable:
     archs = space.measured_archs()
     if space.name == "nasbench201":
         frame = frame.set_index("arch_string")
-    elif space.name == "fbnet":
-        frame.index = ["-".join(row) for row in frame[[f"layer{i:02d}" for i in range(22)]].itertuples(index=False)]
+    elif space.name == "fbnet":  # the space's measured archs are the table's rows in arch_id order
+        frame = frame.sort_values("arch_id", kind="stable")
+        frame.index = archs
     else:
         frame = frame.set_index("network_name")
     values = frame.loc[archs, devices].to_numpy(dtype=np.float64)

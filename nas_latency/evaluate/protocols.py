@@ -249,15 +249,13 @@ def _nb201_dataset() -> LatencyDataset:
 
 
 def _fbnet_dataset() -> LatencyDataset:
-    from nas_latency.data import FBNET_ID_COLUMNS, device_columns, load_table
+    from nas_latency.data import device_columns, load_table
     from search_spaces import get_space
 
     space = get_space("fbnet")
     frame = load_table("fbnet_latency").sort_values("arch_id", kind="stable").reset_index(drop=True)
     devices = device_columns("fbnet_latency")
-    layers = list(FBNET_ID_COLUMNS[1:])
-    archs = ["-".join(str(v) for v in row) for row in frame[layers].itertuples(index=False)]
-    archs = [space.canonical(a) for a in archs]
+    archs = space.measured_archs()  # the table's rows, in arch_id order
     latency = frame[devices].to_numpy(dtype=np.float64, copy=True)
     degenerate, source = _degenerate_mask(space, archs)
     return LatencyDataset(

@@ -32,8 +32,8 @@ MIN_STORE_MEASUREMENTS = 100
 # Which model each space ships, and how its signature set is chosen: decided by leave-device-out
 # evaluation (`nas-latency evaluate`), see README "Measured figures".
 DEFAULT_MODEL_SPECS: dict[str, str] = {
-    "nasbench201": "degenerate_aware(geo_ensemble(nnls_mix,blr))",
-    "fbnet": "geo_ensemble(nnls_mix,blr)",
+    "nasbench201": "degenerate_aware(blr_evidence)",
+    "fbnet": "geo_ensemble(nnls_mix,blr_evidence)",
     "ganesan_mobile": "geo_ensemble(nnls_mix_measured,gp_mix)",
 }
 DEFAULT_SIGNATURE_METHOD = "mutual_information"

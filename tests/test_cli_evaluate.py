@@ -54,6 +54,34 @@ def test_evaluate_json_on_nasbench201_has_help_set(capsys: pytest.CaptureFixture
     assert json.loads((tmp_path / "evaluate_nasbench201_k10.json").read_text())["space"] == "nasbench201"
 
 
+def test_evaluate_exclude_same_kind_names_its_training_devices(capsys: pytest.CaptureFixture[str],
+                                                               tmp_path: Path) -> None:
+    code, out, err = run_cli(capsys, "evaluate", "--space", "nasbench201", "--budget", "10", "--models",
+                             "flops_xdev", "--seeds", "1", "--holdout", "titanx_256", "--out", str(tmp_path),
+                             "--no-plot", "--format", "json", "--exclude-same", "kind")
+    assert code == 0, err
+    document = json.loads(out)
+    assert document["protocol"] == "leave-same-kind-out" and document["exclude_same"] == "kind"
+    training = document["training_devices"]["titanx_256"]
+    assert training and not any(d.startswith(("1080ti", "titanx")) for d in training)
+    stem = tmp_path / "evaluate_nasbench201_k10_without_same_kind"
+    assert json.loads(stem.with_suffix(".json").read_text())["exclude_same"] == "kind"
+    assert "less every device of the same `kind`" in stem.with_suffix(".md").read_text()
+
+
+def test_evaluate_ceiling_prints_per_device_and_mean(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run_cli(capsys, "evaluate", "--space", "ganesan_mobile", "--ceiling", "--format", "json")
+    assert code == 0, err
+    rows = json.loads(out)
+    devices = [r["device"] for r in rows]
+    assert devices[-1] == "MEAN" and len(devices) > 50
+    assert {r["set"] for r in rows} == {"all"}
+    assert rows[-1]["spearman"] == pytest.approx(np.mean([r["spearman"] for r in rows[:-1]]), abs=1e-3)
+    assert 0.5 < rows[-1]["spearman"] <= 1.0
+    code, _, err = run_cli(capsys, "evaluate", "--space", "ganesan_mobile")
+    assert code == 2 and "--budget K is required" in err
+
+
 def test_evaluate_csv_has_std_columns(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     code, out, _ = run_cli(capsys, "evaluate", "--space", "ganesan_mobile", "--budget", "4", "--models", "flops_xdev",
                            "--seeds", "2", "--holdout", "MotoG3", "--out", str(tmp_path), "--no-plot",

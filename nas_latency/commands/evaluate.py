@@ -12,6 +12,8 @@ import sys
 import time
 from typing import Any, Callable
 
+import numpy as np
+
 from nas_latency.commands.common import add_format_argument, write_rows
 from nas_latency.errors import InvalidInputError
 
@@ -32,7 +34,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "set). Repeated over signature seeds. The FLOPs baseline is always included.",
     )
     parser.add_argument("--space", required=True, help="nasbench201, fbnet or ganesan_mobile")
-    parser.add_argument("--budget", type=int, required=True, metavar="K", help="signature size (at least 3)")
+    parser.add_argument("--budget", type=int, metavar="K",
+                        help="signature size (at least 3; required unless --ceiling)")
     parser.add_argument(
         "--models", metavar="SPECS",
         help="comma-separated model specs, e.g. blr,nnls_mix,degenerate_aware(blr) (default: nnls_mix, blr and "
@@ -44,6 +47,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              "spearman_greedy, kmedoids, informative (default: the one `signature` ships)")
     parser.add_argument("--holdout", metavar="NAMES",
                         help="comma-separated device groups (or devices) to hold out (default: every group)")
+    parser.add_argument("--exclude-same", metavar="FACT",
+                        help="also leave out of training every device whose FACT (e.g. kind: GPU, CPU, mobile) "
+                             "equals the held-out device's: onboarding an unseen kind of hardware")
+    parser.add_argument("--ceiling", action="store_true",
+                        help="instead: each device's in-device ceiling, a ridge model fitted by 5-fold "
+                             "cross-validation on ALL of that device's measurements (no report files)")
     parser.add_argument("--out", default="reports", metavar="DIR", help="report directory (default: reports/)")
     parser.add_argument("--no-plot", action="store_true", help="do not write the predicted-vs-measured PNG")
     add_format_argument(parser)
@@ -181,6 +190,10 @@ def run(args: argparse.Namespace) -> int:
     from nas_latency.evaluate.report import result_document, write_report
     from search_spaces import get_space
 
+    if args.ceiling:
+        return run_ceiling(get_space(args.space).name, args.format)
+    if args.budget is None:
+        raise InvalidInputError("--budget K is required (the signature size), except with --ceiling")
     if args.budget < 3:
         raise InvalidInputError(f"--budget must be at least 3 signature measurements, got {args.budget}")
     if args.seeds < 1:
@@ -206,7 +219,8 @@ def run(args: argparse.Namespace) -> int:
     progress = _Progress(f"evaluate {space} K={args.budget}")
     try:
         result = leave_device_out(dataset, models, budget=args.budget, seeds=range(args.seeds), features=features,
-                                  holdout=holdout, progress=progress, selector=selector)
+                                  holdout=holdout, progress=progress, selector=selector,
+                                  exclude_same=args.exclude_same)
     finally:
         progress.close()
     elapsed = time.perf_counter() - start
@@ -226,6 +240,25 @@ def run(args: argparse.Namespace) -> int:
         write_rows(result_rows(result), columns, "csv")
     else:
         _write_table(result)
+    return 0
+
+
+def run_ceiling(space: str, fmt: str) -> int:
+    """``evaluate --ceiling``: per-device out-of-fold metrics of an in-device ridge model, then the mean."""
+    from nas_latency.evaluate.ceiling import in_device_ceiling
+    from nas_latency.evaluate.protocols import default_featurizer, load_latency_dataset
+
+    dataset = load_latency_dataset(space)
+    scores = in_device_ceiling(dataset, default_featurizer(space)(dataset.archs))
+    rows: list[dict[str, Any]] = [{"set": s.scoring_set, "device": s.device, "n_scored": s.n_scored,
+                                   **{k: round(float(s.metrics[k]), 4) for k in METRIC_COLUMNS}} for s in scores]
+    for scoring in dict.fromkeys(s.scoring_set for s in scores):
+        part = [r for r in rows if r["set"] == scoring]
+        rows.append({"set": scoring, "device": "MEAN", "n_scored": sum(r["n_scored"] for r in part),
+                     **{k: round(float(np.nanmean([r[k] for r in part])), 4) for k in METRIC_COLUMNS}})
+    print(f"{space}: in-device ceiling, ridge on log latency, 5-fold CV over each device's own "
+          f"{len(dataset.archs)} archs", file=sys.stderr)
+    write_rows(rows, ["set", "device", "n_scored", *METRIC_COLUMNS], fmt)  # type: ignore[arg-type]
     return 0
 
 

@@ -490,6 +490,11 @@ class EvaluationResult:
     models: list[str]
     selector: str
     held_out_groups: list[str]
+    #: device-info key (e.g. ``"kind"``): devices sharing its value with the held-out device were left out of
+    #: training too (leave-kind-out); None = plain leave-device-out
+    exclude_same: str | None = None
+    #: group -> the training devices its models were fitted on
+    training_devices: dict[str, list[str]] = field(default_factory=dict)
     scores: list[DeviceScore] = field(default_factory=list)
     predictions: dict[tuple[str, str], Prediction] = field(default_factory=dict)
     #: seed -> group -> signature archs
@@ -606,6 +611,7 @@ def leave_device_out(
     holdout: Sequence[str] | None = None,
     keep_predictions: bool = True,
     progress: ProgressCallback | None = None,
+    exclude_same: str | None = None,
 ) -> EvaluationResult:
     """Leave-device-out evaluation of every model in ``models`` (name -> factory of an unfitted model).
 
@@ -615,8 +621,11 @@ def leave_device_out(
     training devices and adapted, per seed, on each held-out device's latencies at the signature archs; it then
     predicts every arch and is scored on :func:`scoring_sets` (signature archs never scored).
 
-    ``features``: one :class:`FeatureMatrix` for all models, or one per model name, with rows in dataset order;
-    default :func:`default_featurizer`. ``progress(done, total, message)`` is called after each model fit and
+    ``exclude_same``: a key of the devices' info (``"kind"``: GPU, CPU, mobile): the training devices of a held-out
+    group also exclude every device whose value of it is one of the held-out devices' values, so a device is
+    onboarded with a model that has seen no device of its kind (an unseen *kind* of hardware, not only an unseen
+    device). ``features``: one :class:`FeatureMatrix` for all models, or one per model name, with rows in dataset
+    order; default :func:`default_featurizer`. ``progress(done, total, message)`` is called after each model fit and
     each adaptation.
     """
     if isinstance(budget, bool) or not isinstance(budget, (int, np.integer)):
@@ -636,8 +645,10 @@ def leave_device_out(
         raise InvalidInputError(f"dataset {dataset.space}: leave-device-out needs at least 2 device groups")
 
     feature_map = _resolve_features(dataset, list(models), features)
+    training = {group: _training_devices(dataset, group, exclude_same) for group in groups}
     result = EvaluationResult(dataset=dataset, budget=int(budget), seeds=seeds, models=list(models),
-                              selector=repr(selector), held_out_groups=groups)
+                              selector=repr(selector), held_out_groups=groups, exclude_same=exclude_same,
+                              training_devices=training)
     result.timings = {name: {"fit_s": 0.0, "adapt_predict_s": 0.0, "fits": 0, "adaptations": 0} for name in models}
     n_test = sum(len(dataset.devices_of(g)) for g in groups)
     total = len(models) * (len(groups) + len(seeds) * n_test)
@@ -645,7 +656,7 @@ def leave_device_out(
 
     for group in groups:
         test_devices = dataset.devices_of(group)
-        train = dataset.with_devices([d for d, g in zip(dataset.devices, dataset.groups) if g != group])
+        train = dataset.with_devices(training[group])
         signature_rows: dict[int, np.ndarray] = {}
         for seed in seeds:
             signature = list(selector(train, int(budget), seed))
@@ -689,6 +700,25 @@ def leave_device_out(
                     if progress:
                         progress(done, total, f"{name}: adapted to {device} (seed {seed})")
     return result
+
+
+def _training_devices(dataset: LatencyDataset, group: str, exclude_same: str | None) -> list[str]:
+    """The devices a held-out ``group``'s models are fitted on: every other group's, less (``exclude_same``) the
+    devices that share the info value ``exclude_same`` with a held-out device."""
+    others = [d for d, g in zip(dataset.devices, dataset.groups) if g != group]
+    if exclude_same is None:
+        return others
+    lacking = [d for d in dataset.devices if _missing(dataset.info.get(d, {}).get(exclude_same))]
+    if lacking:
+        raise InvalidInputError(f"exclude_same={exclude_same!r}: no such fact for {', '.join(lacking)} in the "
+                                f"{dataset.space} device info")
+    held = {dataset.info[d][exclude_same] for d in dataset.devices_of(group)}
+    kept = [d for d in others if dataset.info[d][exclude_same] not in held]
+    if len(kept) < 2:
+        raise FailedPreconditionError(f"holding out {group} and every device with {exclude_same} in "
+                                      f"{sorted(map(str, held))} leaves {len(kept)} training device(s); at least 2 "
+                                      f"are needed")
+    return kept
 
 
 def _resolve_holdout(dataset: LatencyDataset, holdout: Sequence[str] | None) -> list[str]:

@@ -45,9 +45,11 @@ class ReportFiles:
     png: Path | None
 
 
-def report_stem(space: str, budget: int) -> str:
-    """Base name of the report files: ``evaluate_<space>_k<K>``."""
-    return f"evaluate_{space}_k{budget}"
+def report_stem(space: str, budget: int, exclude_same: str | None = None) -> str:
+    """Base name of the report files: ``evaluate_<space>_k<K>`` (``..._k<K>_without_same_<fact>`` when devices
+    sharing ``exclude_same`` with the held-out one were left out of training too)."""
+    stem = f"evaluate_{space}_k{budget}"
+    return stem if exclude_same is None else f"{stem}_without_same_{exclude_same}"
 
 
 # ---- JSON -------------------------------------------------------------------------------------------------------
@@ -73,7 +75,9 @@ def result_document(result: EvaluationResult, *, extra: Mapping[str, Any] | None
     document: dict[str, Any] = {
         "format_version": FORMAT_VERSION,
         "package_version": __version__,
-        "protocol": "leave-device-out",
+        "protocol": "leave-device-out" if result.exclude_same is None else f"leave-same-{result.exclude_same}-out",
+        "exclude_same": result.exclude_same,
+        "training_devices": result.training_devices,
         "space": dataset.space,
         "budget": result.budget,
         "seeds": result.seeds,
@@ -129,7 +133,9 @@ def render_markdown(result: EvaluationResult, *, png_name: str | None = None) ->
     per-device mean and of the worst device), per-device tables, signatures and timings."""
     dataset = result.dataset
     n_seeds = len(result.seeds)
-    lines = [f"# Leave-device-out evaluation: {dataset.space}, K = {result.budget}", ""]
+    title = ("Leave-device-out" if result.exclude_same is None
+             else f"Leave-device-out, without the devices of the same {result.exclude_same},")
+    lines = [f"# {title} evaluation: {dataset.space}, K = {result.budget}", ""]
 
     lines += ["## Setup", ""]
     held_devices = result.held_out_devices
@@ -137,7 +143,10 @@ def render_markdown(result: EvaluationResult, *, png_name: str | None = None) ->
         f"- Space `{dataset.space}`: {len(dataset.archs)} architectures × {len(dataset.devices)} devices "
         f"in {len(dataset.group_names)} hold-out groups.",
         f"- Held out, one group at a time: {len(result.held_out_groups)} groups ({len(held_devices)} devices). "
-        "Each model is fitted on the other groups only.",
+        "Each model is fitted on the other groups only"
+        + ("." if result.exclude_same is None else
+           f", less every device of the same `{result.exclude_same}` as the held-out one (an unseen kind of "
+           f"hardware): " + "; ".join(f"{g}: {', '.join(d)}" for g, d in result.training_devices.items()) + "."),
         f"- Signature: K = {result.budget} architectures per held-out device, chosen by `{result.selector}` "
         "from the training devices only; the held-out device contributes nothing but its latencies at them.",
         f"- Signature seeds: {', '.join(map(str, result.seeds))} ({n_seeds}); figures are mean ± std over seeds.",
@@ -255,7 +264,7 @@ def write_report(result: EvaluationResult, out_dir: str | Path, *, plot: bool = 
     """Write ``evaluate_<space>_k<K>.md``, ``.json`` and (with ``plot``) ``.png`` into ``out_dir``."""
     directory = Path(out_dir)
     directory.mkdir(parents=True, exist_ok=True)
-    stem = report_stem(result.dataset.space, result.budget)
+    stem = report_stem(result.dataset.space, result.budget, result.exclude_same)
     png: Path | None = None
     if plot:
         if result.predictions:

@@ -6,9 +6,12 @@ kind                   class                    what
 ``flops``              :class:`FlopsRegressor`  one device, ``log latency = a + b·log MACs``
 ``flops_xdev``         :class:`FlopsCrossDevice` the same per device; a new device from K points, slope prior
 ``nnls_mix``           :class:`LogMixModel`     non-negative log-space mix of per-device ridge models
-``blr``                :class:`BayesianDeviceModel` BLR in log space, prior from training devices (primary)
+``blr``                :class:`BayesianDeviceModel` BLR in log space, prior from training devices
+``blr_evidence``       :class:`EvidenceBayesianDeviceModel` BLR with a wider prior, averaged per device by evidence
 ``degenerate_aware``   :class:`DegenerateAware` wrapper: devices that drop degenerate architectures
 ``geo_ensemble``       :class:`GeometricEnsemble` geometric mean of member models
+``nnls_mix_measured``  :class:`MeasuredLogMixModel` ``nnls_mix`` on the measured training latencies
+``gp_mix``             :class:`GPMixModel`      GP over networks, the training devices as its covariance
 =====================  =======================  ==========================================================
 
 Artifacts carry their kind, so :func:`model_from_artifact` / :func:`load_model` rebuild any of them. The
@@ -31,6 +34,7 @@ from nas_latency.models.base import (
     check_latencies,
 )
 from nas_latency.models.blr import DEFAULT_GRID, BayesianDeviceModel
+from nas_latency.models.blr_evidence import EvidenceBayesianDeviceModel
 from nas_latency.models.degenerate import DegenerateAware
 from nas_latency.models.ensemble import GeometricEnsemble
 from nas_latency.models.flops import FlopsCrossDevice, FlopsRegressor
@@ -41,7 +45,7 @@ from nas_latency.models.mix import LogMixModel, MeasuredLogMixModel
 MODEL_CLASSES: dict[str, type[CostModel]] = {
     cls.kind: cls
     for cls in (FlopsRegressor, FlopsCrossDevice, LogMixModel, BayesianDeviceModel, DegenerateAware, GeometricEnsemble,
-                MeasuredLogMixModel, GPMixModel)
+                MeasuredLogMixModel, GPMixModel, EvidenceBayesianDeviceModel)
 }
 
 #: every other registered kind as "module:Class", imported on first use (some need torch or lightgbm at fit time)
@@ -104,6 +108,7 @@ __all__ = [
     "CrossDeviceModel",
     "DegenerateAware",
     "DeviceAdaptation",
+    "EvidenceBayesianDeviceModel",
     "FlopsCrossDevice",
     "FlopsRegressor",
     "GeometricEnsemble",

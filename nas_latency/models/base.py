@@ -225,6 +225,18 @@ class CrossDeviceModel(CostModel):
             )
         return self._predict(X, adaptation)
 
+    def predict_with_uncertainty(
+        self, features: FeatureMatrix, adaptation: DeviceAdaptation
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``(latency_ms, std_log)``: :meth:`predict` and the standard deviation of each predicted log latency.
+        ``FailedPreconditionError`` for a model that gives no uncertainty."""
+        latency_ms = self.predict(features, adaptation)  # validates the features and the adaptation
+        return latency_ms, self._predict_log_std(features.values, adaptation)
+
+    def _predict_log_std(self, X: np.ndarray, adaptation: DeviceAdaptation) -> np.ndarray:
+        """The standard deviation of the predicted log latency of each row of ``X`` (validated by the caller)."""
+        raise FailedPreconditionError(f"the {self.kind!r} model gives no uncertainty")
+
     def _validate_table(self, features: FeatureMatrix, latency_ms: np.ndarray) -> np.ndarray:
         Y = check_latencies(latency_ms, where=f"{type(self).__name__}.fit", allow_nan=True)
         if Y.ndim != 2 or Y.shape[0] != features.values.shape[0]:

@@ -13,7 +13,8 @@ Adapt
     Posterior from the K measured points with log-space noise ``σ²``:
     ``w = μ + Σ Φᵀ (Φ Σ Φᵀ + σ² I)⁻¹ (log y − Φ μ)``. The adaptation holds ``w``, the diagonal of the
     posterior covariance and a K-column factor ``F`` with ``Σ_post = Σ − F Fᵀ``, so that
-    :meth:`BayesianDeviceModel.predict_with_uncertainty` gives the exact predictive standard deviation.
+    :meth:`~nas_latency.models.base.CrossDeviceModel.predict_with_uncertainty` gives the exact predictive standard
+    deviation.
 """
 
 from __future__ import annotations
@@ -54,13 +55,20 @@ DEFAULT_GRID: tuple[tuple[float, float, float], ...] = (
 SELECTION_METRICS = ("spearman", "log_rmse")
 
 
-class _Prior:
-    """``μ`` and the factor ``U`` of ``Σ = U Uᵀ + τ² I + v₀ e₀ e₀ᵀ`` for one choice of hyper-parameters."""
+class WeightPrior:
+    """``μ`` and the factor ``U`` of ``Σ = U Uᵀ + τ² I + v₀ e₀ e₀ᵀ`` for one choice of hyper-parameters, over
+    design columns (intercept first): ``U = √(s/(D−1)) (W − μ)`` from the training devices' weights ``W``, plus
+    (``physical_variance`` v > 0) ``√v`` times the unit vector of each design column in ``physical_columns``."""
 
-    def __init__(self, W: np.ndarray, prior_scale: float, isotropic_variance: float, intercept_variance: float):
+    def __init__(self, W: np.ndarray, prior_scale: float, isotropic_variance: float, intercept_variance: float,
+                 *, physical_columns: np.ndarray | None = None, physical_variance: float = 0.0):
         n_devices = W.shape[1]
         self.mean = W.mean(axis=1)
         self.factor = (W - self.mean[:, None]) * np.sqrt(prior_scale / max(n_devices - 1, 1))
+        if physical_variance > 0 and physical_columns is not None and len(physical_columns):
+            extra = np.zeros((W.shape[0], len(physical_columns)))
+            extra[np.asarray(physical_columns), np.arange(len(physical_columns))] = np.sqrt(physical_variance)
+            self.factor = np.hstack([self.factor, extra])
         self.tau2 = isotropic_variance
         self.v0 = intercept_variance
 
@@ -87,17 +95,28 @@ class _Prior:
     ) -> tuple[np.ndarray, np.ndarray | None]:
         """Posterior mean weights and (``with_factor``) the factor ``F`` with ``Σ_post = Σ − F Fᵀ``, from rows
         ``Zs`` and log latencies ``t``."""
+        weights, F, _ = self.posterior_with_evidence(Zs, t, noise_variance, with_factor=with_factor)
+        return weights, F
+
+    def posterior_with_evidence(
+        self, Zs: np.ndarray, t: np.ndarray, noise_variance: float, *, with_factor: bool = True
+    ) -> tuple[np.ndarray, np.ndarray | None, float]:
+        """:meth:`posterior` and the log evidence ``log N(t | Zs μ, Zs Σ Zsᵀ + σ² I)``."""
         A = self.times_transpose(Zs)
         G = Zs @ A
         G[np.diag_indices_from(G)] += noise_variance
         chol = cho_factor(G, lower=True)
-        weights = self.mean + A @ cho_solve(chol, t - Zs @ self.mean)
+        residual = t - Zs @ self.mean
+        alpha = cho_solve(chol, residual)
+        log_evidence = -0.5 * (float(residual @ alpha) + 2.0 * float(np.log(np.diag(chol[0])).sum())
+                               + len(t) * np.log(2.0 * np.pi))
         F = solve_triangular(chol[0], A.T, lower=True).T if with_factor else None
-        return weights, F
+        return self.mean + A @ alpha, F, log_evidence
 
 
 class BayesianDeviceModel(CrossDeviceModel):
-    """The primary cross-device model: BLR in log space with a prior learned from the training devices."""
+    """BLR in log space with a prior learned from the training devices, its hyper-parameters chosen at fit time
+    (``blr_evidence`` chooses them per device instead)."""
 
     kind = "blr"
 
@@ -181,7 +200,7 @@ class BayesianDeviceModel(CrossDeviceModel):
             Zd = Z if complete else Z[measured]  # no copy of the (large) design matrix when possible
             td = L[:, d] if complete else L[measured, d]
             k = min(size, len(td) - 1)
-            priors: dict[tuple[float, float], _Prior] = {}
+            priors: dict[tuple[float, float], WeightPrior] = {}
             for draw in range(draws):
                 signature = np.sort(rng.choice(len(td), size=k, replace=False))
                 rest = np.ones(len(td), dtype=bool)
@@ -189,7 +208,7 @@ class BayesianDeviceModel(CrossDeviceModel):
                 weights = np.empty((Z.shape[1], len(grid)))
                 for g, (s, sigma2, tau2) in enumerate(grid):
                     if (s, tau2) not in priors:
-                        priors[(s, tau2)] = _Prior(self.device_weights_[:, others], s, tau2,
+                        priors[(s, tau2)] = WeightPrior(self.device_weights_[:, others], s, tau2,
                                                    float(self.intercept_variance))
                     weights[:, g] = priors[(s, tau2)].posterior(
                         Zd[signature], td[signature], sigma2, with_factor=False
@@ -202,7 +221,7 @@ class BayesianDeviceModel(CrossDeviceModel):
 
     def _set_state(self) -> None:
         s, _, tau2 = (float(v) for v in self.hyperparameters_)
-        self.prior_ = _Prior(self.device_weights_, s, tau2, float(self.intercept_variance))
+        self.prior_ = WeightPrior(self.device_weights_, s, tau2, float(self.intercept_variance))
         self.fingerprint_ = fingerprint(self._learned_arrays(), params_text(self))
 
     @property
@@ -230,17 +249,13 @@ class BayesianDeviceModel(CrossDeviceModel):
         weights = np.asarray(adaptation.arrays["weights"], dtype=np.float64)
         return np.exp(linear_predictor(X, self.mean_, self.scale_, weights))
 
-    def predict_with_uncertainty(
-        self, features: FeatureMatrix, adaptation: DeviceAdaptation
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """``(latency_ms, std_log)``: the prediction and the standard deviation of the predicted log latency
-        (posterior of the weights plus the log-space measurement noise ``σ²``), per row."""
-        latency_ms = self.predict(features, adaptation)
-        X = features.values
+    def _predict_log_std(self, X: np.ndarray, adaptation: DeviceAdaptation) -> np.ndarray:
+        """The exact predictive standard deviation of the log latency: posterior of the weights plus the
+        log-space measurement noise ``σ²``."""
         F = np.asarray(adaptation.arrays["posterior_factor"], dtype=np.float64)
         explained = (linear_predictor(X, self.mean_, self.scale_, F) ** 2).sum(axis=1)
         variance = self.prior_.variance_at(X, self.mean_, self.scale_) - explained + self.noise_variance_
-        return latency_ms, np.sqrt(np.maximum(variance, 0.0))
+        return np.sqrt(np.maximum(variance, 0.0))
 
     def hyperparameters(self) -> dict[str, float]:
         """The chosen ``(s, σ², τ²)`` by name."""

@@ -22,7 +22,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from nas_latency.errors import FailedPreconditionError, InvalidInputError
+from nas_latency.errors import InvalidInputError
 from nas_latency.ir import FeatureMatrix
 from nas_latency.models.artifacts import Artifact, check_artifact
 from nas_latency.models.base import CrossDeviceModel, DeviceAdaptation
@@ -118,17 +118,10 @@ class DegenerateAware(CrossDeviceModel):
             out[self.degenerate_rows(X)] = float(adaptation.info["degenerate_latency_ms"])
         return out
 
-    def predict_with_uncertainty(
-        self, features: FeatureMatrix, adaptation: DeviceAdaptation
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """``(latency_ms, std_log)`` when the base model gives uncertainties; degenerate rows of a device that
-        drops them get the measured value and the base model's uncertainty."""
-        latency_ms = self.predict(features, adaptation)
-        base_uncertainty = getattr(self.base_, "predict_with_uncertainty", None)
-        if base_uncertainty is None:
-            raise FailedPreconditionError(f"the base model {self.base_.kind!r} gives no uncertainty")
-        _, std_log = base_uncertainty(features, self._base_adaptation(adaptation))
-        return latency_ms, std_log
+    def _predict_log_std(self, X: np.ndarray, adaptation: DeviceAdaptation) -> np.ndarray:
+        """The base model's uncertainty (also on the degenerate rows of a device that drops them, which get the
+        measured value)."""
+        return self.base_._predict_log_std(X, self._base_adaptation(adaptation))
 
     # ---- artifacts ----------------------------------------------------------------------------------------
     def _learned_arrays(self) -> dict[str, np.ndarray]:

@@ -12,7 +12,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from nas_latency.errors import InvalidInputError
+from nas_latency.errors import FailedPreconditionError, InvalidInputError
 from nas_latency.ir import FeatureMatrix
 from nas_latency.models.artifacts import Artifact, check_artifact
 from nas_latency.models.base import CrossDeviceModel, DeviceAdaptation
@@ -89,6 +89,29 @@ class GeometricEnsemble(CrossDeviceModel):
 
     def _predict(self, X: np.ndarray, adaptation: DeviceAdaptation) -> np.ndarray:
         return np.exp(np.log(self.member_predictions(X, adaptation)) @ self.weights_)
+
+    def _predict_log_std(self, X: np.ndarray, adaptation: DeviceAdaptation) -> np.ndarray:
+        """The members' log predictions treated as a mixture with the ensemble weights: the weighted mean of the
+        members' predictive variances plus the weighted spread of their log predictions around the ensemble's
+        (the law of total variance). A member without an uncertainty of its own counts with the weighted mean
+        variance of the members that have one; ``FailedPreconditionError`` when none has."""
+        infos = adaptation.info["members"]
+        log_predictions = np.log(self.member_predictions(X, adaptation))
+        variances: list[np.ndarray | None] = []
+        for i, member in enumerate(self.members_):
+            try:
+                std = member._predict_log_std(X, unnest_adaptation(f"members.{i}", adaptation, infos[i]))
+                variances.append(std**2)
+            except FailedPreconditionError:
+                variances.append(None)
+        known = [i for i, v in enumerate(variances) if v is not None]
+        if not known:
+            raise FailedPreconditionError(f"no member of the {self.kind!r} model gives an uncertainty")
+        share = self.weights_[known] / self.weights_[known].sum()
+        fallback = sum(s * variances[i] for s, i in zip(share, known))  # type: ignore[operator]
+        within = sum(w * (v if v is not None else fallback) for w, v in zip(self.weights_, variances))
+        spread = ((log_predictions - (log_predictions @ self.weights_)[:, None]) ** 2) @ self.weights_
+        return np.sqrt(within + spread)
 
     # ---- artifacts ----------------------------------------------------------------------------------------
     def _learned_arrays(self) -> dict[str, np.ndarray]:

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from nas_latency.data import load_table
-from nas_latency.errors import InvalidInputError, NotFoundError
+from nas_latency.errors import FailedPreconditionError, InvalidInputError, NotFoundError
 from nas_latency.evaluate.metrics import SUMMARY_KEYS
 from nas_latency.evaluate.protocols import (
     LatencyDataset,
@@ -240,6 +240,37 @@ def test_fit_once_per_group_adapt_per_seed_on_signature_latencies_only() -> None
     assert scores[0].n_scored == 118 - 6
     assert set(scores[0].metrics) == set(SUMMARY_KEYS)
     assert result.timings["mean"]["fits"] == len(holdout)
+
+
+def test_exclude_same_kind_trains_without_every_device_of_the_held_out_kind() -> None:
+    dataset = load_latency_dataset("nasbench201")
+    seen: list[list[str]] = []
+
+    def selector(train: LatencyDataset, k: int, seed: int) -> list[str]:
+        seen.append(list(train.devices))
+        return RandomSignature()(train, k, seed)
+
+    result = leave_device_out(dataset, {"mean": LogMeanModel}, budget=10, seeds=[0], selector=selector,
+                              features=row_features(dataset), holdout=["titanx_32", "pixel3"], exclude_same="kind")
+    kinds = {d: dataset.info[d]["kind"] for d in dataset.devices}
+    assert kinds["titanx_32"] == "GPU" and kinds["pixel3"] == "mobile"
+    assert seen[0] == [d for d in dataset.devices if kinds[d] != "GPU"]
+    assert seen[1] == [d for d in dataset.devices if kinds[d] != "mobile"]
+    assert result.training_devices == {"titanx_32": seen[0], "pixel3": seen[1]}
+    assert result.exclude_same == "kind" and LogMeanModel.fits == 2
+    plain = leave_device_out(dataset, {"mean": LogMeanModel}, budget=10, seeds=[0], features=row_features(dataset),
+                             holdout=["titanx_32"])
+    assert plain.exclude_same is None and len(plain.training_devices["titanx_32"]) == len(dataset.devices) - 1
+    with pytest.raises(InvalidInputError, match="no such fact"):
+        leave_device_out(dataset, {"mean": LogMeanModel}, budget=10, seeds=[0], features=row_features(dataset),
+                         holdout=["titanx_32"], exclude_same="colour")
+
+
+def test_exclude_same_refuses_to_train_on_fewer_than_two_devices() -> None:
+    dataset = load_latency_dataset("ganesan_mobile")
+    with pytest.raises(FailedPreconditionError, match="at least 2"):
+        leave_device_out(dataset, {"mean": LogMeanModel}, budget=5, seeds=[0], features=row_features(dataset),
+                         holdout=["GM1901"], exclude_same="integer_ms")
 
 
 def test_nb201_scores_help_and_all_sets() -> None:

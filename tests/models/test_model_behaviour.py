@@ -1,5 +1,6 @@
 """The cost models on real bundled NAS-Bench-201 latencies, kept small: 2,000 architectures, one device held
-out (it contributes only its K=10 signature latencies), the others for training."""
+out (it contributes only its K=10 signature latencies), the others for training. ``blr_evidence`` is also
+checked against a synthetic device unlike every bundled one."""
 
 from __future__ import annotations
 
@@ -7,20 +8,24 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from scipy.stats import multivariate_normal
 
 from nas_latency.data import device_columns, load_table
 from nas_latency.ir import FeatureMatrix
+
 from nas_latency.models import (
     BayesianDeviceModel,
     CrossDeviceModel,
     DegenerateAware,
+    EvidenceBayesianDeviceModel,
     FlopsCrossDevice,
     FlopsRegressor,
     GeometricEnsemble,
     LogMixModel,
     load_model,
 )
-from nas_latency.models.linalg import rank_correlation
+from nas_latency.models.blr_evidence import DEFAULT_EVIDENCE_GRID, GRID_FIELDS, MAX_KEPT_ENTRIES
+from nas_latency.models.linalg import design_matrix, rank_correlation
 from search_spaces import get_space
 
 HELD_OUT = "titanx_32"
@@ -176,3 +181,119 @@ def test_geometric_ensemble_is_the_geometric_mean_of_its_members(data: Data, tmp
     assert isinstance(loaded, DegenerateAware) and isinstance(loaded.base_, GeometricEnsemble)
     assert np.array_equal(data.onboard(loaded, truth)[0], data.onboard(nested, truth)[0])
     assert any(name.startswith("base.members.1.") for name in nested.to_artifact().arrays)
+
+
+# ---- blr_evidence: blr with one grid entry; evidence = marginal likelihood; a wider prior only where needed ----
+@pytest.fixture(scope="module")
+def evidence_model(data: Data) -> EvidenceBayesianDeviceModel:
+    return EvidenceBayesianDeviceModel().fit(data.features, data.latency[:, data.train])
+
+
+def live_signature(data: Data) -> np.ndarray:
+    return data.signature[~data.dead[data.signature]]
+
+
+def test_one_grid_entry_without_physical_variance_is_blr(data: Data) -> None:
+    train = data.latency[:, data.train]
+    blr = BayesianDeviceModel(grid=FIXED).fit(data.features, train)
+    single = EvidenceBayesianDeviceModel(grid=[(*FIXED[0], 0.0)]).fit(data.features, train)
+    rows = live_signature(data)
+    truth = data.latency[:, data.target]
+    a_blr = blr.adapt(subset(data.features, rows), truth[rows])
+    a_ev = single.adapt(subset(data.features, rows), truth[rows])
+    np.testing.assert_allclose(a_ev.arrays["weights"], a_blr.arrays["weights"], rtol=1e-9, atol=1e-12)
+    latency, std = single.predict_with_uncertainty(data.features, a_ev)
+    latency_blr, std_blr = blr.predict_with_uncertainty(data.features, a_blr)
+    np.testing.assert_allclose(latency, latency_blr, rtol=1e-9)
+    np.testing.assert_allclose(std, std_blr, rtol=1e-6)
+    # the evidence is the Gaussian marginal likelihood of the measured log latencies
+    prior = blr.prior_
+    Z = design_matrix(data.features.values[rows], blr.mean_, blr.scale_)
+    sigma = prior.factor @ prior.factor.T + prior.tau2 * np.eye(Z.shape[1])
+    sigma[0, 0] += prior.v0
+    covariance = Z @ sigma @ Z.T + blr.noise_variance_ * np.eye(len(rows))
+    expected = multivariate_normal(Z @ prior.mean, covariance).logpdf(np.log(truth[rows]))
+    assert a_ev.arrays["grid_log_evidence"][0] == pytest.approx(expected, rel=1e-9)
+    assert a_ev.arrays["grid_posterior"].tolist() == [1.0]
+
+
+def test_onboards_an_unseen_device_and_saves_exactly(data: Data, evidence_model: EvidenceBayesianDeviceModel,
+                                                     tmp_path: Path) -> None:
+    rows = live_signature(data)
+    truth = data.latency[:, data.target]
+    adaptation = evidence_model.adapt(subset(data.features, rows), truth[rows])
+    posterior = adaptation.arrays["grid_posterior"]
+    assert posterior.shape == (len(DEFAULT_EVIDENCE_GRID),) and np.all(posterior >= 0)
+    assert posterior.sum() == pytest.approx(1.0)
+    best = dict(zip(GRID_FIELDS, DEFAULT_EVIDENCE_GRID[int(np.argmax(posterior))]))
+    assert adaptation.info["map_hyperparameters"] == best
+    assert 1 <= len(adaptation.arrays["kept_entries"]) <= MAX_KEPT_ENTRIES
+    predicted = evidence_model.predict(data.features, adaptation)
+    assert rank_correlation(truth[data.rest], predicted[data.rest]) > 0.9
+    latency, std_log = evidence_model.predict_with_uncertainty(data.features, adaptation)
+    assert np.array_equal(latency, predicted) and np.all(np.isfinite(std_log)) and np.all(std_log > 0)
+    assert std_log[rows].mean() < std_log[data.rest].mean()
+    loaded = load_model(evidence_model.save(tmp_path / "blr_evidence.nlm"))
+    assert isinstance(loaded, EvidenceBayesianDeviceModel)
+    again = loaded.adapt(subset(data.features, rows), truth[rows])
+    assert np.array_equal(loaded.predict(data.features, again), predicted)
+
+
+def test_the_evidence_widens_the_prior_only_for_a_device_unlike_the_training_devices(
+        data: Data, evidence_model: EvidenceBayesianDeviceModel) -> None:
+    names = list(data.features.names)
+    X = data.features.values
+    pools = X[:, names.index("live_pool_count")]
+    log_macs = X[:, names.index("log_macs")]
+    # an accelerator where pooling is dear and MACs nearly free: no mix of the bundled devices behaves so
+    unlike = np.exp(2.0 + 0.25 * (pools - pools.mean()) / pools.std() - 0.05 * (log_macs - log_macs.mean()))
+    rows = live_signature(data)
+    physical = np.array([g[3] for g in DEFAULT_EVIDENCE_GRID])
+
+    def wide_share(truth: np.ndarray) -> float:
+        adaptation = evidence_model.adapt(subset(data.features, rows), truth[rows])
+        return float(adaptation.arrays["grid_posterior"][physical > 0].sum())
+
+    assert wide_share(unlike) > 0.75
+    assert wide_share(data.latency[:, data.target]) < 0.5
+    blr = BayesianDeviceModel(grid=FIXED).fit(data.features, data.latency[:, data.train])
+    wide = evidence_model.predict(data.features, evidence_model.adapt(subset(data.features, rows), unlike[rows]))
+    narrow = blr.predict(data.features, blr.adapt(subset(data.features, rows), unlike[rows]))
+    assert rank_correlation(unlike[data.rest], wide[data.rest]) > rank_correlation(unlike[data.rest],
+                                                                                   narrow[data.rest]) + 0.05
+
+
+def test_the_degenerate_wrapper_passes_its_uncertainty_through(data: Data) -> None:
+    wrapper = DegenerateAware(base=EvidenceBayesianDeviceModel()).fit(data.features, data.latency[:, data.train])
+    truth = data.latency[:, data.target]
+    adaptation = wrapper.adapt(subset(data.features, data.signature), truth[data.signature])
+    latency, std_log = wrapper.predict_with_uncertainty(data.features, adaptation)
+    assert np.array_equal(latency, wrapper.predict(data.features, adaptation))
+    assert std_log.shape == latency.shape and np.all(np.isfinite(std_log))
+
+
+def test_ensemble_uncertainty_is_the_mixture_variance_of_its_members(data: Data) -> None:
+    from nas_latency.errors import FailedPreconditionError
+
+    train = data.latency[:, data.train]
+    truth = data.latency[:, data.target]
+    rows = live_signature(data)
+    mix = LogMixModel().fit(data.features, train)
+    blr = BayesianDeviceModel(grid=FIXED).fit(data.features, train)
+    ensemble = GeometricEnsemble(members=[LogMixModel(), BayesianDeviceModel(grid=FIXED)],
+                                 weights=[1.0, 3.0]).fit(data.features, train)
+    adaptation = ensemble.adapt(subset(data.features, rows), truth[rows])
+    latency, std_log = ensemble.predict_with_uncertainty(data.features, adaptation)
+    log_mix = np.log(mix.predict(data.features, mix.adapt(subset(data.features, rows), truth[rows])))
+    blr_latency, blr_std = blr.predict_with_uncertainty(data.features, blr.adapt(subset(data.features, rows),
+                                                                                 truth[rows]))
+    centre = 0.25 * log_mix + 0.75 * np.log(blr_latency)
+    # the mix has no uncertainty of its own: it counts with the BLR's variance
+    expected = np.sqrt(blr_std**2 + 0.25 * (log_mix - centre) ** 2 + 0.75 * (np.log(blr_latency) - centre) ** 2)
+    np.testing.assert_allclose(latency, np.exp(centre), rtol=1e-10)
+    np.testing.assert_allclose(std_log, expected, rtol=1e-10)
+    two_mixes = GeometricEnsemble(members=[LogMixModel(), LogMixModel(alpha=1.0)]).fit(data.features, train)
+    with pytest.raises(FailedPreconditionError, match="no member"):
+        two_mixes.predict_with_uncertainty(data.features, two_mixes.adapt(subset(data.features, rows), truth[rows]))
+    with pytest.raises(FailedPreconditionError, match="gives no uncertainty"):
+        mix.predict_with_uncertainty(data.features, mix.adapt(subset(data.features, rows), truth[rows]))

@@ -37,3 +37,32 @@ def test_main_job_trains_once_serves_searches_and_reports(tmp_path: Path, capsys
     captured = capsys.readouterr()
     assert "loaded the nasbench201 built-in model trained without titanx_1" in captured.err
     assert json.loads(captured.out)["arch"] == doc["arch"]
+
+
+def test_sweep_judges_the_search_and_the_exhaustive_choice(capsys: pytest.CaptureFixture[str]) -> None:
+    import numpy as np
+
+    from nas_latency.mainjob import prepare_holdout
+    from nas_latency.nni.search import best_under_budget
+
+    assert main(["--sweep", "--devices", "titanx_1", "--quantiles", "0.5", "--trials", "20"]) == 0
+    out = capsys.readouterr().out
+    rows = [line for line in out.splitlines() if line.startswith("| titanx_1 |")]
+    assert len(rows) == 1
+    cells = [c.strip() for c in rows[0].strip("|").split("|")]
+    measured = bundled_latency("titanx_1")
+    budget = round(float(np.quantile(np.array(list(measured.values())), 0.5)), 3)
+    assert float(cells[1]) == budget and cells[10] == "20"
+    # the exhaustive column is the most accurate arch predicted within the budget, judged on the measurements
+    predictor, name, _ = prepare_holdout("titanx_1")
+    try:
+        archs = list(measured)
+        valid = nb201_accuracy()
+        chosen, _ = best_under_budget(archs, predictor.predict("nasbench201", archs, device=name), valid, budget)
+    finally:
+        predictor.close()
+    assert chosen is not None
+    best = max(valid[a] for a, ms in measured.items() if ms <= budget)
+    met = measured[chosen] <= budget and valid[chosen] >= best - 0.5
+    assert cells[9] == ("yes" if met else "no")
+    assert f"exhaustive choice over the predictions of every arch: {int(met)}/1 met the target" in out

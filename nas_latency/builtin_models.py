@@ -36,7 +36,19 @@ DEFAULT_MODEL_SPECS: dict[str, str] = {
     "fbnet": "geo_ensemble(nnls_mix,blr_evidence)",
     "ganesan_mobile": "geo_ensemble(nnls_mix_measured,gp_mix)",
 }
+#: how each space's signature set is chosen (`nas-latency evaluate --signature-method M`, both with and without
+#: `--exclude-same kind`); other spaces use DEFAULT_SIGNATURE_METHOD
+SIGNATURE_METHODS: dict[str, str] = {
+    "nasbench201": "mutual_information",
+    "fbnet": "informative",
+    "ganesan_mobile": "mutual_information",
+}
 DEFAULT_SIGNATURE_METHOD = "mutual_information"
+
+
+def signature_method_of(space: str) -> str:
+    """The signature-selection method ``space`` ships with."""
+    return SIGNATURE_METHODS.get(space, DEFAULT_SIGNATURE_METHOD)
 
 ProgressCallback = Callable[[str, int, int], None]
 
@@ -149,12 +161,13 @@ def train_bundle(
     model_spec: str | None = None,
     extra_devices: dict[str, dict[str, float]] | None = None,
     exclude_devices: Sequence[str] = (),
-    signature_method: str = DEFAULT_SIGNATURE_METHOD,
+    signature_method: str | None = None,
     progress: ProgressCallback | None = None,
     seed: int = 0,
 ) -> BuiltinBundle:
     """Train the space's built-in model on the bundled devices plus ``extra_devices`` (from the store), leaving
-    out ``exclude_devices`` (to onboard one of them later as if it were new)."""
+    out ``exclude_devices`` (to onboard one of them later as if it were new). ``signature_method``: default the
+    space's (:func:`signature_method_of`)."""
     from nas_latency.models.specs import build_model
     from nas_latency.signature import select_signature
 
@@ -172,7 +185,7 @@ def train_bundle(
     model = build_model(spec).fit(features, table.latency_ms)
     step("choosing the signature set", 3)
     order = select_signature(
-        signature_method, table.latency_ms, table.archs, min(SIGNATURE_ORDER_LENGTH, len(table.archs)),
+        signature_method or signature_method_of(space.name), table.latency_ms, table.archs, min(SIGNATURE_ORDER_LENGTH, len(table.archs)),
         seed=seed, features=features, degenerate_mask=space.degenerate_mask(table.archs),
     )
     step("done", 4)

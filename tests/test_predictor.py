@@ -34,6 +34,23 @@ def test_fresh_store_trains_then_predicts_for_a_signature(predictor: Predictor, 
     assert predicted.shape == (len(query),) and np.all(predicted > 0)
     assert spearman(np.array([truth[a] for a in query]), predicted) > 0.7
     assert predictor.store.list_artifacts(space_name)[0].kind == "builtin_bundle"
+    # the signature set is the space's shipped method's choice on the training devices, in its order
+    from nas_latency.builtin_models import signature_method_of
+    from nas_latency.signature import select_signature
+
+    expected = select_signature(signature_method_of(space_name), table.latency_ms, table.archs, 10, seed=0,
+                                features=space.model_features(table.archs),
+                                degenerate_mask=space.degenerate_mask(table.archs))
+    assert archs == list(expected)
+
+
+def test_every_space_ships_a_known_signature_method() -> None:
+    from nas_latency.builtin_models import DEFAULT_MODEL_SPECS, SIGNATURE_METHODS
+    from nas_latency.signature import SELECTION_METHODS
+    from search_spaces import space_names
+
+    assert set(SIGNATURE_METHODS) == set(DEFAULT_MODEL_SPECS) == set(space_names())
+    assert set(SIGNATURE_METHODS.values()) <= set(SELECTION_METHODS)
 
 
 def test_devices_round_trip_and_removal(predictor: Predictor) -> None:

@@ -212,10 +212,10 @@ def run(args: argparse.Namespace) -> int:
     features = default_featurizer(space)(dataset.archs)
     print(f"{space}: {len(dataset.archs)} archs x {len(dataset.devices)} devices ({len(dataset.group_names)} groups), "
           f"{features.values.shape[1]} features; models: {', '.join(models)}", file=sys.stderr)
-    from nas_latency.builtin_models import DEFAULT_SIGNATURE_METHOD
+    from nas_latency.builtin_models import signature_method_of
     from nas_latency.evaluate.protocols import MethodSignature
 
-    selector = MethodSignature(args.signature_method or DEFAULT_SIGNATURE_METHOD)
+    selector = MethodSignature(args.signature_method or signature_method_of(space))
     progress = _Progress(f"evaluate {space} K={args.budget}")
     try:
         result = leave_device_out(dataset, models, budget=args.budget, seeds=range(args.seeds), features=features,

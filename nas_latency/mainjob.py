@@ -274,8 +274,8 @@ def run_sweep(args: argparse.Namespace) -> list[Outcome]:
 
 
 def print_sweep(outcomes: Sequence[Outcome], args: argparse.Namespace) -> None:
-    print(f"| device | budget ms | chosen: predicted ms | measured ms | meets | valid acc | best under budget | gap | "
-          f"target met | exhaustive choice met | trials | s |")
+    print("| device | budget ms | chosen: predicted ms | measured ms | meets | valid acc | best under budget | gap | "
+          "target met | exhaustive choice met | trials | s |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for o in outcomes:
         print(f"| {o.device} | {o.max_latency_ms:g} | {o.predicted_latency_ms:.2f} | {o.measured_latency_ms:.2f} | "

@@ -40,6 +40,29 @@ REGISTER_SOURCE = "register"
 MAX_CACHED_ADAPTATIONS = 256
 
 
+def measurement_digest(space: str, measured: MeasuredArchs) -> str:
+    """A digest of a space and its set of (arch, latency) measurements, exact floats, in any order: devices (and
+    inline signatures) with the same measurements share one adapted model."""
+    pairs = sorted(zip(measured.archs, (float(v).hex() for v in measured.latency_ms)))
+    text = repr((space, tuple(pairs)))
+    return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+@dataclass(eq=False)
+class AdaptedDevice:
+    """A space's built-in model adapted to one set of measurements, shared by every device (or inline signature)
+    with exactly those measurements. The predictions over the space's measured archs, and their uncertainty,
+    are computed once, on first use (:meth:`Predictor.adapted_table`, :meth:`Predictor.adapted_log_std_table`)."""
+
+    space: str
+    #: ``"<space>:<measurement digest>"``
+    key: str
+    measured: MeasuredArchs
+    adaptation: DeviceAdaptation
+    table: np.ndarray | None = None
+    log_std_table: np.ndarray | None = None
+
+
 @dataclass
 class _SpaceCache:
     """Per-space state: the bundle, and features of the space's measured archs (computed once)."""
@@ -62,8 +85,8 @@ class Predictor:
         self.progress = progress
         self._lock = threading.RLock()
         self._spaces: dict[str, _SpaceCache] = {}
-        # (space, device key) -> (adaptation, predictions for the space's measured archs), least recent first
-        self._adaptations: OrderedDict[tuple[str, str], tuple[DeviceAdaptation, np.ndarray | None]] = OrderedDict()
+        # key of the measurements ("<space>:<digest>") -> the adapted model, least recently used first
+        self._adapted: OrderedDict[str, AdaptedDevice] = OrderedDict()
 
     def close(self) -> None:
         if self._owns_store:
@@ -130,8 +153,8 @@ class Predictor:
         with self._lock:
             bundle, version = self._train(space_name, model_spec=model_spec, exclude_devices=exclude_devices)
             self._spaces[space_name] = _SpaceCache(bundle, version)
-            for key in [k for k in self._adaptations if k[0] == space_name]:
-                del self._adaptations[key]
+            for key in [k for k, a in self._adapted.items() if a.space == space_name]:
+                del self._adapted[key]
             return bundle
 
     def signature_set(self, space: str, size: int) -> list[str]:
@@ -152,7 +175,6 @@ class Predictor:
         with self._lock:
             self.store.upsert_device(name, description=description)
             self.store.replace_measurements(name, space_obj.name, rows, source=REGISTER_SOURCE)
-            self._forget_device(name)
         return self.device(name, space_obj.name)
 
     def device(self, name: str, space: str) -> DeviceInfo:
@@ -169,13 +191,10 @@ class Predictor:
         return infos
 
     def remove_device(self, name: str) -> None:
+        """Delete the device and its measurements. Adapted models are keyed by measurements, not names, so
+        nothing cached answers for the removed name: it is looked up in the store on every request."""
         with self._lock:
             self.store.delete_device(name)
-            self._forget_device(name)
-
-    def _forget_device(self, name: str) -> None:
-        for key in [k for k in self._adaptations if k[1].startswith(f"device:{name}@")]:
-            del self._adaptations[key]
 
     def device_measurements(self, name: str, space: str) -> MeasuredArchs:
         """The device's measurements in ``space`` as the models see them (one latency per arch, validated);
@@ -188,11 +207,12 @@ class Predictor:
         return measurements_from_mapping(space_obj, latencies, where=f"device {name}")
 
     def _device_latencies(self, name: str, space: str) -> dict[str, float]:
-        """One latency per arch: the geometric mean over sources (registered, contributed, measured here)."""
-        logs: dict[str, list[float]] = {}
+        """One latency per arch: the geometric mean over sources (registered, contributed, measured here); a
+        single measurement is returned exactly as stored."""
+        values: dict[str, list[float]] = {}
         for m in self.store.measurements(name, space):
-            logs.setdefault(m.arch, []).append(float(np.log(m.latency_ms)))
-        return {arch: float(np.exp(np.mean(values))) for arch, values in logs.items()}
+            values.setdefault(m.arch, []).append(float(m.latency_ms))
+        return {arch: v[0] if len(v) == 1 else float(np.exp(np.mean(np.log(v)))) for arch, v in values.items()}
 
     # ---- prediction ---------------------------------------------------------------------------------------
     def _features(self, space: SearchSpace, cache: _SpaceCache, archs: Sequence[str]) -> FeatureMatrix:
@@ -203,28 +223,28 @@ class Predictor:
         features = self._features(space, cache, measured.archs)
         return cache.bundle.model.adapt(features, np.asarray(measured.latency_ms))
 
-    def _adaptation(self, space: SearchSpace, device: str | None,
-                    signature: Mapping[str, float] | MeasuredArchs | None) -> tuple[str, DeviceAdaptation]:
+    def adapted(self, space: str, *, device: str | None = None,
+                signature: Mapping[str, float] | MeasuredArchs | None = None) -> AdaptedDevice:
+        """The space's built-in model adapted to ``device``'s measurements (read from the store now) or to
+        ``signature``; one per distinct set of measurements, kept in an LRU of ``MAX_CACHED_ADAPTATIONS``."""
+        space_obj = get_space(space)
         if (device is None) == (signature is None):
             raise InvalidInputError("give exactly one of device (a registered name) or signature (measurements)")
         if device is not None:
-            measured = self.device_measurements(device, space.name)
-            key = f"device:{device}"
+            measured = self.device_measurements(device, space_obj.name)
         else:
             measured = signature if isinstance(signature, MeasuredArchs) else measurements_from_mapping(
-                space, signature or {}, where="signature")
-            key = "signature"
-        digest = hashlib.sha256(repr((measured.archs, measured.latency_ms)).encode()).hexdigest()[:16]
-        cache_key = (space.name, f"{key}@{digest}")
+                space_obj, signature or {}, where="signature")
+        key = f"{space_obj.name}:{measurement_digest(space_obj.name, measured)}"
         with self._lock:
-            hit = self._adaptations.get(cache_key)
+            hit = self._adapted.get(key)
             if hit is None:
-                hit = (self._adapt(space, measured), None)
-                self._adaptations[cache_key] = hit
-                while len(self._adaptations) > MAX_CACHED_ADAPTATIONS:
-                    self._adaptations.popitem(last=False)
-            self._adaptations.move_to_end(cache_key)
-            return cache_key[1], hit[0]
+                hit = AdaptedDevice(space_obj.name, key, measured, self._adapt(space_obj, measured))
+                self._adapted[key] = hit
+                while len(self._adapted) > MAX_CACHED_ADAPTATIONS:
+                    self._adapted.popitem(last=False)
+            self._adapted.move_to_end(key)
+            return hit
 
     def predict(self, space: str, archs: Sequence[str], *, device: str | None = None,
                 signature: Mapping[str, float] | MeasuredArchs | None = None) -> np.ndarray:
@@ -236,13 +256,32 @@ class Predictor:
         if len(archs) == 0:
             return np.zeros(0)
         cache = self._space(space_obj.name)
-        key, adaptation = self._adaptation(space_obj, device, signature)
+        adapted = self.adapted(space_obj.name, device=device, signature=signature)
         rows = self._rows(space_obj, cache, archs)
         if rows is not None:
-            table = self._cached_predictions(space_obj, cache, key, adaptation)
-            return table[rows]
+            return self.adapted_table(adapted)[rows]
         canonical = [space_obj.canonical(a) for a in archs]
-        return cache.bundle.model.predict(self._features(space_obj, cache, canonical), adaptation)
+        return cache.bundle.model.predict(self._features(space_obj, cache, canonical), adapted.adaptation)
+
+    def predict_with_uncertainty(self, space: str, archs: Sequence[str], *, device: str | None = None,
+                                 signature: Mapping[str, float] | MeasuredArchs | None = None
+                                 ) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`predict` and the standard deviation of each predicted log latency (``FailedPreconditionError``
+        when the space's model gives no uncertainty)."""
+        space_obj = get_space(space)
+        if isinstance(archs, str):
+            raise InvalidInputError("archs must be a sequence of architecture ids, not one string")
+        cache = self._space(space_obj.name)
+        adapted = self.adapted(space_obj.name, device=device, signature=signature)
+        if len(archs) == 0:
+            return np.zeros(0), np.zeros(0)
+        rows = self._rows(space_obj, cache, archs)
+        if rows is not None:
+            return self.adapted_table(adapted)[rows], self.adapted_log_std_table(adapted)[rows]
+        canonical = [space_obj.canonical(a) for a in archs]
+        latency, std_log = cache.bundle.model.predict_with_uncertainty(self._features(space_obj, cache, canonical),
+                                                                       adapted.adaptation)
+        return np.asarray(latency, dtype=np.float64), np.asarray(std_log, dtype=np.float64)
 
     def predict_networks(self, space: str, networks: Sequence[Network], *, device: str | None = None,
                          signature: Mapping[str, float] | MeasuredArchs | None = None) -> np.ndarray:
@@ -251,8 +290,8 @@ class Predictor:
         space_obj = get_space(space)
         features = space_obj.network_model_features(list(networks))
         cache = self._space(space_obj.name)
-        _, adaptation = self._adaptation(space_obj, device, signature)
-        return cache.bundle.model.predict(features, adaptation)
+        adapted = self.adapted(space_obj.name, device=device, signature=signature)
+        return cache.bundle.model.predict(features, adapted.adaptation)
 
     def _rows(self, space: SearchSpace, cache: _SpaceCache, archs: Sequence[str]) -> np.ndarray | None:
         """Row indices into the space's measured archs when every requested arch is one of them (the fast
@@ -268,13 +307,32 @@ class Predictor:
                 space.canonical(arch)
             return None
 
-    def _cached_predictions(self, space: SearchSpace, cache: _SpaceCache, key: str,
-                            adaptation: DeviceAdaptation) -> np.ndarray:
-        with self._lock:
-            adapted, table = self._adaptations.get((space.name, key), (adaptation, None))
-            if table is None:
-                if cache.features is None:
-                    cache.features = space.model_features(space.measured_archs())
-                table = cache.bundle.model.predict(cache.features, adapted)
-                self._adaptations[(space.name, key)] = (adapted, table)
-            return table
+    def _measured_features(self, space: SearchSpace, cache: _SpaceCache) -> FeatureMatrix:
+        if cache.features is None:
+            cache.features = space.model_features(space.measured_archs())
+        return cache.features
+
+    def adapted_table(self, adapted: AdaptedDevice) -> np.ndarray:
+        """Predicted latency (ms) of every one of the space's measured archs (computed once per adapted model)."""
+        if adapted.table is None:
+            space = get_space(adapted.space)
+            cache = self._space(space.name)
+            with self._lock:
+                if adapted.table is None:
+                    adapted.table = np.asarray(
+                        cache.bundle.model.predict(self._measured_features(space, cache), adapted.adaptation),
+                        dtype=np.float64)
+        return adapted.table
+
+    def adapted_log_std_table(self, adapted: AdaptedDevice) -> np.ndarray:
+        """The standard deviation of the predicted log latency of every measured arch (computed once);
+        ``FailedPreconditionError`` when the space's model gives no uncertainty."""
+        if adapted.log_std_table is None:
+            space = get_space(adapted.space)
+            cache = self._space(space.name)
+            with self._lock:
+                if adapted.log_std_table is None:
+                    _, std_log = cache.bundle.model.predict_with_uncertainty(self._measured_features(space, cache),
+                                                                            adapted.adaptation)
+                    adapted.log_std_table = np.asarray(std_log, dtype=np.float64)
+        return adapted.log_std_table

@@ -21,7 +21,6 @@ it was last read (writes through this server take effect at once), and a backgro
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
 import time
@@ -38,7 +37,7 @@ from nas_latency.errors import InvalidInputError, NasLatencyError, NotFoundError
 from nas_latency.ir import IR_FEATURE_NAMES, FeatureMatrix, Network
 from nas_latency.measurements import MIN_MEASUREMENTS, MeasuredArchs, validate_measurements
 from nas_latency.device_info import DeviceInfo
-from nas_latency.predictor import Predictor
+from nas_latency.predictor import AdaptedDevice, Predictor, measurement_digest
 from nas_latency.store import AddResult, MeasurementRow, Store, open_store
 from search_spaces import SearchSpace, get_space, space_names
 
@@ -62,17 +61,27 @@ class Prediction:
 
 @dataclass
 class _Adapted:
-    """One adapted model: a space's built-in model adapted to one signature vector (shared by its devices)."""
+    """What the server keeps beside one of the predictor's adapted models (:class:`AdaptedDevice`, which holds
+    the adaptation and its prediction tables): the devices sharing it, its reference vector and nearest-device
+    list, and the MACs fit for arbitrary networks."""
 
-    key: str
-    space: str
-    measured: MeasuredArchs
-    table: np.ndarray  # predictions (ms) over the space's measured archs
+    adapted: AdaptedDevice
     reference_log: np.ndarray  # ln predictions at the space's reference (signature) archs
     devices: set[str] = field(default_factory=set)
     nearest: tuple[int, tuple[NearestDevice, ...]] | None = None  # (known-devices version, sorted list)
-    uncertainty: tuple[Any, np.ndarray | None] | None = None  # (adaptation, std over measured archs)
     macs_fit: Any = None
+
+    @property
+    def key(self) -> str:
+        return self.adapted.key
+
+    @property
+    def space(self) -> str:
+        return self.adapted.space
+
+    @property
+    def measured(self) -> MeasuredArchs:
+        return self.adapted.measured
 
 
 @dataclass(frozen=True)
@@ -101,7 +110,6 @@ class _SpaceState:
     bundled_log: np.ndarray
     known: _Known
     registered_vectors: dict[str, np.ndarray] = field(default_factory=dict)
-    features: FeatureMatrix | None = None
 
     def rows(self, archs: Sequence[str]) -> np.ndarray | None:
         """Indices into the measured archs when every arch is one of them (the fast path), else ``None``."""
@@ -112,12 +120,6 @@ class _SpaceState:
             return np.fromiter(map(index.__getitem__, archs), dtype=np.int64, count=len(archs))
         except KeyError:
             return None
-
-
-def signature_digest(space: str, measured: MeasuredArchs) -> str:
-    """The key of a signature vector: a digest of the space, the archs and the latencies (exact floats)."""
-    text = repr((space, measured.archs, tuple(float(v).hex() for v in measured.latency_ms)))
-    return hashlib.sha256(text.encode()).hexdigest()[:20]
 
 
 class ModelRegistry:
@@ -301,7 +303,7 @@ class ModelRegistry:
         return state.predictor.device_measurements(name, state.space.name)
 
     def _adapted_for(self, state: _SpaceState, measured: MeasuredArchs) -> _Adapted:
-        key = f"{state.space.name}:{signature_digest(state.space.name, measured)}"
+        key = f"{state.space.name}:{measurement_digest(state.space.name, measured)}"
         entry = self._adapted.get(key)
         if entry is not None:
             return entry
@@ -309,10 +311,16 @@ class ModelRegistry:
             entry = self._adapted.get(key)
             if entry is None:
                 predictor = state.predictor
-                table = predictor.predict(state.space.name, state.measured_archs, signature=measured)
-                reference = predictor.predict(state.space.name, state.reference_archs, signature=measured) \
-                    if state.reference_archs else np.zeros(0)
-                entry = _Adapted(key, state.space.name, measured, table, np.log(reference))
+                adapted = predictor.adapted(state.space.name, signature=measured)
+                table = predictor.adapted_table(adapted)  # computed here, once, not on the first request
+                rows = state.rows(state.reference_archs) if state.reference_archs else None
+                if rows is not None:
+                    reference = table[rows]
+                elif state.reference_archs:
+                    reference = predictor.predict(state.space.name, state.reference_archs, signature=measured)
+                else:
+                    reference = np.zeros(0)
+                entry = _Adapted(adapted, np.log(reference))
                 self._adapted[key] = entry
                 while len(self._adapted) > self.max_adapted:
                     self._adapted.popitem(last=False)
@@ -415,27 +423,12 @@ class ModelRegistry:
     # ---- prediction ------------------------------------------------------------------------------------------------
     def _uncertainty(self, state: _SpaceState, entry: _Adapted, archs: Sequence[str],
                      rows: np.ndarray | None) -> np.ndarray | None:
-        model = state.bundle.model
-        method = getattr(model, "predict_with_uncertainty", None)
-        if method is None:
-            return None
+        """The standard deviation of each predicted log latency, or None when the model gives none."""
         try:
-            with self._lock:
-                if entry.uncertainty is None:
-                    features = state.space.model_features(list(entry.measured.archs))
-                    adaptation = model.adapt(features, np.asarray(entry.measured.latency_ms))
-                    entry.uncertainty = (adaptation, None)
-                adaptation, table = entry.uncertainty
-                if rows is not None:
-                    if table is None:
-                        if state.features is None:
-                            state.features = state.space.model_features(state.measured_archs)
-                        table = np.asarray(method(state.features, adaptation)[1], dtype=np.float64)
-                        entry.uncertainty = (adaptation, table)
-                    return table[rows]
-            canonical = [state.space.canonical(a) for a in archs]
-            return np.asarray(method(state.space.model_features(canonical), adaptation)[1], dtype=np.float64)
-        except NasLatencyError as exc:  # the model's base gives no uncertainty after all
+            if rows is not None:
+                return state.predictor.adapted_log_std_table(entry.adapted)[rows]
+            return state.predictor.predict_with_uncertainty(state.space.name, list(archs), signature=entry.measured)[1]
+        except NasLatencyError as exc:  # the model gives no uncertainty
             log.debug("no uncertainty from %s: %s", state.model, exc)
             return None
 
@@ -451,7 +444,7 @@ class ModelRegistry:
             return Prediction(np.zeros(0), None, state.model, entry.key, nearest)
         rows = state.rows(archs)
         if rows is not None:
-            latency = entry.table[rows]
+            latency = state.predictor.adapted_table(entry.adapted)[rows]
         else:  # not all measured archs: canonicalize, validate and featurize through the predictor
             latency = state.predictor.predict(state.space.name, list(archs), signature=entry.measured)
         std = self._uncertainty(state, entry, archs, rows) if include_uncertainty else None

@@ -70,6 +70,32 @@ def test_devices_round_trip_and_removal(predictor: Predictor) -> None:
         predictor.predict("nasbench201", archs, device="lab-gpu")
 
 
+def test_devices_with_the_same_measurements_share_one_adapted_model(predictor: Predictor) -> None:
+    space = get_space("nasbench201")
+    table = bundled_training_table(space)
+    truth = dict(zip(table.archs, table.latency_ms[:, 3]))
+    measured = {a: truth[a] for a in predictor.signature_set("nasbench201", 10)}
+    predictor.register_device("board-a", "nasbench201", measured)
+    predictor.register_device("board-b", "nasbench201", measured)
+    a = predictor.adapted("nasbench201", device="board-a")
+    assert a is predictor.adapted("nasbench201", device="board-b")
+    assert a is predictor.adapted("nasbench201", signature=measured)
+    assert a.key.startswith("nasbench201:") and a.table is None  # the prediction table is made on first use
+    query = table.archs[100:160]
+    latency, std_log = predictor.predict_with_uncertainty("nasbench201", query, device="board-b")
+    np.testing.assert_array_equal(latency, predictor.predict("nasbench201", query, device="board-a"))
+    model = predictor.bundle("nasbench201").model
+    expected = model.predict_with_uncertainty(space.model_features(query), a.adaptation)
+    np.testing.assert_allclose(latency, expected[0], rtol=1e-12)
+    np.testing.assert_allclose(std_log, expected[1], rtol=1e-9)
+    assert a.table is not None and a.log_std_table is not None
+    predictor.register_device("board-b", "nasbench201", {k: v * 2 for k, v in measured.items()})
+    assert predictor.adapted("nasbench201", device="board-b") is not a  # new measurements, new adaptation
+    predictor.remove_device("board-a")
+    with pytest.raises(NotFoundError, match="board-a"):
+        predictor.adapted("nasbench201", device="board-a")
+
+
 def test_prediction_requests_are_validated(predictor: Predictor) -> None:
     archs = get_space("nasbench201").sample(4, seed=9)
     signature = {a: 5.0 + i for i, a in enumerate(archs)}

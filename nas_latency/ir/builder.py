@@ -3,7 +3,6 @@ the frontends and the layer-table reader, so every producer of IR infers shapes 
 
 from __future__ import annotations
 
-import math
 from typing import Sequence
 
 from nas_latency.errors import InvalidInputError

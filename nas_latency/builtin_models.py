@@ -24,7 +24,8 @@ log = logging.getLogger(__name__)
 
 BUNDLE_KIND = "builtin_bundle"
 BUNDLE_NAME = "builtin"
-#: the signature order stored with a model; sizes beyond it are selected on demand
+#: the length of the signature order stored with a model: `signature --size K` serves K up to it (a larger K is
+#: an error that names the limit; a model onboards from any measured archs, so more measurements need no order)
 SIGNATURE_ORDER_LENGTH = 64
 #: a device in the store joins training once it has this many measurements in the space
 MIN_STORE_MEASUREMENTS = 100

@@ -128,6 +128,7 @@ def test_bad_measurements_exit_2_and_write_nothing(
         (["predict", "--space", SPACE, "--device", "nobody", "--archs", "{archs}"], "nobody"),
         (["predict", "--space", "nospace", "--device", "x", "--archs", "{archs}"], "unknown search space"),
         (["signature", "--space", SPACE, "--size", "0"], "at least 1"),
+        (["signature", "--space", SPACE, "--size", "65"], "larger than the 64 archs"),
         (["devices", "register", "bad name!", "--space", SPACE, "--measurements", "{good}"], "bad name!"),
         (["models", "train", "--space", SPACE, "--exclude-device", "no_such_device"], "no_such_device"),
         (["models", "train", "--space", SPACE, "--model", "blr("], "model spec"),

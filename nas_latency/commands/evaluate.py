@@ -180,6 +180,14 @@ def _write_table(result: Any) -> None:
         for r in rows if r["device"] in ("MEAN", "WORST")
     ]
     write_rows(summary_rows, ["model", "set", "device", *METRIC_COLUMNS], "table")
+    calibration = result.calibration()
+    if calibration:
+        sys.stdout.write("\npredictive intervals ln ŷ ± z σ: share of measured latencies inside, mean over devices "
+                         "and seeds (nominal 0.68 / 0.95):\n")
+        write_rows([{"model": r["model"], "set": r["set"], "within_1sigma": f"{r['coverage_68']:.3f}",
+                     "within_1.96sigma": f"{r['coverage_95']:.3f}", "median_sigma": f"{r['median_std_log']:.3f}"}
+                    for r in calibration], ["model", "set", "within_1sigma", "within_1.96sigma", "median_sigma"],
+                   "table")
 
 
 # ---- the command ------------------------------------------------------------------------------------------------

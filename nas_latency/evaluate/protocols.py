@@ -455,6 +455,23 @@ def scoring_sets(space: str) -> tuple[ScoringSet, ...]:
 
 
 # ---- results ----------------------------------------------------------------------------------------------------
+#: the central intervals ``ln ŷ ± z σ`` whose coverage is reported, by name: z of a normal 68 % and 95 % interval
+INTERVALS: Final[Mapping[str, float]] = {"coverage_68": 1.0, "coverage_95": 1.959964}
+
+
+@dataclass(frozen=True)
+class IntervalCoverage:
+    """How often the measured latency fell inside a model's predictive intervals on one held-out device (the
+    fraction of scored archs with ``|ln y − ln ŷ| ≤ z σ``, for each :data:`INTERVALS` entry)."""
+
+    model: str
+    seed: int
+    device: str
+    scoring_set: ScoringSet
+    coverage: Mapping[str, float]
+    median_std_log: float
+
+
 @dataclass(frozen=True)
 class DeviceScore:
     """The metrics of one model on one held-out device, for one signature seed and one scoring set."""
@@ -501,6 +518,8 @@ class EvaluationResult:
     signatures: dict[int, dict[str, list[str]]] = field(default_factory=dict)
     #: model -> {"fit_s": ..., "adapt_predict_s": ...}
     timings: dict[str, dict[str, float]] = field(default_factory=dict)
+    #: the predictive intervals of the models that give an uncertainty: one entry per model × seed × device × set
+    intervals: list[IntervalCoverage] = field(default_factory=list)
 
     @property
     def scoring_sets(self) -> tuple[ScoringSet, ...]:
@@ -557,6 +576,23 @@ class EvaluationResult:
                     worst = per_seed.apply(lambda v, k=key: _worst(v.to_numpy(), k))
                     row[f"{key}_mean"], row[f"{key}_mean_std"] = _mean_std(means.to_numpy())
                     row[f"{key}_worst"], row[f"{key}_worst_std"] = _mean_std(worst.to_numpy())
+                rows.append(row)
+        return rows
+
+    def calibration(self) -> list[dict[str, Any]]:
+        """Per model (that gives an uncertainty) and set: the interval coverages and the median predictive
+        standard deviation, averaged over held-out devices and seeds (nominal: 0.68 and 0.95)."""
+        rows: list[dict[str, Any]] = []
+        for model in self.models:
+            for scoring in self.scoring_sets:
+                part = [c for c in self.intervals if c.model == model and c.scoring_set == scoring]
+                if not part:
+                    continue
+                row: dict[str, Any] = {"model": model, "set": scoring, "devices": len({c.device for c in part})}
+                for name in INTERVALS:
+                    row[name] = float(np.mean([c.coverage[name] for c in part]))
+                    row[f"{name}_worst"] = float(min(c.coverage[name] for c in part))
+                row["median_std_log"] = float(np.median([c.median_std_log for c in part]))
                 rows.append(row)
         return rows
 
@@ -689,11 +725,18 @@ def leave_device_out(
                     result.timings[name]["adapt_predict_s"] += time.perf_counter() - start
                     result.timings[name]["adaptations"] += 1
                     _check_prediction(predicted, name, device, len(dataset.archs))
+                    std_log = _predictive_std(model, feats, adaptation)
                     for scoring in result.scoring_sets:
                         query = (help_query_indices(dataset.arch_ids, y, rows) if scoring == "help"
                                  else all_query_indices(y, rows))
                         metrics = summarize(y[query], predicted[query])
                         result.scores.append(DeviceScore(name, seed, device, group, scoring, int(query.size), metrics))
+                        if std_log is not None and query.size:
+                            error = np.abs(np.log(y[query] / predicted[query]))
+                            result.intervals.append(IntervalCoverage(
+                                name, seed, device, scoring,
+                                {key: float(np.mean(error <= z * std_log[query])) for key, z in INTERVALS.items()},
+                                float(np.median(std_log[query]))))
                     if keep_predictions and seed == seeds[0]:
                         result.predictions[(name, device)] = Prediction(name, device, seed, rows, predicted)
                     done += 1
@@ -719,6 +762,17 @@ def _training_devices(dataset: LatencyDataset, group: str, exclude_same: str | N
                                       f"{sorted(map(str, held))} leaves {len(kept)} training device(s); at least 2 "
                                       f"are needed")
     return kept
+
+
+def _predictive_std(model: Any, features: FeatureMatrix, adaptation: Any) -> np.ndarray | None:
+    """The model's predictive standard deviation of each log latency, or None when it gives none."""
+    method = getattr(model, "predict_with_uncertainty", None)
+    if method is None:
+        return None
+    try:
+        return np.asarray(method(features, adaptation)[1], dtype=np.float64)
+    except FailedPreconditionError:
+        return None
 
 
 def _resolve_holdout(dataset: LatencyDataset, holdout: Sequence[str] | None) -> list[str]:

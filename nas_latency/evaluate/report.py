@@ -100,6 +100,7 @@ def result_document(result: EvaluationResult, *, extra: Mapping[str, Any] | None
         },
         "held_out_groups": result.held_out_groups,
         "summary": result.summary(),
+        "calibration": result.calibration(),
         "per_device": result.per_device(),
         "scores": [
             {"model": s.model, "seed": s.seed, "device": s.device, "group": s.group, "set": s.scoring_set,
@@ -190,6 +191,18 @@ def render_markdown(result: EvaluationResult, *, png_name: str | None = None) ->
         lines += _table(header, rows)
         lines += ["", "\"worst\" is the lowest per-device value (the highest for MAPE), per seed, then averaged.", ""]
 
+    calibration = result.calibration()
+    if calibration:
+        lines += ["## Predictive intervals", "",
+                  "How often the measured latency fell inside the model's central predictive interval "
+                  "`ln ŷ ± z σ` (nominal 68 % and 95 %), averaged over held-out devices and seeds, with the worst "
+                  "device; and the median predicted σ of ln latency.", "",
+                  "| model | set | within ±1σ (68 %) | worst | within ±1.96σ (95 %) | worst | median σ |",
+                  "|---|---|---|---|---|---|---|"]
+        lines += [f"| `{r['model']}` | {r['set']} | {r['coverage_68']:.3f} | {r['coverage_68_worst']:.3f} | "
+                  f"{r['coverage_95']:.3f} | {r['coverage_95_worst']:.3f} | {r['median_std_log']:.3f} |"
+                  for r in calibration]
+        lines += [""]
     lines += ["## Per device (mean ± std over seeds)", ""]
     per_device = result.per_device()
     for model in result.models:

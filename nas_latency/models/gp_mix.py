@@ -35,7 +35,7 @@ from __future__ import annotations
 from typing import Any, Mapping, Sequence
 
 import numpy as np
-from scipy.linalg import cho_factor, cho_solve
+from scipy.linalg import cho_factor, cho_solve, solve_triangular
 
 from nas_latency.errors import InvalidInputError
 from nas_latency.ir import FeatureMatrix
@@ -84,9 +84,15 @@ class _Kernel:
 
     def solve(self, centred: np.ndarray, mean: np.ndarray, design: np.ndarray, t: np.ndarray) -> np.ndarray:
         """``α = (K_ss + σ² I)⁻¹ (t − m_s)`` for the signature's centred profiles, profile means and design rows."""
+        return self.solve_with_factor(centred, mean, design, t)[0]
+
+    def solve_with_factor(self, centred: np.ndarray, mean: np.ndarray, design: np.ndarray,
+                          t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`solve` and the lower Cholesky factor of ``K_ss + σ² I``."""
         gram = self.cross(centred @ centred.T, np.outer(mean, mean), design @ design.T)
         gram[np.diag_indices_from(gram)] += self.noise_variance
-        return cho_solve(cho_factor(gram, lower=True), t - mean)
+        factor = cho_factor(gram, lower=True)
+        return cho_solve(factor, t - mean), np.tril(factor[0])
 
     def cross(self, profile_products: np.ndarray, mean_products: np.ndarray,
               feature_products: np.ndarray) -> np.ndarray:
@@ -224,7 +230,7 @@ class GPMixModel(RowAwareModel):
         centred, mean = _profiles(self.profile_log_latencies(X))
         design = design_matrix(X, self.mean_, self.scale_)
         kernel = self.kernel_
-        weights = kernel.solve(centred, mean, design, np.log(latency_ms))
+        weights, gram_factor = kernel.solve_with_factor(centred, mean, design, np.log(latency_ms))
         feature_weights = kernel.feature_variance * (design.T @ weights)
         feature_weights[0] += kernel.intercept_variance * weights.sum()
         return DeviceAdaptation(
@@ -236,6 +242,11 @@ class GPMixModel(RowAwareModel):
                 "device_coefficients": kernel.device_factor * (centred.T @ weights),
                 "feature_weights": feature_weights,
                 "mean_coefficient": np.array([1.0 + kernel.mean_variance * float(mean @ weights)]),
+                # for the predictive variance: the signature's profiles, design rows and Cholesky factor
+                "signature_centred": centred,
+                "signature_mean": mean,
+                "signature_design": design,
+                "gram_factor": gram_factor,
             },
             info={"hyperparameters": self.hyperparameters()},
         )
@@ -249,6 +260,21 @@ class GPMixModel(RowAwareModel):
             + linear_predictor(X, self.mean_, self.scale_, np.asarray(arrays["feature_weights"], dtype=np.float64))
         )
         return np.exp(log_latency)
+
+    def _predict_log_std(self, X: np.ndarray, adaptation: DeviceAdaptation) -> np.ndarray:
+        """The GP's predictive standard deviation of the log latency:
+        ``√(k(x, x) − k_s(x)ᵀ (K_ss + σ² I)⁻¹ k_s(x) + σ²)``."""
+        arrays = adaptation.arrays
+        centred, mean = _profiles(self.profile_log_latencies(X))
+        design = design_matrix(X, self.mean_, self.scale_)
+        kernel = self.kernel_
+        own = kernel.cross((centred**2).sum(axis=1), mean**2, (design**2).sum(axis=1))
+        cross = kernel.cross(centred @ np.asarray(arrays["signature_centred"], dtype=np.float64).T,
+                             np.outer(mean, np.asarray(arrays["signature_mean"], dtype=np.float64)),
+                             design @ np.asarray(arrays["signature_design"], dtype=np.float64).T)
+        explained = solve_triangular(np.asarray(arrays["gram_factor"], dtype=np.float64), cross.T, lower=True)
+        variance = own - (explained**2).sum(axis=0) + kernel.noise_variance
+        return np.sqrt(np.maximum(variance, 0.0))
 
     def hyperparameters(self) -> dict[str, float]:
         """The chosen ``(s, v_φ, σ²)`` and the fixed ``v₀``, ``v_μ`` by name."""

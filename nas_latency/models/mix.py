@@ -138,8 +138,8 @@ def _query_rows(features: FeatureMatrix) -> Iterator[None]:
 
 class RowAwareModel(CrossDeviceModel):
     """A cross-device model whose ``_adapt`` / ``_predict`` may look rows up in a :class:`TrainingTable` by id:
-    :meth:`adapt` and :meth:`predict` make ``features.rows`` visible to :meth:`TrainingTable.positions`
-    (everything else, validation included, is the base class's)."""
+    :meth:`adapt`, :meth:`predict` and :meth:`predict_with_uncertainty` make ``features.rows`` visible to
+    :meth:`TrainingTable.positions` (everything else, validation included, is the base class's)."""
 
     def adapt(self, features: FeatureMatrix, latency_ms: np.ndarray) -> DeviceAdaptation:
         with _query_rows(features):
@@ -148,6 +148,11 @@ class RowAwareModel(CrossDeviceModel):
     def predict(self, features: FeatureMatrix, adaptation: DeviceAdaptation) -> np.ndarray:
         with _query_rows(features):
             return super().predict(features, adaptation)
+
+    def predict_with_uncertainty(self, features: FeatureMatrix,
+                                 adaptation: DeviceAdaptation) -> tuple[np.ndarray, np.ndarray]:
+        with _query_rows(features):
+            return super().predict_with_uncertainty(features, adaptation)
 
 
 # ---- the mix ----------------------------------------------------------------------------------------------------

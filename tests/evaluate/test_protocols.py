@@ -71,6 +71,16 @@ class ConstantModel(LogMeanModel):
         return np.full(X.shape[0], 5.0)
 
 
+class UncertainLogMeanModel(LogMeanModel):
+    """LogMeanModel with a constant predictive standard deviation of ln latency."""
+
+    kind = "test_uncertain_log_mean"
+    STD = 0.05
+
+    def _predict_log_std(self, X: np.ndarray, adaptation: DeviceAdaptation) -> np.ndarray:
+        return np.full(X.shape[0], self.STD)
+
+
 def row_features(dataset: LatencyDataset) -> FeatureMatrix:
     return FeatureMatrix(("row",), np.arange(len(dataset.archs), dtype=np.float64)[:, None], tuple(dataset.archs))
 
@@ -271,6 +281,29 @@ def test_exclude_same_refuses_to_train_on_fewer_than_two_devices() -> None:
     with pytest.raises(FailedPreconditionError, match="at least 2"):
         leave_device_out(dataset, {"mean": LogMeanModel}, budget=5, seeds=[0], features=row_features(dataset),
                          holdout=["GM1901"], exclude_same="integer_ms")
+
+
+def test_interval_coverage_is_reported_for_models_with_an_uncertainty() -> None:
+    dataset = load_latency_dataset("ganesan_mobile")
+    result = leave_device_out(dataset, {"mean": LogMeanModel, "uncertain": UncertainLogMeanModel}, budget=5,
+                              seeds=[0], features=row_features(dataset), holdout=["MotoG3"])
+    assert {c.model for c in result.intervals} == {"uncertain"}  # the other gives no uncertainty: not reported
+    device = dataset.devices_of("MotoG3")[0]
+    coverage = next(c for c in result.intervals if c.device == device)
+    rows = dataset.arch_indices(result.signatures[0]["MotoG3"])
+    model = UncertainLogMeanModel().fit(row_features(dataset), result.dataset.with_devices(
+        [d for d in dataset.devices if d not in dataset.devices_of("MotoG3")]).latency_ms)
+    y = dataset.latency_of(device)
+    predicted = model.predict(row_features(dataset), model.adapt(
+        FeatureMatrix(("row",), rows[:, None].astype(np.float64), tuple(dataset.archs[i] for i in rows)), y[rows]))
+    query = all_query_indices(y, rows)
+    error = np.abs(np.log(y[query] / predicted[query]))
+    assert coverage.coverage["coverage_68"] == pytest.approx(np.mean(error <= 0.05))
+    assert coverage.coverage["coverage_95"] == pytest.approx(np.mean(error <= 1.959964 * 0.05))
+    assert coverage.median_std_log == pytest.approx(0.05)
+    [row] = result.calibration()
+    assert row["model"] == "uncertain" and row["devices"] == len(dataset.devices_of("MotoG3"))
+    assert row["coverage_95_worst"] <= row["coverage_95"]
 
 
 def test_nb201_scores_help_and_all_sets() -> None:

@@ -54,6 +54,15 @@ class ConstantModel(LogMeanModel):
         return np.full(X.shape[0], 5.0)
 
 
+class UncertainModel(LogMeanModel):
+    """LogMeanModel with a constant predictive standard deviation of ln latency."""
+
+    kind = "test_report_uncertain"
+
+    def _predict_log_std(self, X: np.ndarray, adaptation: DeviceAdaptation) -> np.ndarray:
+        return np.full(X.shape[0], 0.1)
+
+
 def _features(dataset) -> FeatureMatrix:  # type: ignore[no-untyped-def]
     return FeatureMatrix(("row",), np.arange(len(dataset.archs), dtype=np.float64)[:, None], tuple(dataset.archs))
 
@@ -134,3 +143,16 @@ def test_plot_skips_points_log_axes_cannot_show(tmp_path: Path) -> None:
 def test_summary_means_are_finite_for_the_real_model(ganesan_result: EvaluationResult) -> None:
     row = next(r for r in ganesan_result.summary() if r["model"] == "mean")
     assert all(math.isfinite(row[f"{k}_mean"]) for k in ("spearman", "kendall", "mape_pct", "within_10pct", "r2"))
+
+
+def test_predictive_intervals_are_reported_only_for_models_that_give_them(ganesan_result: EvaluationResult) -> None:
+    assert ganesan_result.calibration() == [] and "## Predictive intervals" not in render_markdown(ganesan_result)
+    dataset = load_latency_dataset("ganesan_mobile")
+    result = leave_device_out(dataset, {"mean": LogMeanModel, "uncertain": UncertainModel}, budget=5, seeds=[0],
+                              features=_features(dataset), holdout=["MotoG3"])
+    text = render_markdown(result)
+    assert "## Predictive intervals" in text and "| `uncertain` | all |" in text and "| `mean` | all |" not in \
+        text.split("## Predictive intervals")[1].split("##")[0]
+    [row] = result_document(result)["calibration"]
+    assert row["model"] == "uncertain" and 0 <= row["coverage_68"] <= row["coverage_95"] <= 1
+    assert row["median_std_log"] == pytest.approx(0.1)

@@ -31,11 +31,13 @@ def subset(features: FeatureMatrix, rows: np.ndarray) -> FeatureMatrix:
 SIGNATURE = np.array([1, 4, 6, 9, 13])
 
 
-def dense_posterior_mean(features: FeatureMatrix, table: np.ndarray, query_X: np.ndarray, known: np.ndarray,
-                         y: np.ndarray, *, s: float, v_phi: float, sigma2: float, v0: float, v_mu: float) -> np.ndarray:
-    """The GP posterior mean of log latency written out densely: profiles of the training rows (measured, ridge in
+def dense_posterior(features: FeatureMatrix, table: np.ndarray, query_X: np.ndarray, known: np.ndarray,
+                    y: np.ndarray, *, s: float, v_phi: float, sigma2: float, v0: float,
+                    v_mu: float) -> tuple[np.ndarray, np.ndarray]:
+    """The GP posterior of log latency written out densely: profiles of the training rows (measured, ridge in
     NaN cells) and of the query rows (the table row where ``known`` gives one, ridge otherwise), the full kernel
-    over [signature; query] and ``m_q + K_qs (K_ss + σ² I)⁻¹ (log y_s − m_s)``."""
+    over [signature; query], the mean ``m_q + K_qs (K_ss + σ² I)⁻¹ (log y_s − m_s)`` and the predictive variance
+    ``diag(K_qq − K_qs (K_ss + σ² I)⁻¹ K_sq) + σ²``."""
     ridge = LogMixModel().fit(features, table)  # the same per-device ridge models (alpha, standardization)
     train = np.log(table)
     train = np.where(np.isnan(train), ridge.device_log_predictions(features.values), train)
@@ -57,7 +59,9 @@ def dense_posterior_mean(features: FeatureMatrix, table: np.ndarray, query_X: np
     K = s / (D - 1) * C @ C.T + v0 + v_mu * np.outer(m, m) + v_phi * phi @ phi.T
     k = len(SIGNATURE)
     K_ss = K[:k, :k] + sigma2 * np.eye(k)
-    return m[k:] + K[k:, :k] @ np.linalg.solve(K_ss, np.log(y) - m[:k])
+    mean_q = m[k:] + K[k:, :k] @ np.linalg.solve(K_ss, np.log(y) - m[:k])
+    variance_q = np.diag(K[k:, k:] - K[k:, :k] @ np.linalg.solve(K_ss, K[:k, k:])) + sigma2
+    return mean_q, variance_q
 
 
 @pytest.fixture(scope="module")
@@ -83,16 +87,20 @@ def test_posterior_mean_equals_the_dense_formula(hyper: dict,
     query = FeatureMatrix(NAMES, np.vstack([features.values, new_X]),
                           tuple(features.rows) + ("new0", "new1", "new2"))
     known = np.concatenate([np.arange(len(features.rows)), [-1, -1, -1]])
-    expected = dense_posterior_mean(features, table, query.values, known, y[SIGNATURE], s=s, v_phi=v_phi,
-                                    sigma2=sigma2, v0=v0, v_mu=v_mu)
+    expected, variance = dense_posterior(features, table, query.values, known, y[SIGNATURE], s=s, v_phi=v_phi,
+                                         sigma2=sigma2, v0=v0, v_mu=v_mu)
     predicted = model.predict(query, adaptation)
     assert np.allclose(np.log(predicted), expected, rtol=0, atol=1e-9)
+    latency, std_log = model.predict_with_uncertainty(query, adaptation)
+    assert np.array_equal(latency, predicted)
+    assert np.allclose(std_log**2, variance, rtol=1e-8, atol=1e-12)
+    assert std_log[SIGNATURE].mean() < np.delete(std_log, SIGNATURE).mean()
     assert adaptation.info["hyperparameters"] == {"device_scale": s, "feature_variance": v_phi,
                                                   "noise_variance": sigma2, "intercept_variance": v0,
                                                   "mean_variance": v_mu}
     # the networks outside the table really used ridge profiles: as if they were training networks they differ
-    as_known = dense_posterior_mean(features, table, query.values[:3], np.arange(3), y[SIGNATURE], s=s, v_phi=v_phi,
-                                    sigma2=sigma2, v0=v0, v_mu=v_mu)
+    as_known, _ = dense_posterior(features, table, query.values[:3], np.arange(3), y[SIGNATURE], s=s, v_phi=v_phi,
+                                  sigma2=sigma2, v0=v0, v_mu=v_mu)
     renamed = FeatureMatrix(NAMES, features.values[:3], ("x0", "x1", "x2"))
     assert not np.allclose(np.log(model.predict(renamed, adaptation)), as_known, atol=1e-3)
 

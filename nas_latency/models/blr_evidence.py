@@ -18,15 +18,20 @@ Adapt (Bayesian model averaging)
     linear map as in ``blr``; and, for :meth:`predict_with_uncertainty`, the posterior factors of the entries
     that carry the weight (``π_g ≥ uncertainty_weight_floor``, at most the 8 heaviest), whose mixture variance
     it returns.
-No inner leave-device-out at fit: nothing is tuned on the training devices but the ridge weights.
+Calibration (``calibrate=True``)
+    The mixture's σ is multiplied by ``std_scale_``, found at fit by an inner leave-one-device-out over the
+    training devices (each onboarded from random signatures with the prior of the others): the factor that makes
+    ``ln ŷ ± 1.96 σ`` hold 95 % (``calibration_coverage``) of their measured latencies. Nothing else is tuned on
+    the training devices but the ridge weights; the predictions do not depend on it.
 """
 
 from __future__ import annotations
 
 import itertools
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
+from scipy.special import ndtri
 
 from nas_latency.errors import InvalidInputError
 from nas_latency.ir import FeatureMatrix
@@ -52,6 +57,8 @@ DEFAULT_EVIDENCE_GRID: tuple[tuple[float, float, float, float], ...] = tuple(
 )
 #: at most this many grid entries (the heaviest) are kept in an adaptation for the predictive uncertainty
 MAX_KEPT_ENTRIES = 8
+#: a grid entry's prior from its (prior_scale, isotropic_variance, physical_variance)
+PriorLookup = Callable[[float, float, float], WeightPrior]
 GRID_FIELDS = ("prior_scale", "noise_variance", "isotropic_variance", "physical_variance")
 
 
@@ -68,12 +75,24 @@ class EvidenceBayesianDeviceModel(CrossDeviceModel):
         intercept_variance: float = 1.0,
         standardize: str = "non_binary",
         uncertainty_weight_floor: float = 0.01,
+        calibrate: bool = True,
+        calibration_signature_size: int = 10,
+        calibration_draws: int = 2,
+        calibration_rows: int = 2000,
+        calibration_seed: int = 0,
+        calibration_coverage: float = 0.95,
     ) -> None:
         self.alpha = alpha
         self.grid = grid
         self.intercept_variance = intercept_variance
         self.standardize = standardize
         self.uncertainty_weight_floor = uncertainty_weight_floor
+        self.calibrate = calibrate
+        self.calibration_signature_size = calibration_signature_size
+        self.calibration_draws = calibration_draws
+        self.calibration_rows = calibration_rows
+        self.calibration_seed = calibration_seed
+        self.calibration_coverage = calibration_coverage
 
     def _checked_grid(self) -> np.ndarray:
         try:
@@ -103,50 +122,124 @@ class EvidenceBayesianDeviceModel(CrossDeviceModel):
         self.mean_, self.scale_ = fit_standardizer(X, check_standardize(self.standardize))
         self.physical_ = ~np.all((X == 0.0) | (X == 1.0), axis=0) & (X.std(axis=0) > 0)
         self.device_weights_ = ridge_per_device(design_matrix(X, self.mean_, self.scale_), np.log(Y), alpha)
+        self._priors: dict[tuple[float, float, float], WeightPrior] = {}
+        self.std_scale_ = self._calibration_scale(X, Y) if self.calibrate else 1.0
         self._remember_schema(features)
         self._set_state()
         return self
 
     def _set_state(self) -> None:
-        self._priors: dict[tuple[float, float, float], WeightPrior] = {}
+        self._priors = {}
         self.fingerprint_ = fingerprint(self._learned_arrays(), params_text(self))
 
+    def _make_prior(self, W: np.ndarray, prior_scale: float, isotropic_variance: float,
+                    physical_variance: float) -> WeightPrior:
+        return WeightPrior(W, prior_scale, isotropic_variance, float(self.intercept_variance),
+                           physical_columns=np.flatnonzero(self.physical_) + 1,  # design column 0: intercept
+                           physical_variance=physical_variance)
+
     def _prior(self, prior_scale: float, isotropic_variance: float, physical_variance: float) -> WeightPrior:
+        """One grid entry's prior over all the training devices (cached)."""
         key = (prior_scale, isotropic_variance, physical_variance)
         prior = self._priors.get(key)
         if prior is None:
-            prior = WeightPrior(self.device_weights_, prior_scale, isotropic_variance, float(self.intercept_variance),
-                                physical_columns=np.flatnonzero(self.physical_) + 1,  # design column 0: intercept
-                                physical_variance=physical_variance)
+            prior = self._make_prior(self.device_weights_, *key)
             self._priors[key] = prior
         return prior
 
-    # ---- adapt / predict ----------------------------------------------------------------------------------
-    def _adapt(self, X: np.ndarray, latency_ms: np.ndarray) -> DeviceAdaptation:
-        Zs = design_matrix(X, self.mean_, self.scale_)
-        t = np.log(latency_ms)
+    # ---- the mixture over the grid ----------------------------------------------------------------------
+    def _mixture(self, prior_of: PriorLookup, Zs: np.ndarray, t: np.ndarray) -> dict[str, np.ndarray]:
+        """For design rows ``Zs`` and log latencies ``t``: every grid entry's posterior and evidence, the
+        evidence-weighted mean weights, and the entries kept for the uncertainty (as adaptation arrays)."""
         weights, factors, log_evidence = [], [], np.empty(len(self.grid_))
         for g, (s, sigma2, tau2, v) in enumerate(self.grid_):
-            w, F, log_evidence[g] = self._prior(s, tau2, v).posterior_with_evidence(Zs, t, sigma2)
+            w, F, log_evidence[g] = prior_of(s, tau2, v).posterior_with_evidence(Zs, t, sigma2)
             weights.append(w)
             factors.append(F)
         posterior = np.exp(log_evidence - log_evidence.max())
         posterior /= posterior.sum()
-        mean_weights = posterior @ np.array(weights)
         order = np.argsort(-posterior, kind="stable")
         kept = order[: max(1, min(MAX_KEPT_ENTRIES, int((posterior >= self.uncertainty_weight_floor).sum())))]
+        return {
+            "weights": posterior @ np.array(weights),
+            "grid_posterior": posterior,
+            "grid_log_evidence": log_evidence,
+            "kept_entries": kept.astype(np.int64),
+            "kept_weights": np.array([weights[g] for g in kept]),
+            "kept_factors": np.array([factors[g] for g in kept]),
+        }
+
+    def _mixture_log_std(self, X: np.ndarray, arrays: Mapping[str, np.ndarray], prior_of: PriorLookup) -> np.ndarray:
+        """The (uncalibrated) standard deviation of the log latency at rows ``X`` under the mixture of the kept
+        grid entries (each: posterior of the weights plus its noise ``σ²``; renormalized over the kept)."""
+        kept = np.asarray(arrays["kept_entries"], dtype=np.int64)
+        posterior = np.asarray(arrays["grid_posterior"], dtype=np.float64)[kept]
+        posterior = posterior / posterior.sum()
+        kept_weights = np.asarray(arrays["kept_weights"], dtype=np.float64)
+        kept_factors = np.asarray(arrays["kept_factors"], dtype=np.float64)
+        means = linear_predictor(X, self.mean_, self.scale_, kept_weights.T)  # (n, kept)
+        second_moment = np.zeros(len(X))
+        for i, g in enumerate(kept):
+            s, sigma2, tau2, v = self.grid_[g]
+            explained = (linear_predictor(X, self.mean_, self.scale_, kept_factors[i]) ** 2).sum(axis=1)
+            variance = prior_of(s, tau2, v).variance_at(X, self.mean_, self.scale_) - explained + sigma2
+            second_moment += posterior[i] * (np.maximum(variance, 0.0) + means[:, i] ** 2)
+        mixture_mean = means @ posterior
+        return np.sqrt(np.maximum(second_moment - mixture_mean**2, 0.0))
+
+    def _calibration_scale(self, X: np.ndarray, Y: np.ndarray) -> float:
+        """The factor that makes the ``calibration_coverage`` quantile of |log error| / σ of the inner
+        leave-one-device-out equal to a normal's (1.96 for 0.95): each training device in turn is onboarded from
+        random signatures with the prior of the others and scored on a sample of its other rows."""
+        coverage = self.calibration_coverage
+        if isinstance(coverage, bool) or not isinstance(coverage, (int, float)) or not 0 < coverage < 1:
+            raise InvalidInputError(f"calibration_coverage must be a number in (0, 1), got {coverage!r}")
+        size, draws, n_rows = (self._positive_int(name) for name in
+                               ("calibration_signature_size", "calibration_draws", "calibration_rows"))
+        rng = np.random.default_rng(int(self.calibration_seed))
+        ratios = []
+        for d in range(Y.shape[1]):
+            W = self.device_weights_[:, [i for i in range(Y.shape[1]) if i != d]]
+            cache: dict[tuple[float, float, float], WeightPrior] = {}
+
+            def prior_of(s: float, tau2: float, v: float, W: np.ndarray = W,
+                         cache: dict[tuple[float, float, float], WeightPrior] = cache) -> WeightPrior:
+                if (s, tau2, v) not in cache:
+                    cache[(s, tau2, v)] = self._make_prior(W, s, tau2, v)
+                return cache[(s, tau2, v)]
+
+            rows = np.flatnonzero(np.isfinite(Y[:, d]))
+            if len(rows) <= size:
+                continue
+            for _ in range(draws):
+                signature = rng.choice(rows, size=size, replace=False)
+                rest = np.setdiff1d(rows, signature)
+                rest = rng.choice(rest, size=min(n_rows, len(rest)), replace=False)
+                arrays = self._mixture(prior_of, design_matrix(X[signature], self.mean_, self.scale_),
+                                       np.log(Y[signature, d]))
+                error = np.abs(np.log(Y[rest, d]) - linear_predictor(X[rest], self.mean_, self.scale_,
+                                                                     arrays["weights"]))
+                ratios.append(error / np.maximum(self._mixture_log_std(X[rest], arrays, prior_of), 1e-12))
+        if not ratios:
+            raise InvalidInputError(f"calibration needs a training device with more than "
+                                    f"{size} measured rows; set calibrate=False")
+        return float(np.quantile(np.concatenate(ratios), coverage) / ndtri(0.5 + coverage / 2.0))
+
+    def _positive_int(self, name: str) -> int:
+        value = getattr(self, name)
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise InvalidInputError(f"{name} must be a positive integer, got {value!r}")
+        return int(value)
+
+    # ---- adapt / predict ----------------------------------------------------------------------------------
+    def _adapt(self, X: np.ndarray, latency_ms: np.ndarray) -> DeviceAdaptation:
+        arrays = self._mixture(self._prior, design_matrix(X, self.mean_, self.scale_), np.log(latency_ms))
+        posterior = arrays["grid_posterior"]
         return DeviceAdaptation(
             model_kind=self.kind,
             feature_schema_hash=self.feature_schema_hash_ or "",
             n_measurements=len(latency_ms),
-            arrays={
-                "weights": mean_weights,
-                "grid_posterior": posterior,
-                "grid_log_evidence": log_evidence,
-                "kept_entries": kept.astype(np.int64),
-                "kept_weights": np.array([weights[g] for g in kept]),
-                "kept_factors": np.array([factors[g] for g in kept]),
-            },
+            arrays=arrays,
             info={"map_hyperparameters": dict(zip(GRID_FIELDS, self.grid_[int(np.argmax(posterior))].tolist())),
                   "map_posterior": float(posterior.max())},
         )
@@ -157,26 +250,8 @@ class EvidenceBayesianDeviceModel(CrossDeviceModel):
 
     def _predict_log_std(self, X: np.ndarray, adaptation: DeviceAdaptation) -> np.ndarray:
         """The standard deviation of the predicted log latency under the mixture of the grid entries that carry
-        the weight (each: posterior of the weights plus its noise ``σ²``; renormalized over the kept entries)."""
-        kept = np.asarray(adaptation.arrays["kept_entries"], dtype=np.int64)
-        posterior = np.asarray(adaptation.arrays["grid_posterior"], dtype=np.float64)[kept]
-        posterior = posterior / posterior.sum()
-        kept_weights = np.asarray(adaptation.arrays["kept_weights"], dtype=np.float64)
-        kept_factors = np.asarray(adaptation.arrays["kept_factors"], dtype=np.float64)
-        means = linear_predictor(X, self.mean_, self.scale_, kept_weights.T)  # (n, kept)
-        second_moment = np.zeros(len(X))
-        for i, g in enumerate(kept):
-            s, sigma2, tau2, v = self.grid_[g]
-            explained = (linear_predictor(X, self.mean_, self.scale_, kept_factors[i]) ** 2).sum(axis=1)
-            variance = self.prior_variance(X, s, tau2, v) - explained + sigma2
-            second_moment += posterior[i] * (np.maximum(variance, 0.0) + means[:, i] ** 2)
-        mixture_mean = means @ posterior
-        return np.sqrt(np.maximum(second_moment - mixture_mean**2, 0.0))
-
-    def prior_variance(self, X: np.ndarray, prior_scale: float, isotropic_variance: float,
-                       physical_variance: float) -> np.ndarray:
-        """``diag(Φ Σ Φᵀ)`` of one grid entry's prior at rows ``X``."""
-        return self._prior(prior_scale, isotropic_variance, physical_variance).variance_at(X, self.mean_, self.scale_)
+        the weight, times the calibration factor found at fit (``std_scale_``)."""
+        return self.std_scale_ * self._mixture_log_std(X, adaptation.arrays, self._prior)
 
     # ---- artifacts ----------------------------------------------------------------------------------------
     def _learned_arrays(self) -> dict[str, np.ndarray]:
@@ -186,10 +261,12 @@ class EvidenceBayesianDeviceModel(CrossDeviceModel):
             "physical": self.physical_,
             "device_weights": self.device_weights_,
             "grid": self.grid_,
+            "std_scale": np.array([self.std_scale_]),
         }
 
     def _restore(self, arrays: Mapping[str, np.ndarray], extra: Mapping[str, Any]) -> None:
         for name in ("mean", "scale", "device_weights", "grid"):
             setattr(self, f"{name}_", np.asarray(arrays[name], dtype=np.float64))
         self.physical_ = np.asarray(arrays["physical"], dtype=bool)
+        self.std_scale_ = float(np.asarray(arrays["std_scale"], dtype=np.float64)[0])
         self._set_state()

@@ -11,6 +11,7 @@ import pytest
 from scipy.stats import multivariate_normal
 
 from nas_latency.data import device_columns, load_table
+from nas_latency.errors import InvalidInputError
 from nas_latency.ir import FeatureMatrix
 
 from nas_latency.models import (
@@ -196,7 +197,7 @@ def live_signature(data: Data) -> np.ndarray:
 def test_one_grid_entry_without_physical_variance_is_blr(data: Data) -> None:
     train = data.latency[:, data.train]
     blr = BayesianDeviceModel(grid=FIXED).fit(data.features, train)
-    single = EvidenceBayesianDeviceModel(grid=[(*FIXED[0], 0.0)]).fit(data.features, train)
+    single = EvidenceBayesianDeviceModel(grid=[(*FIXED[0], 0.0)], calibrate=False).fit(data.features, train)
     rows = live_signature(data)
     truth = data.latency[:, data.target]
     a_blr = blr.adapt(subset(data.features, rows), truth[rows])
@@ -297,3 +298,23 @@ def test_ensemble_uncertainty_is_the_mixture_variance_of_its_members(data: Data)
         two_mixes.predict_with_uncertainty(data.features, two_mixes.adapt(subset(data.features, rows), truth[rows]))
     with pytest.raises(FailedPreconditionError, match="gives no uncertainty"):
         mix.predict_with_uncertainty(data.features, mix.adapt(subset(data.features, rows), truth[rows]))
+
+
+def test_blr_evidence_scales_its_uncertainty_by_the_inner_calibration(data: Data) -> None:
+    train = data.latency[:, data.train]
+    raw = EvidenceBayesianDeviceModel(calibrate=False).fit(data.features, train)
+    calibrated = EvidenceBayesianDeviceModel().fit(data.features, train)
+    assert raw.std_scale_ == 1.0 and 0.1 < calibrated.std_scale_ < 10.0
+    rows = live_signature(data)
+    truth = data.latency[:, data.target]
+    a_raw = raw.adapt(subset(data.features, rows), truth[rows])
+    a_cal = calibrated.adapt(subset(data.features, rows), truth[rows])
+    np.testing.assert_array_equal(raw.predict(data.features, a_raw), calibrated.predict(data.features, a_cal))
+    std_raw = raw.predict_with_uncertainty(data.features, a_raw)[1]
+    std_cal = calibrated.predict_with_uncertainty(data.features, a_cal)[1]
+    np.testing.assert_allclose(std_cal, calibrated.std_scale_ * std_raw, rtol=1e-12)
+    # deterministic: the same fit finds the same scale
+    again = EvidenceBayesianDeviceModel().fit(data.features, train)
+    assert again.std_scale_ == calibrated.std_scale_
+    with pytest.raises(InvalidInputError, match="calibration_draws"):
+        EvidenceBayesianDeviceModel(calibration_draws=0).fit(data.features, train)

@@ -196,7 +196,10 @@ class EvidenceBayesianDeviceModel(CrossDeviceModel):
             raise InvalidInputError(f"calibration_coverage must be a number in (0, 1), got {coverage!r}")
         size, draws, n_rows = (self._positive_int(name) for name in
                                ("calibration_signature_size", "calibration_draws", "calibration_rows"))
-        rng = np.random.default_rng(int(self.calibration_seed))
+        seed = self.calibration_seed
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise InvalidInputError(f"calibration_seed must be a non-negative integer, got {seed!r}")
+        rng = np.random.default_rng(int(seed))
         ratios = []
         for d in range(Y.shape[1]):
             W = self.device_weights_[:, [i for i in range(Y.shape[1]) if i != d]]

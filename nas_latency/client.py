@@ -553,6 +553,18 @@ class LatencyClient:
         request = self._predict_request(space, archs, device, signature, include_uncertainty)
         return self._prediction(self._call(self._stub.Predict, request))
 
+    def predict_with_uncertainty(self, space: str, archs: Sequence[str], *, device: str | None = None,
+                                 signature: Mapping[str, float] | Any | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`predict` and the standard deviation of each predicted ln latency, as
+        :meth:`nas_latency.predictor.Predictor.predict_with_uncertainty` (``FailedPreconditionError`` when the
+        server's model gives none)."""
+        if not isinstance(archs, str) and len(archs) == 0:
+            return np.zeros(0), np.zeros(0)
+        result = self.predict_detailed(space, archs, device=device, signature=signature, include_uncertainty=True)
+        if result.latency_log_std is None:
+            raise FailedPreconditionError(f"the server's {space} model ({result.model}) gives no uncertainty")
+        return result.latency_ms, result.latency_log_std
+
     def predict_networks(self, space: str, networks: Sequence["IRNetwork | bytes | Mapping[str, Any]"], *,
                          device: str | None = None, signature: Mapping[str, float] | Any | None = None) -> RemotePrediction:
         """Latencies of arbitrary networks: IR networks or layer-table dicts (sent as layer tables) or ONNX model

@@ -83,6 +83,31 @@ def test_register_then_predict_ranks_an_unseen_device(
     assert spearman(truth[query].to_numpy(), predicted) > 0.9
 
 
+def test_predict_with_uncertainty_prints_a_95_percent_interval(
+    home: Path, truth: pd.Series, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    archs = signature(capsys, 10)
+    measurements = write_measurements(tmp_path / "m.csv", archs, truth)
+    query = [a for a in truth.index[:2000] if a not in set(archs)]
+    (tmp_path / "q.txt").write_text("\n".join(query))
+    argv = ["predict", "--space", SPACE, "--signature", str(measurements), "--archs", str(tmp_path / "q.txt")]
+    code, plain, _ = cli(capsys, *argv)
+    assert code == 0
+    code, out, _ = cli(capsys, *argv, "--uncertainty")
+    assert code == 0
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert list(rows[0]) == ["arch", "latency_ms", "latency_log_std", "low95_ms", "high95_ms"]
+    assert [r["latency_ms"] for r in rows] == [r["latency_ms"] for r in csv.DictReader(io.StringIO(plain))]
+    latency, std, low, high = (np.array([float(r[k]) for r in rows])
+                               for k in ("latency_ms", "latency_log_std", "low95_ms", "high95_ms"))
+    assert np.all(std > 0)
+    np.testing.assert_allclose(low, latency * np.exp(-1.959964 * std), rtol=1e-5)
+    np.testing.assert_allclose(high, latency * np.exp(1.959964 * std), rtol=1e-5)
+    measured = truth[query].to_numpy()
+    inside = np.mean((measured >= low) & (measured <= high))
+    assert 0.8 < inside <= 1.0  # calibrated on the training devices; this device was not one of them
+
+
 def test_stateless_signature_predicts_like_the_registered_device(
     home: Path, truth: pd.Series, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

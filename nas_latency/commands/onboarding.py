@@ -95,6 +95,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     pred.add_argument("--archs", required=True,
                       help="one architecture id per line (or @file.onnx / @layers.json where the space accepts "
                            "arbitrary networks), or - for stdin")
+    pred.add_argument("--uncertainty", action="store_true",
+                      help="also print latency_log_std (the predictive standard deviation of ln latency) and the "
+                           "95 %% interval low95_ms, high95_ms (architecture ids only)")
     add_store_argument(pred)
     add_format_argument(pred, default="csv")
     pred.set_defaults(handler=run_predict)
@@ -175,18 +178,32 @@ def run_predict(args: argparse.Namespace) -> int:
     archs = read_archs(args.archs)
     signature = read_measurements_csv(space, args.signature) if args.signature else None
     files = [i for i, a in enumerate(archs) if a.startswith("@")]
+    if files and args.uncertainty:
+        raise InvalidInputError(f"--uncertainty covers architecture ids only; line {files[0] + 1} is a network "
+                                f"file ({archs[files[0]]})")
     networks = [load_network_file(archs[i][1:]).network for i in files] if files else []
     with open_predictor(args) as predictor:
         latency_ms = np.zeros(len(archs))
+        std_log = np.zeros(len(archs))
         ids = [i for i, a in enumerate(archs) if not a.startswith("@")]
-        if ids:
+        if ids and args.uncertainty:
+            latency_ms[ids], std_log[ids] = predictor.predict_with_uncertainty(
+                space.name, [archs[i] for i in ids], device=args.device, signature=signature)
+        elif ids:
             latency_ms[ids] = predictor.predict(space.name, [archs[i] for i in ids], device=args.device,
                                                 signature=signature)
         if files:
-            latency_ms[files] = predictor.predict_networks(space.name, networks, device=args.device,
-                                                           signature=signature)
+            result = predictor.predict_networks(space.name, networks, device=args.device, signature=signature)
+            latency_ms[files] = getattr(result, "latency_ms", result)  # the client answers a RemotePrediction
     rows = [{"arch": a, "latency_ms": round(float(v), 6)} for a, v in zip(archs, latency_ms)]
-    write_rows(rows, ["arch", "latency_ms"], args.format)
+    columns = ["arch", "latency_ms"]
+    if args.uncertainty:
+        for row, value, std in zip(rows, latency_ms, std_log):
+            row.update({"latency_log_std": round(float(std), 6),
+                        "low95_ms": round(float(value * np.exp(-1.959964 * std)), 6),
+                        "high95_ms": round(float(value * np.exp(1.959964 * std)), 6)})
+        columns += ["latency_log_std", "low95_ms", "high95_ms"]
+    write_rows(rows, columns, args.format)
     return 0
 
 

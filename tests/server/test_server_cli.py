@@ -47,6 +47,7 @@ COMMANDS = [
     ["devices", "show", "cli-dev", "--space", SPACE, "--format", "json"],
     ["predict", "--space", SPACE, "--device", "cli-dev", "--archs", "{archs}"],
     ["predict", "--space", SPACE, "--signature", "{signature}", "--archs", "{archs}", "--format", "json"],
+    ["predict", "--space", SPACE, "--device", "cli-dev", "--archs", "{archs}", "--uncertainty"],
     ["models", "list", "--format", "csv"],
 ]
 
@@ -114,3 +115,30 @@ def test_models_train_through_the_server(setup: dict[str, Any], capsys: pytest.C
     versions = [(m["space"], m["version"], m["model"]) for m in json.loads(out)]
     assert versions[-1] == (SPACE, 2, "blr")  # the failed training stored nothing
     assert run(capsys, "models", "list", "--format", "json", *setup["local"])[1] == out
+
+
+def test_remote_predict_of_network_files_matches_in_process(setup: dict[str, Any], tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    from nas_latency.data import load_table
+    from nas_latency.ir import network_to_dict
+    from search_spaces import get_space
+
+    space = get_space("ganesan_mobile")
+    frame = load_table("ganesan_mobile_latency").set_index("network_name")
+    device = [c for c in frame.columns if c.startswith("Pixel_3a")][0]
+    names = space.measured_archs()
+    measurements = tmp_path / "phone.csv"
+    measurements.write_text("arch,latency_ms\n" + "".join(f"{n},{float(frame.loc[n, device])!r}\n" for n in names[:10]))
+    layers = tmp_path / "net.json"
+    layers.write_text(json.dumps(network_to_dict(space.to_ir(names[20]))))
+    archs = tmp_path / "phone_archs.txt"
+    archs.write_text(f"{names[20]}\n@{layers}\n")
+    argv = ["predict", "--space", "ganesan_mobile", "--signature", str(measurements), "--archs", str(archs)]
+    local = run(capsys, *argv, *setup["local"])
+    remote = run(capsys, *argv, *setup["remote"])
+    assert local[0] == 0, local[2]
+    assert remote[:2] == local[:2]  # stderr differs: the first of the two trains the phones' model (progress bar)
+    values = [float(line.split(",")[1]) for line in local[1].splitlines()[1:]]
+    assert len(values) == 2 and values[1] == pytest.approx(values[0], rel=1e-9)  # the same network, twice
+    code, _, err = run(capsys, *argv, "--uncertainty", *setup["local"])
+    assert code == 2 and "line 2 is a network file" in err

@@ -72,7 +72,7 @@ def bundled_latency(device: str) -> dict[str, float]:
 def prepare_holdout(device: str, *, store_url: str | None = None) -> tuple[Any, str, dict[str, float]]:
     """Steps 2 and 3: a predictor whose built-in model never saw ``device`` (loaded, or trained now), with
     ``<device>-new`` registered from its 10 signature measurements. Returns (predictor, new name, signature)."""
-    from nas_latency.builtin_models import BUNDLE_NAME
+    from nas_latency.builtin_models import BUNDLE_NAME, DEFAULT_MODEL_SPECS
     from nas_latency.errors import NotFoundError
     from nas_latency.predictor import Predictor
 
@@ -83,9 +83,11 @@ def prepare_holdout(device: str, *, store_url: str | None = None) -> tuple[Any, 
     except NotFoundError:
         stored = None
     start = time.perf_counter()
-    if stored is not None and device not in predictor.bundle(SPACE).training_devices:
+    current = (stored is not None and device not in predictor.bundle(SPACE).training_devices
+               and predictor.bundle(SPACE).model_spec == DEFAULT_MODEL_SPECS[SPACE])
+    if current:
         _progress("2/6", f"loaded the {SPACE} built-in model trained without {device} ({url})")
-    else:
+    else:  # none yet, or one of an earlier release's model spec: this store is the main job's own
         _progress("2/6", f"training the {SPACE} built-in model on the bundled devices except {device} ...")
         predictor.train(SPACE, exclude_devices=[device])
         _progress("2/6", f"trained in {time.perf_counter() - start:.1f} s")

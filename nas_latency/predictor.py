@@ -19,6 +19,7 @@ import numpy as np
 from nas_latency.builtin_models import (
     BUNDLE_KIND,
     BUNDLE_NAME,
+    DEFAULT_MODEL_SPECS,
     MIN_STORE_MEASUREMENTS,
     BuiltinBundle,
     ProgressCallback,
@@ -127,6 +128,10 @@ class Predictor:
                 if bundle.model.feature_schema_hash_ != expected:
                     log.warning("stored %s model has an outdated feature schema; retraining", space.name)
                     bundle, version = self._train(space.name)
+                elif bundle.model_spec != DEFAULT_MODEL_SPECS.get(space.name, bundle.model_spec):
+                    log.warning("the stored %s model is %s, not this release's default %s (kept; `nas-latency "
+                                "models train --space %s` switches)", space.name, bundle.model_spec,
+                                DEFAULT_MODEL_SPECS[space.name], space.name)
             cache = _SpaceCache(bundle, version)
             self._spaces[space_name] = cache
             return cache

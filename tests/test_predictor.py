@@ -121,3 +121,14 @@ def test_fast_path_and_general_path_agree(predictor: Predictor) -> None:
     adaptation = model.adapt(space.model_features(list(signature)), np.array(list(signature.values())))
     direct = model.predict(space.model_features(archs), adaptation)
     np.testing.assert_allclose(fast, direct, rtol=1e-12)
+
+
+def test_a_stored_model_of_another_spec_is_kept_with_a_warning(tmp_path: Path,
+                                                               caplog: pytest.LogCaptureFixture) -> None:
+    url = f"sqlite:///{tmp_path / 'old.sqlite'}"
+    with Predictor(store_url=url) as first:
+        first.train("fbnet", model_spec="nnls_mix")
+    with caplog.at_level("WARNING", logger="nas_latency.predictor"), Predictor(store_url=url) as again:
+        assert again.bundle("fbnet").model_spec == "nnls_mix"
+    assert any("not this release's default" in r.getMessage() and "models train --space fbnet" in r.getMessage()
+               for r in caplog.records)

@@ -215,7 +215,9 @@ def _informative(ctx: "_Context", k: int) -> list[int]:
         for PSP, ESP, r_pool, r_eval in per_device:
             G = PSP[sets[:, :, None], sets[:, None, :]] + eye  # (m, s, s)
             alpha = np.linalg.solve(G, r_pool[sets][:, :, None])[:, :, 0]  # (m, s)
-            fitted = np.einsum("mes,ms->me", ESP[:, sets].transpose(1, 0, 2), alpha)
+            # fitted[m] = ESP[:, chosen] @ alpha[m, :-1] + ESP[:, remaining[m]] * alpha[m, -1], without gathering
+            # the (evaluation x candidates x set) block
+            fitted = (ESP[:, chosen] @ alpha[:, :-1].T).T + ESP[:, remaining].T * alpha[:, -1:]
             error += np.mean((r_eval[None, :] - fitted) ** 2, axis=1)
         chosen.append(int(remaining[np.argmin(error)]))
         logger.debug("informative: step %d inner LODO log-MSE %.5f", len(chosen), error.min() / n_dev)

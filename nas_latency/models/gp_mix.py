@@ -36,6 +36,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 from scipy.linalg import cho_factor, cho_solve, solve_triangular
+from scipy.special import ndtri
 
 from nas_latency.errors import InvalidInputError
 from nas_latency.ir import FeatureMatrix
@@ -123,6 +124,8 @@ class GPMixModel(RowAwareModel):
         selection_draws: int = 3,
         selection_seed: int = 0,
         selection_metric: str = "log_rmse",
+        calibrate: bool = True,
+        calibration_coverage: float = 0.95,
     ) -> None:
         self.alpha = alpha
         self.standardize = standardize
@@ -133,6 +136,8 @@ class GPMixModel(RowAwareModel):
         self.selection_draws = selection_draws
         self.selection_seed = selection_seed
         self.selection_metric = selection_metric
+        self.calibrate = calibrate
+        self.calibration_coverage = calibration_coverage
 
     # ---- validation ---------------------------------------------------------------------------------------
     def _checked_grid(self) -> np.ndarray:
@@ -183,9 +188,39 @@ class GPMixModel(RowAwareModel):
             self.selection_scores_ = np.zeros((1, 0, 0, 2))
             best = 0
         self.hyperparameters_ = grid[best].copy()
+        self.std_scale_ = self._calibration_scale(Z, L, size, seed) if self.calibrate else 1.0
         self._remember_schema(features)
         self._set_state()
         return self
+
+    def _calibration_scale(self, Z: np.ndarray, L: np.ndarray, size: int, seed: int) -> float:
+        """The factor that makes the ``calibration_coverage`` quantile of |log error| / σ of an inner
+        leave-one-device-out (the chosen hyper-parameters; each training device onboarded from a random
+        signature with the kernel of the others, scored on its other rows) equal to a normal's."""
+        coverage = self.calibration_coverage
+        if isinstance(coverage, bool) or not isinstance(coverage, (int, float)) or not 0 < coverage < 1:
+            raise InvalidInputError(f"calibration_coverage must be a number in (0, 1), got {coverage!r}")
+        F = self.table_.log_latency
+        s, v_phi, sigma2 = (float(v) for v in self.hyperparameters_)
+        rng = np.random.default_rng(seed + 1)
+        ratios = []
+        for d in range(F.shape[1]):
+            centred, mean = _profiles(np.delete(F, d, axis=1))
+            rows = np.flatnonzero(~np.isnan(L[:, d]))
+            k = min(size, len(rows) - 1)
+            signature = np.sort(rng.choice(rows, size=k, replace=False))
+            rest = np.setdiff1d(rows, signature)
+            kernel = _Kernel(F.shape[1] - 1, s, v_phi, sigma2, float(self.intercept_variance),
+                             float(self.mean_variance))
+            weights, factor = kernel.solve_with_factor(centred[signature], mean[signature], Z[signature],
+                                                       L[signature, d])
+            cross = kernel.cross(centred[rest] @ centred[signature].T, np.outer(mean[rest], mean[signature]),
+                                 Z[rest] @ Z[signature].T)
+            own = kernel.cross((centred[rest] ** 2).sum(axis=1), mean[rest] ** 2, (Z[rest] ** 2).sum(axis=1))
+            explained = solve_triangular(factor, cross.T, lower=True)
+            std = np.sqrt(np.maximum(own - (explained**2).sum(axis=0) + sigma2, 1e-24))
+            ratios.append(np.abs(L[rest, d] - (mean[rest] + cross @ weights)) / std)
+        return float(np.quantile(np.concatenate(ratios), coverage) / ndtri(0.5 + coverage / 2.0))
 
     def _inner_lodo(self, Z: np.ndarray, L: np.ndarray, grid: np.ndarray, size: int, draws: int,
                     seed: int) -> np.ndarray:
@@ -274,7 +309,7 @@ class GPMixModel(RowAwareModel):
                              design @ np.asarray(arrays["signature_design"], dtype=np.float64).T)
         explained = solve_triangular(np.asarray(arrays["gram_factor"], dtype=np.float64), cross.T, lower=True)
         variance = own - (explained**2).sum(axis=0) + kernel.noise_variance
-        return np.sqrt(np.maximum(variance, 0.0))
+        return self.std_scale_ * np.sqrt(np.maximum(variance, 0.0))
 
     def hyperparameters(self) -> dict[str, float]:
         """The chosen ``(s, v_φ, σ²)`` and the fixed ``v₀``, ``v_μ`` by name."""
@@ -293,6 +328,7 @@ class GPMixModel(RowAwareModel):
             "grid": self.grid_,
             "hyperparameters": self.hyperparameters_,
             "selection_scores": self.selection_scores_,
+            "std_scale": np.array([self.std_scale_]),
         }
 
     def _learned_extra(self) -> dict[str, Any]:
@@ -310,4 +346,5 @@ class GPMixModel(RowAwareModel):
         for name in ("mean", "scale", "device_weights", "grid", "hyperparameters", "selection_scores"):
             setattr(self, f"{name}_", np.asarray(arrays[name], dtype=np.float64))
         self.table_ = TrainingTable.from_arrays(arrays)
+        self.std_scale_ = float(np.asarray(arrays["std_scale"], dtype=np.float64)[0])
         self._set_state()

@@ -78,7 +78,7 @@ def data() -> tuple[FeatureMatrix, np.ndarray, np.ndarray]:
 def test_posterior_mean_equals_the_dense_formula(hyper: dict,
                                                  data: tuple[FeatureMatrix, np.ndarray, np.ndarray]) -> None:
     features, table, y = data
-    model = GPMixModel(**hyper).fit(features, table)
+    model = GPMixModel(**hyper, calibrate=False).fit(features, table)
     s, v_phi, sigma2 = RESEARCH_HYPERPARAMETERS
     v0, v_mu = model.intercept_variance, model.mean_variance
     adaptation = model.adapt(subset(features, SIGNATURE), y[SIGNATURE])
@@ -179,3 +179,18 @@ def test_selection_needs_three_training_devices(data: tuple[FeatureMatrix, np.nd
     with pytest.raises(InvalidInputError, match="3 training devices"):
         GPMixModel(grid=((1.0, 1e-3, 1e-2), (4.0, 1e-3, 1e-2))).fit(features, table[:, :2])
     GPMixModel().fit(features, table[:, [0, 2]])  # the fixed research values need no selection
+
+
+def test_calibration_scales_the_predictive_std_only(data: tuple[FeatureMatrix, np.ndarray, np.ndarray]) -> None:
+    features, table, y = data
+    raw = GPMixModel(calibrate=False).fit(features, table)
+    calibrated = GPMixModel().fit(features, table)
+    assert raw.std_scale_ == 1.0 and calibrated.std_scale_ > 0
+    a_raw = raw.adapt(subset(features, SIGNATURE), y[SIGNATURE])
+    a_cal = calibrated.adapt(subset(features, SIGNATURE), y[SIGNATURE])
+    latency_raw, std_raw = raw.predict_with_uncertainty(features, a_raw)
+    latency_cal, std_cal = calibrated.predict_with_uncertainty(features, a_cal)
+    np.testing.assert_array_equal(latency_raw, latency_cal)
+    np.testing.assert_allclose(std_cal, calibrated.std_scale_ * std_raw, rtol=1e-12)
+    with pytest.raises(InvalidInputError, match="calibration_coverage"):
+        GPMixModel(calibration_coverage=0.0).fit(features, table)

@@ -24,12 +24,11 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 from scipy.linalg import cho_factor, cho_solve, solve_triangular
 
-from nas_latency.errors import InvalidInputError
 from nas_latency.ir import FeatureMatrix
 from nas_latency.models.base import CrossDeviceModel, DeviceAdaptation
 from nas_latency.models.linalg import (
+    check_grid,
     check_selection_settings,
-    as_float_tuple,
     check_alpha,
     check_standardize,
     check_table_coverage,
@@ -53,6 +52,7 @@ DEFAULT_GRID: tuple[tuple[float, float, float], ...] = (
     (4.0, 3e-2, 1e-4),
 )
 SELECTION_METRICS = ("spearman", "log_rmse")
+GRID_FIELDS = ("s", "noise_variance", "isotropic_variance")
 
 
 class WeightPrior:
@@ -142,29 +142,15 @@ class BayesianDeviceModel(CrossDeviceModel):
         self.selection_metric = selection_metric
 
     # ---- validation ---------------------------------------------------------------------------------------
-    def _checked_grid(self) -> np.ndarray:
-        try:
-            rows = [as_float_tuple(row, what="each grid entry (s, noise_variance, isotropic_variance)", length=3)
-                    for row in self.grid]
-        except TypeError:
-            raise InvalidInputError(f"grid must be a sequence of (s, noise_variance, isotropic_variance), got "
-                                    f"{self.grid!r}") from None
-        if not rows:
-            raise InvalidInputError("grid must hold at least one (s, noise_variance, isotropic_variance) entry")
-        grid = np.asarray(rows, dtype=np.float64)
-        if not np.all(np.isfinite(grid)) or (grid <= 0).any():
-            raise InvalidInputError(f"grid values must be positive numbers, got {rows}")
-        return grid
-
     # ---- fit ----------------------------------------------------------------------------------------------
     def fit(self, features: FeatureMatrix, latency_ms: np.ndarray) -> "BayesianDeviceModel":
         Y = self._validate_table(features, latency_ms)
         alpha = check_alpha(self.alpha)
         check_alpha(self.intercept_variance, "intercept_variance")
-        grid = self._checked_grid()
+        grid = check_grid(self.grid, GRID_FIELDS)
         size, draws, seed = check_selection_settings(
             self, metrics=SELECTION_METRICS, grid_size=len(grid), n_devices=Y.shape[1],
-            grid_fields="s, noise_variance, isotropic_variance"
+            grid_fields=", ".join(GRID_FIELDS)
         )
         check_table_coverage(Y, minimum=2, where="BayesianDeviceModel.fit")
         self.mean_, self.scale_ = fit_standardizer(features.values, check_standardize(self.standardize))

@@ -31,20 +31,22 @@ import itertools
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
-from scipy.special import ndtri
 
 from nas_latency.errors import InvalidInputError
 from nas_latency.ir import FeatureMatrix
 from nas_latency.models.base import CrossDeviceModel, DeviceAdaptation
 from nas_latency.models.blr import WeightPrior
 from nas_latency.models.linalg import (
-    as_float_tuple,
+    calibration_scale,
     check_alpha,
+    check_coverage,
+    check_grid,
     check_standardize,
     check_table_coverage,
     design_matrix,
     fingerprint,
     fit_standardizer,
+    integer_setting,
     linear_predictor,
     params_text,
     ridge_per_device,
@@ -94,20 +96,6 @@ class EvidenceBayesianDeviceModel(CrossDeviceModel):
         self.calibration_seed = calibration_seed
         self.calibration_coverage = calibration_coverage
 
-    def _checked_grid(self) -> np.ndarray:
-        try:
-            rows = [as_float_tuple(row, what=f"each grid entry ({', '.join(GRID_FIELDS)})", length=4)
-                    for row in self.grid]
-        except TypeError:
-            raise InvalidInputError(f"grid must be a sequence of ({', '.join(GRID_FIELDS)}), got {self.grid!r}") from None
-        if not rows:
-            raise InvalidInputError(f"grid must hold at least one ({', '.join(GRID_FIELDS)}) entry")
-        grid = np.asarray(rows, dtype=np.float64)
-        if not np.all(np.isfinite(grid)) or (grid[:, :3] <= 0).any() or (grid[:, 3] < 0).any():
-            raise InvalidInputError(f"grid values must be finite, the first three positive and the physical variance "
-                                    f"non-negative; got {rows}")
-        return grid
-
     # ---- fit ----------------------------------------------------------------------------------------------
     def fit(self, features: FeatureMatrix, latency_ms: np.ndarray) -> "EvidenceBayesianDeviceModel":
         Y = self._validate_table(features, latency_ms)
@@ -116,7 +104,7 @@ class EvidenceBayesianDeviceModel(CrossDeviceModel):
         floor = self.uncertainty_weight_floor
         if isinstance(floor, bool) or not isinstance(floor, (int, float)) or not 0 <= floor < 1:
             raise InvalidInputError(f"uncertainty_weight_floor must be a number in [0, 1), got {floor!r}")
-        self.grid_ = self._checked_grid()
+        self.grid_ = check_grid(self.grid, GRID_FIELDS, non_negative=(3,))
         check_table_coverage(Y, minimum=2, where="EvidenceBayesianDeviceModel.fit")
         X = features.values
         self.mean_, self.scale_ = fit_standardizer(X, check_standardize(self.standardize))
@@ -191,15 +179,10 @@ class EvidenceBayesianDeviceModel(CrossDeviceModel):
         """The factor that makes the ``calibration_coverage`` quantile of |log error| / σ of the inner
         leave-one-device-out equal to a normal's (1.96 for 0.95): each training device in turn is onboarded from
         random signatures with the prior of the others and scored on a sample of its other rows."""
-        coverage = self.calibration_coverage
-        if isinstance(coverage, bool) or not isinstance(coverage, (int, float)) or not 0 < coverage < 1:
-            raise InvalidInputError(f"calibration_coverage must be a number in (0, 1), got {coverage!r}")
-        size, draws, n_rows = (self._positive_int(name) for name in
+        coverage = check_coverage(self.calibration_coverage)
+        size, draws, n_rows = (integer_setting(self, name) for name in
                                ("calibration_signature_size", "calibration_draws", "calibration_rows"))
-        seed = self.calibration_seed
-        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-            raise InvalidInputError(f"calibration_seed must be a non-negative integer, got {seed!r}")
-        rng = np.random.default_rng(int(seed))
+        rng = np.random.default_rng(integer_setting(self, "calibration_seed", 0))
         ratios = []
         for d in range(Y.shape[1]):
             W = self.device_weights_[:, [i for i in range(Y.shape[1]) if i != d]]
@@ -226,13 +209,7 @@ class EvidenceBayesianDeviceModel(CrossDeviceModel):
         if not ratios:
             raise InvalidInputError(f"calibration needs a training device with more than "
                                     f"{size} measured rows; set calibrate=False")
-        return float(np.quantile(np.concatenate(ratios), coverage) / ndtri(0.5 + coverage / 2.0))
-
-    def _positive_int(self, name: str) -> int:
-        value = getattr(self, name)
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-            raise InvalidInputError(f"{name} must be a positive integer, got {value!r}")
-        return int(value)
+        return calibration_scale(ratios, coverage)
 
     # ---- adapt / predict ----------------------------------------------------------------------------------
     def _adapt(self, X: np.ndarray, latency_ms: np.ndarray) -> DeviceAdaptation:

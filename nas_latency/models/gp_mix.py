@@ -36,14 +36,15 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 from scipy.linalg import cho_factor, cho_solve, solve_triangular
-from scipy.special import ndtri
 
 from nas_latency.errors import InvalidInputError
 from nas_latency.ir import FeatureMatrix
 from nas_latency.models.base import DeviceAdaptation
 from nas_latency.models.linalg import (
+    calibration_scale,
+    check_coverage,
+    check_grid,
     check_selection_settings,
-    as_float_tuple,
     check_alpha,
     check_standardize,
     check_table_coverage,
@@ -70,6 +71,7 @@ SELECTION_GRID: tuple[tuple[float, float, float], ...] = (
     (4.0, 1e-3, 3e-2),
 )
 SELECTION_METRICS = ("log_rmse", "spearman")
+GRID_FIELDS = ("device_scale", "feature_variance", "noise_variance")
 
 
 class _Kernel:
@@ -140,21 +142,6 @@ class GPMixModel(RowAwareModel):
         self.calibration_coverage = calibration_coverage
 
     # ---- validation ---------------------------------------------------------------------------------------
-    def _checked_grid(self) -> np.ndarray:
-        what = "each grid entry (device_scale, feature_variance, noise_variance)"
-        try:
-            rows = [as_float_tuple(row, what=what, length=3) for row in self.grid]
-        except TypeError:
-            raise InvalidInputError(f"grid must be a sequence of (device_scale, feature_variance, noise_variance), "
-                                    f"got {self.grid!r}") from None
-        if not rows:
-            raise InvalidInputError("grid must hold at least one (device_scale, feature_variance, noise_variance)")
-        grid = np.asarray(rows, dtype=np.float64)
-        if not np.all(np.isfinite(grid)) or (grid[:, [0, 2]] <= 0).any() or (grid[:, 1] < 0).any():
-            raise InvalidInputError(f"grid: device_scale and noise_variance must be positive and feature_variance "
-                                    f"non-negative, got {rows}")
-        return grid
-
     @staticmethod
     def _check_variance(value: object, name: str) -> float:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value) or value < 0:
@@ -165,12 +152,12 @@ class GPMixModel(RowAwareModel):
     def fit(self, features: FeatureMatrix, latency_ms: np.ndarray) -> "GPMixModel":
         Y = self._validate_table(features, latency_ms)
         alpha = check_alpha(self.alpha)
-        grid = self._checked_grid()
+        grid = check_grid(self.grid, GRID_FIELDS, non_negative=(1,))
         self._check_variance(self.intercept_variance, "intercept_variance")
         self._check_variance(self.mean_variance, "mean_variance")
         size, draws, seed = check_selection_settings(
             self, metrics=SELECTION_METRICS, grid_size=len(grid), n_devices=Y.shape[1],
-            grid_fields="device_scale, feature_variance, noise_variance"
+            grid_fields=", ".join(GRID_FIELDS)
         )
         check_table_coverage(Y, minimum=2, where="GPMixModel.fit")
         self.mean_, self.scale_ = fit_standardizer(features.values, check_standardize(self.standardize))
@@ -197,9 +184,7 @@ class GPMixModel(RowAwareModel):
         """The factor that makes the ``calibration_coverage`` quantile of |log error| / σ of an inner
         leave-one-device-out (the chosen hyper-parameters; each training device onboarded from a random
         signature with the kernel of the others, scored on its other rows) equal to a normal's."""
-        coverage = self.calibration_coverage
-        if isinstance(coverage, bool) or not isinstance(coverage, (int, float)) or not 0 < coverage < 1:
-            raise InvalidInputError(f"calibration_coverage must be a number in (0, 1), got {coverage!r}")
+        coverage = check_coverage(self.calibration_coverage)
         F = self.table_.log_latency
         s, v_phi, sigma2 = (float(v) for v in self.hyperparameters_)
         rng = np.random.default_rng(seed + 1)
@@ -220,7 +205,7 @@ class GPMixModel(RowAwareModel):
             explained = solve_triangular(factor, cross.T, lower=True)
             std = np.sqrt(np.maximum(own - (explained**2).sum(axis=0) + sigma2, 1e-24))
             ratios.append(np.abs(L[rest, d] - (mean[rest] + cross @ weights)) / std)
-        return float(np.quantile(np.concatenate(ratios), coverage) / ndtri(0.5 + coverage / 2.0))
+        return calibration_scale(ratios, coverage)
 
     def _inner_lodo(self, Z: np.ndarray, L: np.ndarray, grid: np.ndarray, size: int, draws: int,
                     seed: int) -> np.ndarray:

@@ -23,13 +23,8 @@ from nas_latency.ir import FeatureMatrix
 from nas_latency.models.base import LatencyRegressor
 from nas_latency.models.layer_features import RAW
 from nas_latency.models.layer_roofline import _check_fit_inputs
+from nas_latency.models.linalg import integer_setting
 
-
-def _positive_int(model: Any, name: str) -> int:
-    value = getattr(model, name)
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise InvalidInputError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
 
 
 def _columns(names: tuple[str, ...]) -> list[int]:
@@ -119,10 +114,10 @@ class ResPerfNetLayerModel(LatencyRegressor):
     # ---- contract -----------------------------------------------------------------------------------------------
     def fit(self, features: FeatureMatrix, latency_ms: np.ndarray) -> "ResPerfNetLayerModel":
         y = _check_fit_inputs(self, features, latency_ms)
-        _positive_int(self, "width")
+        integer_setting(self, "width")
         if isinstance(self.blocks, bool) or not isinstance(self.blocks, (int, np.integer)) or self.blocks < 0:
             raise InvalidInputError(f"blocks must be an integer >= 0, got {self.blocks!r}")
-        epochs = _positive_int(self, "epochs")
+        epochs = integer_setting(self, "epochs")
         X = features.values[:, _columns(features.names)]
         self.x_mean_ = X.mean(axis=0)
         std = X.std(axis=0)
@@ -136,7 +131,7 @@ class ResPerfNetLayerModel(LatencyRegressor):
         m = {k: np.zeros_like(v) for k, v in W.items()}
         v = {k: np.zeros_like(val) for k, val in W.items()}
         lr, decay, beta1, beta2, eps = float(self.learning_rate), float(self.weight_decay), 0.9, 0.999, 1e-8
-        batch = min(_positive_int(self, "batch_size"), len(target))
+        batch = min(integer_setting(self, "batch_size"), len(target))
         steps_per_epoch = int(np.ceil(len(target) / batch))
         total = epochs * steps_per_epoch
         step = 0

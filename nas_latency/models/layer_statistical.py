@@ -26,7 +26,7 @@ from nas_latency.ir import FeatureMatrix
 from nas_latency.models.base import LatencyRegressor
 from nas_latency.models.layer_features import FAMILIES, RAW, families_of
 from nas_latency.models.layer_roofline import RefinedRooflineLayerModel, _check_fit_inputs
-from nas_latency.models.linalg import nest_artifact, unnest_artifact
+from nas_latency.models.linalg import integer_setting, nest_artifact, unnest_artifact
 from nas_latency.models.artifacts import Artifact
 
 
@@ -37,12 +37,6 @@ def _lightgbm() -> Any:
         raise InvalidInputError(f"the statistical layer models need lightgbm ({exc})") from None
     return lightgbm
 
-
-def _positive_int(model: Any, name: str) -> int:
-    value = getattr(model, name)
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise InvalidInputError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
 
 
 def _encode(text: str) -> np.ndarray:
@@ -110,8 +104,8 @@ class StatisticalLayerModel(LatencyRegressor):
     def _params(self) -> dict[str, Any]:
         return {
             "objective": "regression", "learning_rate": float(self.learning_rate),
-            "num_leaves": _positive_int(self, "num_leaves"),
-            "min_data_in_leaf": _positive_int(self, "min_data_in_leaf"),
+            "num_leaves": integer_setting(self, "num_leaves"),
+            "min_data_in_leaf": integer_setting(self, "min_data_in_leaf"),
             "min_data_per_group": 1, "min_sum_hessian_in_leaf": 0.0, "linear_tree": bool(self.linear_tree),
             "linear_lambda": 0.1, "num_threads": 1, "seed": int(self.seed), "deterministic": True,
             "force_row_wise": True, "verbosity": -1,
@@ -119,8 +113,8 @@ class StatisticalLayerModel(LatencyRegressor):
 
     def fit(self, features: FeatureMatrix, latency_ms: np.ndarray) -> "StatisticalLayerModel":
         y = _check_fit_inputs(self, features, latency_ms)
-        rounds = _positive_int(self, "n_estimators")
-        min_family = _positive_int(self, "min_family_samples")
+        rounds = integer_setting(self, "n_estimators")
+        min_family = integer_setting(self, "min_family_samples")
         params = self._params()
         columns = _model_columns(features.names)
         X = features.values[:, columns]
@@ -180,14 +174,14 @@ class MixedLayerModel(LatencyRegressor):
         residual = np.log(y) - np.log(self.prior_.predict(features))
         params = {
             "objective": "huber", "alpha": 0.3, "learning_rate": float(self.learning_rate),
-            "num_leaves": _positive_int(self, "num_leaves"),
-            "min_data_in_leaf": _positive_int(self, "min_data_in_leaf"),
+            "num_leaves": integer_setting(self, "num_leaves"),
+            "min_data_in_leaf": integer_setting(self, "min_data_in_leaf"),
             "min_data_per_group": 1, "min_sum_hessian_in_leaf": 0.0, "num_threads": 1, "seed": int(self.seed),
             "deterministic": True, "force_row_wise": True, "verbosity": -1,
         }
         boosters = _Boosters()
         boosters.fit("correction", features.values[:, _model_columns(features.names)], residual, params,
-                     _positive_int(self, "n_estimators"))
+                     integer_setting(self, "n_estimators"))
         self.boosters_ = boosters
         self._remember_schema(features)
         return self

@@ -12,6 +12,7 @@ from typing import Any, Iterable, Literal, Mapping, Sequence
 
 import numpy as np
 from scipy.linalg import cho_factor, cho_solve
+from scipy.special import ndtri
 
 from nas_latency.errors import FailedPreconditionError, InvalidInputError
 from nas_latency.models.artifacts import Artifact
@@ -222,6 +223,48 @@ def column_index(names: Sequence[str], name: str, *, model: str) -> int:
         ) from None
 
 
+def check_grid(grid: object, fields: Sequence[str], *, non_negative: Sequence[int] = ()) -> np.ndarray:
+    """A hyper-parameter grid as an ``(n, len(fields))`` float array: at least one entry, every value finite,
+    the columns in ``non_negative`` >= 0 and the others > 0."""
+    names = ", ".join(fields)
+    try:
+        rows = [as_float_tuple(row, what=f"each grid entry ({names})", length=len(fields)) for row in grid]  # type: ignore[attr-defined]
+    except TypeError:
+        raise InvalidInputError(f"grid must be a sequence of ({names}), got {grid!r}") from None
+    if not rows:
+        raise InvalidInputError(f"grid must hold at least one ({names}) entry")
+    values = np.asarray(rows, dtype=np.float64)
+    zero_allowed = np.zeros(len(fields), dtype=bool)
+    zero_allowed[list(non_negative)] = True
+    if not np.all(np.isfinite(values)) or (values[:, ~zero_allowed] <= 0).any() or (values[:, zero_allowed] < 0).any():
+        allowed = ", ".join(fields[i] for i in non_negative)
+        raise InvalidInputError(f"grid values must be finite and positive{f' ({allowed}: non-negative)' if allowed else ''}"
+                                f", got {rows}")
+    return values
+
+
+def integer_setting(model: object, name: str, minimum: int = 1) -> int:
+    """The model's integer parameter ``name``, checked to be an integer (not a bool) >= ``minimum``."""
+    value = getattr(model, name)
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        what = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+        raise InvalidInputError(f"{name} must be {what}, got {value!r}")
+    return int(value)
+
+
+# ---- predictive-uncertainty calibration ---------------------------------------------------------------------
+def check_coverage(value: object, name: str = "calibration_coverage") -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
+        raise InvalidInputError(f"{name} must be a number in (0, 1), got {value!r}")
+    return float(value)
+
+
+def calibration_scale(ratios: Sequence[np.ndarray], coverage: float) -> float:
+    """The factor for σ that makes the ``coverage`` quantile of the pooled |log error| / σ ``ratios`` (of an inner
+    leave-one-device-out) equal to a normal's: ``ln ŷ ± z σ`` then holds ``coverage`` of them."""
+    return float(np.quantile(np.concatenate(ratios), coverage) / ndtri(0.5 + coverage / 2.0))
+
+
 # ---- hyper-parameter selection settings ----------------------------------------------------------------------
 def check_selection_settings(
     model: object, *, metrics: Sequence[str], grid_size: int, n_devices: int, grid_fields: str
@@ -229,13 +272,8 @@ def check_selection_settings(
     """Validate the inner leave-one-device-out settings a grid-selected model stores (``selection_signature_size``,
     ``selection_draws``, ``selection_seed``, ``selection_metric``); returns ``(size, draws, seed)``."""
 
-    def integer(name: str, minimum: int) -> int:
-        value = getattr(model, name)
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-            raise InvalidInputError(f"{name} must be an integer >= {minimum}, got {value!r}")
-        return int(value)
-
-    size, draws, seed = integer("selection_signature_size", 1), integer("selection_draws", 1), integer("selection_seed", 0)
+    size, draws = integer_setting(model, "selection_signature_size"), integer_setting(model, "selection_draws")
+    seed = integer_setting(model, "selection_seed", 0)
     metric = getattr(model, "selection_metric")
     if metric not in metrics:
         raise InvalidInputError(f"selection_metric must be one of {', '.join(metrics)}, got {metric!r}")

@@ -337,7 +337,9 @@ class Predictor:
             cache = self._space(space.name)
             with self._lock:
                 if adapted.log_std_table is None:
-                    _, std_log = cache.bundle.model.predict_with_uncertainty(self._measured_features(space, cache),
-                                                                            adapted.adaptation)
+                    latency, std_log = cache.bundle.model.predict_with_uncertainty(
+                        self._measured_features(space, cache), adapted.adaptation)
+                    if adapted.table is None:  # the same call predicted it: keep it rather than predict again
+                        adapted.table = np.asarray(latency, dtype=np.float64)
                     adapted.log_std_table = np.asarray(std_log, dtype=np.float64)
         return adapted.log_std_table

@@ -764,13 +764,10 @@ def _training_devices(dataset: LatencyDataset, group: str, exclude_same: str | N
     return kept
 
 
-def _predictive_std(model: Any, features: FeatureMatrix, adaptation: Any) -> np.ndarray | None:
+def _predictive_std(model: CrossDeviceModel, features: FeatureMatrix, adaptation: Any) -> np.ndarray | None:
     """The model's predictive standard deviation of each log latency, or None when it gives none."""
-    method = getattr(model, "predict_with_uncertainty", None)
-    if method is None:
-        return None
     try:
-        return np.asarray(method(features, adaptation)[1], dtype=np.float64)
+        return np.asarray(model.predict_with_uncertainty(features, adaptation)[1], dtype=np.float64)
     except FailedPreconditionError:
         return None
 

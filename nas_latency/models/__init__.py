@@ -12,6 +12,10 @@ kind                   class                    what
 ``geo_ensemble``       :class:`GeometricEnsemble` geometric mean of member models
 ``nnls_mix_measured``  :class:`MeasuredLogMixModel` ``nnls_mix`` on the measured training latencies
 ``gp_mix``             :class:`GPMixModel`      GP over networks, the training devices as its covariance
+``cost_nnls``          :class:`CostPriceModel`  per device, non-negative prices of the IR cost features
+``loo_select``         :class:`LeaveOneOutSelection` per device, a member chosen by leave-one-out (F-test)
+``loo_average``        :class:`LeaveOneOutAverage` per device, members weighted by leave-one-out (pseudo-BMA)
+``without_costs``      :class:`WithoutCosts`    wrapper: the base model never sees the ``cost.*`` columns
 =====================  =======================  ==========================================================
 
 Artifacts carry their kind, so :func:`model_from_artifact` / :func:`load_model` rebuild any of them. The
@@ -35,17 +39,21 @@ from nas_latency.models.base import (
 )
 from nas_latency.models.blr import DEFAULT_GRID, BayesianDeviceModel
 from nas_latency.models.blr_evidence import EvidenceBayesianDeviceModel
+from nas_latency.models.cost_nnls import CostPriceModel
 from nas_latency.models.degenerate import DegenerateAware
 from nas_latency.models.ensemble import GeometricEnsemble
 from nas_latency.models.flops import FlopsCrossDevice, FlopsRegressor
 from nas_latency.models.gp_mix import GPMixModel
 from nas_latency.models.mix import LogMixModel, MeasuredLogMixModel
+from nas_latency.models.selection import LeaveOneOutAverage, LeaveOneOutSelection
+from nas_latency.models.without_costs import WithoutCosts
 
 #: the models of this package's core modules (imported eagerly: numpy/scipy only)
 MODEL_CLASSES: dict[str, type[CostModel]] = {
     cls.kind: cls
     for cls in (FlopsRegressor, FlopsCrossDevice, LogMixModel, BayesianDeviceModel, DegenerateAware, GeometricEnsemble,
-                MeasuredLogMixModel, GPMixModel, EvidenceBayesianDeviceModel)
+                MeasuredLogMixModel, GPMixModel, EvidenceBayesianDeviceModel, CostPriceModel, LeaveOneOutSelection,
+                LeaveOneOutAverage, WithoutCosts)
 }
 
 #: every other registered kind as "module:Class", imported on first use (some need torch or lightgbm at fit time)
@@ -104,6 +112,7 @@ __all__ = [
     "MODEL_CLASSES",
     "Artifact",
     "BayesianDeviceModel",
+    "CostPriceModel",
     "CostModel",
     "CrossDeviceModel",
     "DegenerateAware",
@@ -113,8 +122,11 @@ __all__ = [
     "FlopsRegressor",
     "GeometricEnsemble",
     "LatencyRegressor",
+    "LeaveOneOutAverage",
+    "LeaveOneOutSelection",
     "LogMixModel",
     "NotFittedError",
+    "WithoutCosts",
     "check_latencies",
     "load_model",
     "model_class",

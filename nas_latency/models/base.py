@@ -237,6 +237,17 @@ class CrossDeviceModel(CostModel):
         """The standard deviation of the predicted log latency of each row of ``X`` (validated by the caller)."""
         raise FailedPreconditionError(f"the {self.kind!r} model gives no uncertainty")
 
+    def _held_out_log_predictions(self, X: np.ndarray, latency_ms: np.ndarray, fold: np.ndarray) -> np.ndarray:
+        """Cross-validation of an adaptation: for each fold ``f`` (``fold`` holds each row's), the model adapted on
+        the rows of the other folds predicts the log latency of the rows of ``f``. This generic version adapts once
+        per fold; a model with a closed form (the Bayesian linear ones) overrides it with the same numbers."""
+        out = np.empty(len(latency_ms))
+        for f in np.unique(fold):
+            held = fold == f
+            adaptation = self._adapt(X[~held], latency_ms[~held])
+            out[held] = np.log(self._predict(X[held], adaptation))
+        return out
+
     def _validate_table(self, features: FeatureMatrix, latency_ms: np.ndarray) -> np.ndarray:
         Y = check_latencies(latency_ms, where=f"{type(self).__name__}.fit", allow_nan=True)
         if Y.ndim != 2 or Y.shape[0] != features.values.shape[0]:

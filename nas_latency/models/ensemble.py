@@ -77,40 +77,57 @@ class GeometricEnsemble(CrossDeviceModel):
             info={"members": infos},
         )
 
-    def member_predictions(self, X: np.ndarray, adaptation: DeviceAdaptation) -> np.ndarray:
-        """``(n, n_members)``: each member's prediction in ms."""
+    def _held_out_log_predictions(self, X: np.ndarray, latency_ms: np.ndarray, fold: np.ndarray) -> np.ndarray:
+        """Each member adapts on its own, so the ensemble's held-out log prediction is the weighted sum of the
+        members' (each by its own, possibly closed-form, cross-validation)."""
+        return sum(w * member._held_out_log_predictions(X, latency_ms, fold)
+                   for w, member in zip(self.weights_, self.members_))  # type: ignore[return-value]
+
+    def device_weights(self, adaptation: DeviceAdaptation) -> np.ndarray:
+        """The members' weights for the device of ``adaptation``: the ensemble's fixed weights (subclasses may
+        choose them per device)."""
+        return self.weights_
+
+    def member_predictions(self, X: np.ndarray, adaptation: DeviceAdaptation,
+                           members: Sequence[int] | None = None) -> np.ndarray:
+        """``(n, len(members))``: each listed member's prediction in ms (default: every member)."""
         infos = adaptation.info["members"]
         if len(infos) != len(self.members_):
             raise InvalidInputError(f"adaptation has {len(infos)} members, the ensemble {len(self.members_)}")
+        chosen = range(len(self.members_)) if members is None else members
         return np.column_stack([
-            member._predict(X, unnest_adaptation(f"members.{i}", adaptation, infos[i]))
-            for i, member in enumerate(self.members_)
+            self.members_[i]._predict(X, unnest_adaptation(f"members.{i}", adaptation, infos[i])) for i in chosen
         ])
 
     def _predict(self, X: np.ndarray, adaptation: DeviceAdaptation) -> np.ndarray:
-        return np.exp(np.log(self.member_predictions(X, adaptation)) @ self.weights_)
+        weights = self.device_weights(adaptation)
+        used = np.flatnonzero(weights > 0)
+        return np.exp(np.log(self.member_predictions(X, adaptation, used)) @ weights[used])
 
     def _predict_log_std(self, X: np.ndarray, adaptation: DeviceAdaptation) -> np.ndarray:
-        """The members' log predictions treated as a mixture with the ensemble weights: the weighted mean of the
+        """The members' log predictions treated as a mixture with the device's weights: the weighted mean of the
         members' predictive variances plus the weighted spread of their log predictions around the ensemble's
         (the law of total variance). A member without an uncertainty of its own counts with the weighted mean
         variance of the members that have one; ``FailedPreconditionError`` when none has."""
         infos = adaptation.info["members"]
-        log_predictions = np.log(self.member_predictions(X, adaptation))
+        all_weights = self.device_weights(adaptation)
+        used = np.flatnonzero(all_weights > 0)
+        weights = all_weights[used]
+        log_predictions = np.log(self.member_predictions(X, adaptation, used))
         variances: list[np.ndarray | None] = []
-        for i, member in enumerate(self.members_):
+        for i in used:
             try:
-                std = member._predict_log_std(X, unnest_adaptation(f"members.{i}", adaptation, infos[i]))
+                std = self.members_[i]._predict_log_std(X, unnest_adaptation(f"members.{i}", adaptation, infos[i]))
                 variances.append(std**2)
             except FailedPreconditionError:
                 variances.append(None)
-        known = [i for i, v in enumerate(variances) if v is not None]
+        known = [k for k, v in enumerate(variances) if v is not None]
         if not known:
             raise FailedPreconditionError(f"no member of the {self.kind!r} model gives an uncertainty")
-        share = self.weights_[known] / self.weights_[known].sum()
-        fallback = sum(s * variances[i] for s, i in zip(share, known))  # type: ignore[operator]
-        within = sum(w * (v if v is not None else fallback) for w, v in zip(self.weights_, variances))
-        spread = ((log_predictions - (log_predictions @ self.weights_)[:, None]) ** 2) @ self.weights_
+        share = weights[known] / weights[known].sum()
+        fallback = sum(s * variances[k] for s, k in zip(share, known))  # type: ignore[operator]
+        within = sum(w * (v if v is not None else fallback) for w, v in zip(weights, variances))
+        spread = ((log_predictions - (log_predictions @ weights)[:, None]) ** 2) @ weights
         return np.sqrt(within + spread)
 
     # ---- artifacts ----------------------------------------------------------------------------------------
@@ -131,9 +148,10 @@ class GeometricEnsemble(CrossDeviceModel):
             extras.append(member_extra)
             arrays.update(member_arrays)
         weights = None if self.weights is None else [float(w) for w in self.weights]
+        others = {name: value for name, value in self.get_params().items() if name not in ("members", "weights")}
         return Artifact(
             kind=self.kind,
-            params={"members": specs, "weights": weights},
+            params={"members": specs, "weights": weights, **others},
             feature_schema_hash=self.feature_schema_hash_ or "",
             arrays=arrays,
             extra={"feature_names": list(self.feature_names_), "members": extras},
@@ -152,9 +170,10 @@ class GeometricEnsemble(CrossDeviceModel):
                 unnest_artifact(f"members.{i}", spec, artifact, extras[i]), source=f"{source} (member {i})"
             )
             if not isinstance(member, CrossDeviceModel):
-                raise InvalidInputError(f"{source}: member {i} of a geo_ensemble must be a cross-device model")
+                raise InvalidInputError(f"{source}: member {i} of a {cls.kind} must be a cross-device model")
             members.append(member)
-        model = cls(members=members, weights=artifact.params.get("weights"))
+        others = {name: value for name, value in artifact.params.items() if name != "members"}
+        model = cls(members=members, **others)
         model.members_ = members
         model.weights_ = model._checked_weights()
         model.feature_schema_hash_ = artifact.feature_schema_hash

@@ -11,7 +11,8 @@ from nas_latency.models.base import CrossDeviceModel
 
 _TOKEN = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_]*|\(|\)|,)\s*")
 #: wrappers take their arguments as models
-_WRAPPERS = {"degenerate_aware": "base", "geo_ensemble": "members"}
+_WRAPPERS = {"degenerate_aware": "base", "without_costs": "base", "geo_ensemble": "members", "loo_select": "members",
+             "loo_average": "members"}
 
 
 def _tokens(spec: str) -> list[str]:
@@ -61,9 +62,9 @@ def build_model(spec: str) -> CrossDeviceModel:
         if name in _WRAPPERS:
             if not args:
                 raise InvalidInputError(f"model spec {spec!r}: {name} needs models in parentheses, e.g. {name}(blr)")
-            if name == "degenerate_aware":
+            if _WRAPPERS[name] == "base":
                 if len(args) != 1:
-                    raise InvalidInputError(f"model spec {spec!r}: degenerate_aware wraps exactly one model")
+                    raise InvalidInputError(f"model spec {spec!r}: {name} wraps exactly one model")
                 return cls(base=args[0])  # type: ignore[call-arg]
             return cls(members=args)  # type: ignore[call-arg]
         if args:

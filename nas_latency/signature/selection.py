@@ -52,6 +52,8 @@ from scipy.special import ndtri
 
 from nas_latency.errors import InvalidInputError, NotFoundError
 from nas_latency.ir import FeatureMatrix
+from nas_latency.models.cost_nnls import COST_PREFIX
+from nas_latency.models.without_costs import kept_columns
 from nas_latency.signature.ridge_prior import FeatureTransform, log_latency, prior_from_weights, ridge_weights
 
 logger = logging.getLogger(__name__)
@@ -275,7 +277,8 @@ def select_signature(
     """K distinct arch ids from ``archs`` for a new device to measure, chosen from training devices only.
 
     ``latency_ms_table`` has one row per arch of ``archs`` and one column per training device (NaN = unmeasured).
-    ``features`` (rows named by arch ids; any order, must cover ``archs``) is needed by ``informative`` only.
+    ``features`` (rows named by arch ids; any order, must cover ``archs``) is needed by ``informative`` only; its
+    ``cost.*`` columns are not used.
     See the module docstring for the methods and the shared rules. Raises ``NotFoundError`` for an unknown method,
     ``InvalidInputError`` for bad inputs, including ``k`` larger than the number of archs (or of usable
     candidates).
@@ -316,7 +319,10 @@ def select_signature(
             raise InvalidInputError(
                 f"select_signature: features lack {len(missing)} of the archs (first {missing[0]!r})"
             )
-        X = np.asarray(features.values, dtype=np.float64)[[index[a] for a in archs]]
+        # the IR cost columns are cost_nnls's (it prices them per device; no prior to score): the adapter that
+        # scores candidate sets here is the transfer models', which never see them (``without_costs``)
+        columns = kept_columns(tuple(features.names), COST_PREFIX)
+        X = np.asarray(features.values, dtype=np.float64)[[index[a] for a in archs]][:, columns]
 
     complete = np.isfinite(Y).all(axis=1)
     candidates = np.flatnonzero(complete & ~degenerate)

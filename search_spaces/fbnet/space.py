@@ -102,5 +102,5 @@ class FBNetSpace(SearchSpace):
         return block_feature_table().transform(codes_array(archs))
 
     def model_features(self, archs: Sequence[str]) -> FeatureMatrix:
-        """The 231 cost-model features of :mod:`search_spaces.fbnet.model_features` (vectorized)."""
+        """The 265 cost-model features of :mod:`search_spaces.fbnet.model_features` (vectorized)."""
         return FeatureMatrix(MODEL_FEATURE_NAMES, model_feature_values(codes_array(archs)), tuple(archs))

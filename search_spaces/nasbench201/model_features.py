@@ -1,4 +1,4 @@
-"""Cost-model features of NAS-Bench-201 cells (the research's 439 "full" features plus ``log_macs``).
+"""Cost-model features of NAS-Bench-201 cells (the research's 439 "full" features, ``log_macs`` and 24 IR costs).
 
 No intercept (the models add their own) and no standardization (the models fit it). Columns, in order:
 
@@ -10,7 +10,11 @@ No intercept (the models add their own) and no standardization (the models fit i
   ``longest_path``, ``max_convs_on_path``, ``live_skip_count``, ``live_conv1x1_count``, ``live_conv3x3_count``,
   ``live_pool_count``, ``live_edge_count``, ``log1p_live_conv_macs_m`` and ``log1p_conv_macs_m`` (log(1 + MACs
   in millions) of the cell convolutions on live edges / on all edges, over the 15 cells, from the IR);
-* ``log_macs``: natural log of the whole network's MACs (IR, stem to classifier).
+* ``log_macs``: natural log of the whole network's MACs (IR, stem to classifier);
+* ``cost.<group>.<quantity>`` (24): the whole network's IR features (:mod:`nas_latency.ir.features`: count,
+  MACs, parameters, bytes read and written per op group, and their totals) that differ between cells, every
+  edge counted (a dead edge's op still runs). A network's latency on a device that runs its layers one after
+  another is close to a non-negative price per unit of each (:mod:`nas_latency.models.cost_nnls`).
 
 An edge is live when it lies on a path from node 0 to node 3 through non-``none`` edges; the four paths are
 0→3, 0→1→3, 0→2→3, 0→1→2→3. Everything is computed on the ``(n, 6)`` op-index array, vectorized.
@@ -25,7 +29,7 @@ import numpy as np
 from nas_latency.ir.features import IR_FEATURE_NAMES
 from nas_latency.ir.network import DEFAULT_DTYPE_BYTES
 from search_spaces.nasbench201.codec import EDGES, NUM_EDGES, NUM_OPS, OP_INDEX, OPS
-from search_spaces.nasbench201.fast_features import feature_tables
+from search_spaces.nasbench201.fast_features import feature_tables, ir_features_from_codes
 
 _NONE = OP_INDEX["none"]
 _SKIP = OP_INDEX["skip_connect"]
@@ -65,8 +69,22 @@ SCALAR_NAMES = (
     "log1p_live_conv_macs_m",
     "log1p_conv_macs_m",
 )
-MODEL_FEATURE_NAMES: tuple[str, ...] = ONE_HOT_NAMES + PAIR_NAMES + COUNT_NAMES + SCALAR_NAMES + ("log_macs",)
-assert len(MODEL_FEATURE_NAMES) == 440 and len(set(MODEL_FEATURE_NAMES)) == 440
+#: the IR features that differ between cells (the others are the stem's, reductions' and head's constants)
+COST_FEATURES: tuple[str, ...] = (
+    "conv.count", "conv.macs", "conv.params", "conv.bytes_read", "conv.bytes_written",
+    "pool.count", "pool.bytes_read", "pool.bytes_written",
+    "elementwise.count", "elementwise.bytes_read", "elementwise.bytes_written",
+    "activation.count", "activation.bytes_read", "activation.bytes_written",
+    "batch_norm.count", "batch_norm.params", "batch_norm.bytes_read", "batch_norm.bytes_written",
+    "view.count",
+    "total.count", "total.macs", "total.params", "total.bytes_read", "total.bytes_written",
+)
+_COST_COLUMNS = np.array([IR_FEATURE_NAMES.index(name) for name in COST_FEATURES])
+MODEL_FEATURE_NAMES: tuple[str, ...] = (
+    ONE_HOT_NAMES + PAIR_NAMES + COUNT_NAMES + SCALAR_NAMES + ("log_macs",)
+    + tuple(f"cost.{name}" for name in COST_FEATURES)
+)
+assert len(MODEL_FEATURE_NAMES) == 464 and len(set(MODEL_FEATURE_NAMES)) == 464
 
 _MACS = IR_FEATURE_NAMES.index("total.macs")
 
@@ -85,7 +103,7 @@ def dead_cell_mask(codes: np.ndarray) -> np.ndarray:
 def model_feature_values(
     codes: np.ndarray, *, num_classes: int, batch_size: int, dtype_bytes: int = DEFAULT_DTYPE_BYTES
 ) -> np.ndarray:
-    """``(n, 440)`` features (:data:`MODEL_FEATURE_NAMES`) of cells given as ``(n, 6)`` op indices."""
+    """``(n, 464)`` features (:data:`MODEL_FEATURE_NAMES`) of cells given as ``(n, 6)`` op indices."""
     codes = np.asarray(codes, dtype=np.int64)
     n = codes.shape[0]
     rows = np.arange(n)[:, None]
@@ -130,5 +148,8 @@ def model_feature_values(
             np.log(constant[_MACS] + edge_macs.sum(axis=1)),
         ]
     )
-    out[:, column:] = scalars
+    out[:, column : column + scalars.shape[1]] = scalars
+    column += scalars.shape[1]
+    ir = ir_features_from_codes(codes, num_classes=num_classes, batch_size=batch_size, dtype_bytes=dtype_bytes)
+    out[:, column:] = ir[:, _COST_COLUMNS]
     return out

@@ -19,6 +19,7 @@ from nas_latency.models import (
     MODEL_CLASSES,
     BayesianDeviceModel,
     CostModel,
+    CostPriceModel,
     CrossDeviceModel,
     DegenerateAware,
     DeviceAdaptation,
@@ -27,8 +28,11 @@ from nas_latency.models import (
     FlopsRegressor,
     GeometricEnsemble,
     LatencyRegressor,
+    LeaveOneOutAverage,
+    LeaveOneOutSelection,
     LogMixModel,
     NotFittedError,
+    WithoutCosts,
     load_model,
     model_from_artifact,
     model_class,
@@ -47,14 +51,16 @@ def make_features(n: int = N_ROWS, seed: int = 0, rename: bool = False) -> Featu
     rng = np.random.default_rng(seed)
     one_hot = np.zeros((n, 4))
     one_hot[np.arange(n), rng.integers(0, 4, n)] = 1.0
+    costs = rng.uniform(1.0, 10.0, size=(n, 2))
     dense = rng.normal(size=(n, 3))
     log_macs = rng.uniform(15.0, 19.0, size=n)
     degenerate = np.zeros(n)
     degenerate[:: max(1, n // 9)] = 1.0
-    names = tuple(f"op={i}" for i in range(4)) + ("a", "b", "c", "log_macs", "is_degenerate")
+    names = tuple(f"op={i}" for i in range(4)) + ("cost.macs", "cost.bytes", "a", "b", "c", "log_macs",
+                                                   "is_degenerate")
     if rename:
         names = names[:-3] + ("renamed",) + names[-2:]
-    values = np.column_stack([one_hot, dense, log_macs, degenerate])
+    values = np.column_stack([one_hot, costs, dense, log_macs, degenerate])
     return FeatureMatrix(names, values, tuple(f"arch{i}" for i in range(n)))
 
 
@@ -80,6 +86,10 @@ FACTORIES: dict[str, Callable[[], CostModel]] = {
     "nnls_mix_measured": lambda: MeasuredLogMixModel(alpha=0.1, standardize="all"),
     "blr_evidence": lambda: EvidenceBayesianDeviceModel(grid=((1.0, 1e-2, 1e-4, 0.0), (4.0, 1e-2, 1e-3, 0.1)),
                                                         uncertainty_weight_floor=0.05),
+    "cost_nnls": lambda: CostPriceModel(cost_prefix="cost."),
+    "loo_select": lambda: LeaveOneOutSelection(members=[LogMixModel(), CostPriceModel()], significance=0.1),
+    "loo_average": lambda: LeaveOneOutAverage(members=[CostPriceModel(), LogMixModel(alpha=0.1)]),
+    "without_costs": lambda: WithoutCosts(base=LogMixModel(alpha=0.1), cost_prefix="cost."),
     "gp_mix": lambda: GPMixModel(grid=((1.0, 1e-3, 1e-2), (4.0, 1e-2, 1e-2)), selection_draws=2,
                                  selection_signature_size=5, selection_metric="spearman"),
 }
@@ -263,7 +273,9 @@ def test_adaptations_of_another_model_or_fit_are_refused(kind: str, data: tuple[
     foreign = DeviceAdaptation("other_kind", features.schema_hash, len(rows), adaptation.arrays, adaptation.info)
     with pytest.raises(FailedPreconditionError, match="other_kind"):
         model.predict(features, foreign)
-    refit = fit(FACTORIES[kind](), features, table[:, ::-1].copy())  # another training table, another fit
+    # another fit: other training rows and another table (cost_nnls learns only from the rows)
+    others = np.arange(N_ROWS - 10)
+    refit = fit(FACTORIES[kind](), subset(features, others), table[others, ::-1].copy())
     with pytest.raises(FailedPreconditionError, match="another fit"):
         refit.predict(features, adaptation)  # type: ignore[call-arg]
 
@@ -274,6 +286,8 @@ def test_missing_named_columns_are_a_failed_precondition(data: tuple[FeatureMatr
         FlopsRegressor(macs_feature="no_such_column").fit(features, table[:, 0])
     with pytest.raises(FailedPreconditionError, match="no_such_column"):
         DegenerateAware(base=LogMixModel(), degenerate_feature="no_such_column").fit(features, table)
+    with pytest.raises(FailedPreconditionError, match="no_such_prefix"):
+        CostPriceModel(cost_prefix="no_such_prefix.").fit(features, table)
 
 
 def test_bad_parameters_are_invalid_input(data: tuple[FeatureMatrix, np.ndarray]) -> None:
@@ -299,6 +313,13 @@ def test_bad_parameters_are_invalid_input(data: tuple[FeatureMatrix, np.ndarray]
         DegenerateAware(base=LogMixModel(), ratio_threshold=1.5),
         GeometricEnsemble(members=[]),
         GeometricEnsemble(members=[LogMixModel()], weights=[-1.0]),
+        CostPriceModel(cost_prefix=""),
+        LeaveOneOutSelection(members=[LogMixModel(), CostPriceModel()], weights=[1.0, 1.0]),
+        LeaveOneOutSelection(members=[LogMixModel(), CostPriceModel()], significance=1.5),
+        LeaveOneOutSelection(members=[LogMixModel(), CostPriceModel()], weighting="vote"),
+        LeaveOneOutAverage(members=[LogMixModel(), CostPriceModel()], weights=[0.5, 0.5]),
+        LeaveOneOutSelection(members=[]),
+        WithoutCosts(base=LogMixModel(), cost_prefix=""),
     ):
         with pytest.raises(InvalidInputError):
             model.fit(features, table)

@@ -1,4 +1,4 @@
-"""NAS-Bench-201 cost-model features: 440 named columns, equal to the cell structure and the IR they describe,
+"""NAS-Bench-201 cost-model features: 464 named columns, equal to the cell structure and the IR they describe,
 vectorized over the whole space."""
 
 from __future__ import annotations
@@ -9,11 +9,13 @@ import numpy as np
 import pytest
 
 from nas_latency.errors import InvalidInputError
-from nas_latency.ir.features import schema_hash
+from nas_latency.ir.features import IR_FEATURE_NAMES, network_features, schema_hash
+from nas_latency.ir.network import DEFAULT_DTYPE_BYTES
 from search_spaces import get_space
 from search_spaces.nasbench201.canonical import is_dead_cell, live_edges
 from search_spaces.nasbench201.codec import EDGES, all_archs, parse_arch
-from search_spaces.nasbench201.model_features import MODEL_FEATURE_NAMES
+from search_spaces.nasbench201.fast_features import ir_features_from_codes
+from search_spaces.nasbench201.model_features import COST_FEATURES, MODEL_FEATURE_NAMES
 from search_spaces.nasbench201.space import ENCODING_NAMES
 
 SPACE = get_space("nasbench201")
@@ -27,8 +29,8 @@ def everything():
 
 def test_shape_names_and_values(everything) -> None:
     archs, features = everything
-    assert features.values.shape == (15_625, 440)
-    assert features.names == MODEL_FEATURE_NAMES and len(set(features.names)) == 440
+    assert features.values.shape == (15_625, 464)
+    assert features.names == MODEL_FEATURE_NAMES and len(set(features.names)) == 464
     assert features.rows == tuple(archs)
     assert features.schema_hash == schema_hash(MODEL_FEATURE_NAMES)
     assert np.isfinite(features.values).all()
@@ -89,7 +91,20 @@ def test_macs_columns_come_from_the_ir(everything) -> None:
         assert features.column("log1p_conv_macs_m")[i] == pytest.approx(np.log1p(cell_conv_macs / 1e6), rel=1e-12)
 
 
+def test_cost_columns_are_the_ir_features_that_differ_between_cells(everything) -> None:
+    archs, features = everything
+    columns = [i for i, name in enumerate(features.names) if name.startswith("cost.")]
+    assert [features.names[i] for i in columns] == [f"cost.{name}" for name in COST_FEATURES]
+    for i in (0, 1, 777, 15_624):  # the generic path: build the IR, sum its layers
+        ir = dict(zip(IR_FEATURE_NAMES, network_features(SPACE.to_ir(archs[i]))))
+        assert features.values[i, columns].tolist() == [ir[name] for name in COST_FEATURES]
+    varying = {name for name, spread in zip(IR_FEATURE_NAMES, np.ptp(ir_features_from_codes(
+        SPACE.op_codes(archs), num_classes=SPACE.num_classes, batch_size=SPACE.batch_size,
+        dtype_bytes=DEFAULT_DTYPE_BYTES), axis=0)) if spread > 0}
+    assert set(COST_FEATURES) == varying
+
+
 def test_invalid_architectures_are_refused() -> None:
     with pytest.raises(InvalidInputError, match="nasbench201"):
         SPACE.model_features(["|nor_conv_3x3~0|+|bogus~0|nor_conv_3x3~1|+|none~0|none~1|none~2|"])
-    assert SPACE.model_features([]).values.shape == (0, 440)
+    assert SPACE.model_features([]).values.shape == (0, 464)

@@ -1,0 +1,136 @@
+"""``cost_nnls``: a device as non-negative prices of a network's physical costs (ANNETTE's mapping idea).
+
+A device that runs a network's layers one after another takes, per layer, about a fixed price per
+operation, per multiply-accumulate, per byte moved, each op group (convolution, depthwise convolution,
+pooling, elementwise, ...) at its own price. Summed over the layers that is
+
+    latency_ms(x) ≈ b + Σ_q p_q · c_q(x) / s_q,    b ≥ 0, p_q ≥ 0,
+
+with ``c_q`` the network's IR cost features (the ``cost.*`` columns of a space's ``model_features``: count,
+MACs, parameters, bytes read and written per op group) and ``s_q`` their spread over the training rows (so the
+prices are on one scale). ``adapt`` fits ``b`` and ``p`` by non-negative least squares on the *relative* error
+(each measured row divided by its latency: the log metrics score ratios, and a slow architecture must not
+outweigh the others). The signs are what makes ten measurements enough: a price cannot be negative, so most of
+them come out exactly zero and the rest are pinned by the data.
+
+The training devices do not enter the prices: the model is the same for a device like them and for one unlike
+every one of them, such as an accelerator whose latency follows the layer sequence rather than FLOPs, where a
+prior learned from the training devices points the wrong way. ``fit`` only learns which columns are costs and
+their scales. It is meant as a member of :class:`~nas_latency.models.selection.LeaveOneOutSelection`, which
+takes it for the devices it explains better than the transfer models do.
+
+Uncertainty: the root mean square of the leave-one-out log residuals on the measurements (refit without each
+one, predict it), the same for every row.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import numpy as np
+from scipy.optimize import nnls
+
+from nas_latency.errors import FailedPreconditionError, InvalidInputError
+from nas_latency.ir import FeatureMatrix
+from nas_latency.models.base import CrossDeviceModel, DeviceAdaptation
+from nas_latency.models.linalg import fingerprint, params_text
+
+#: feature columns whose name starts with this are physical costs
+COST_PREFIX = "cost."
+#: predictions are floored at this share of the fastest measured latency (a network whose every priced cost is
+#: zero would otherwise be predicted at 0 ms, whose log is undefined)
+FLOOR_SHARE = 1e-3
+#: the smallest predictive standard deviation of ln latency (K measurements fitted exactly say little)
+MIN_LOG_STD = 1e-3
+
+
+def fit_prices(costs: np.ndarray, latency_ms: np.ndarray) -> np.ndarray:
+    """``(1 + q,)`` non-negative ``[b, p_1..p_q]`` minimizing ``Σ_i (1 − (b + costs_i·p) / y_i)²``."""
+    design = np.column_stack([np.ones(len(latency_ms)), costs]) / latency_ms[:, None]
+    prices, _ = nnls(design, np.ones(len(latency_ms)))
+    return prices
+
+
+def priced(costs: np.ndarray, prices: np.ndarray, floor_ms: float) -> np.ndarray:
+    return np.maximum(prices[0] + costs @ prices[1:], floor_ms)
+
+
+def leave_one_out_log_std(costs: np.ndarray, latency_ms: np.ndarray) -> float:
+    """RMS of ``ln y_i − ln ŷ_i`` with ``ŷ_i`` from prices fitted without row ``i``."""
+    residuals = np.empty(len(latency_ms))
+    floor_ms = FLOOR_SHARE * float(latency_ms.min())
+    for i in range(len(latency_ms)):
+        keep = np.arange(len(latency_ms)) != i
+        prediction = priced(costs[i : i + 1], fit_prices(costs[keep], latency_ms[keep]), floor_ms)[0]
+        residuals[i] = np.log(latency_ms[i]) - np.log(prediction)
+    return max(float(np.sqrt(np.mean(residuals**2))), MIN_LOG_STD)
+
+
+class CostPriceModel(CrossDeviceModel):
+    """Non-negative prices of the ``cost.*`` feature columns, per device; see the module docstring."""
+
+    kind = "cost_nnls"
+
+    def __init__(self, *, cost_prefix: str = COST_PREFIX) -> None:
+        self.cost_prefix = cost_prefix
+
+    def fit(self, features: FeatureMatrix, latency_ms: np.ndarray) -> "CostPriceModel":
+        if not isinstance(self.cost_prefix, str) or not self.cost_prefix:
+            raise InvalidInputError(f"cost_prefix must be a non-empty string, got {self.cost_prefix!r}")
+        self._validate_table(features, latency_ms)
+        named = [i for i, name in enumerate(features.names) if name.startswith(self.cost_prefix)]
+        if not named:
+            raise FailedPreconditionError(
+                f"cost_nnls needs feature columns named {self.cost_prefix}* (a space's IR cost features); none among "
+                f"the {len(features.names)} features"
+            )
+        values = features.values[:, named]
+        if (values < 0).any() or not np.isfinite(values).all():
+            bad = named[int(np.argwhere(~(np.isfinite(values) & (values >= 0)))[0][1])]
+            raise InvalidInputError(f"cost column {features.names[bad]!r} has negative or non-finite values")
+        spread = values.std(axis=0)
+        varying = spread > 0
+        if not varying.any():
+            raise InvalidInputError(f"every {self.cost_prefix}* column is constant over the training rows")
+        self.columns_ = np.asarray(named, dtype=np.int64)[varying]
+        self.scale_ = spread[varying]
+        self._remember_schema(features)
+        self.fingerprint_ = fingerprint(self._learned_arrays(), params_text(self))
+        return self
+
+    def _costs(self, X: np.ndarray) -> np.ndarray:
+        return X[:, self.columns_] / self.scale_
+
+    def _adapt(self, X: np.ndarray, latency_ms: np.ndarray) -> DeviceAdaptation:
+        costs = self._costs(X)
+        return DeviceAdaptation(
+            model_kind=self.kind,
+            feature_schema_hash=self.feature_schema_hash_ or "",
+            n_measurements=len(latency_ms),
+            arrays={"prices": fit_prices(costs, latency_ms)},
+            info={"floor_ms": FLOOR_SHARE * float(latency_ms.min()),
+                  "log_std": leave_one_out_log_std(costs, latency_ms)},
+        )
+
+    def _predict(self, X: np.ndarray, adaptation: DeviceAdaptation) -> np.ndarray:
+        prices = np.asarray(adaptation.arrays["prices"], dtype=np.float64)
+        if prices.shape != (len(self.columns_) + 1,):
+            raise InvalidInputError(f"cost_nnls adaptation has {prices.shape} prices, the model {len(self.columns_) + 1}")
+        return priced(self._costs(X), prices, float(adaptation.info["floor_ms"]))
+
+    def _predict_log_std(self, X: np.ndarray, adaptation: DeviceAdaptation) -> np.ndarray:
+        return np.full(X.shape[0], float(adaptation.info["log_std"]))
+
+    # ---- artifacts ----------------------------------------------------------------------------------------
+    def _learned_arrays(self) -> dict[str, np.ndarray]:
+        return {"columns": self.columns_, "scale": self.scale_}
+
+    def _restore(self, arrays: Mapping[str, np.ndarray], extra: Mapping[str, Any]) -> None:
+        self.columns_ = np.asarray(arrays["columns"], dtype=np.int64)
+        self.scale_ = np.asarray(arrays["scale"], dtype=np.float64)
+        if self.columns_.shape != self.scale_.shape or self.columns_.ndim != 1:
+            raise InvalidInputError(f"cost_nnls artifact: {self.columns_.shape} columns but {self.scale_.shape} scales")
+        self.fingerprint_ = fingerprint(self._learned_arrays(), params_text(self))
+
+
+__all__ = ["COST_PREFIX", "CostPriceModel", "fit_prices", "leave_one_out_log_std"]

@@ -1,0 +1,131 @@
+"""``without_costs``: a wrapper that hides the ``cost.*`` feature columns from the model it wraps.
+
+A space's ``model_features`` end with the network's IR costs (``cost.conv.macs``, ``cost.total.bytes_read``, ...)
+for :class:`~nas_latency.models.cost_nnls.CostPriceModel`. The transfer models were chosen by leave-device-out
+validation on the columns before them, and the extra 24–34 columns change what they fit (a wider physical prior
+for ``blr_evidence``, longer ridge models for ``nnls_mix``): on FBNet the samsung_a50 Spearman fell from 0.87 to
+0.79. Wrapped, such a model sees exactly the features it was validated on, next to a ``cost_nnls`` that sees the
+costs, inside one ``loo_select``.
+
+The wrapped model is fitted on a :class:`~nas_latency.ir.FeatureMatrix` of the other columns (its own schema
+hash, kept in the artifact) and receives the same columns at adapt and predict.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import numpy as np
+
+from nas_latency.errors import InvalidInputError
+from nas_latency.ir import FeatureMatrix
+from nas_latency.models.artifacts import Artifact, check_artifact
+from nas_latency.models.base import CrossDeviceModel, DeviceAdaptation
+from nas_latency.models.cost_nnls import COST_PREFIX
+from nas_latency.models.linalg import clone, nest_adaptation, nest_artifact, unnest_adaptation, unnest_artifact
+
+
+def kept_columns(names: tuple[str, ...], cost_prefix: str) -> np.ndarray:
+    """Indices of the columns whose name does not start with ``cost_prefix``."""
+    kept = [i for i, name in enumerate(names) if not name.startswith(cost_prefix)]
+    if not kept:
+        raise InvalidInputError(f"without_costs: every one of the {len(names)} feature columns is a {cost_prefix}* column")
+    return np.asarray(kept, dtype=np.int64)
+
+
+class WithoutCosts(CrossDeviceModel):
+    """Wraps any :class:`CrossDeviceModel`, which then never sees a ``cost.*`` column."""
+
+    kind = "without_costs"
+
+    def __init__(self, *, base: CrossDeviceModel, cost_prefix: str = COST_PREFIX) -> None:
+        self.base = base
+        self.cost_prefix = cost_prefix
+
+    @property
+    def min_measurements(self) -> int:  # type: ignore[override]
+        return self.base.min_measurements
+
+    def fit(self, features: FeatureMatrix, latency_ms: np.ndarray) -> "WithoutCosts":
+        if not isinstance(self.base, CrossDeviceModel):
+            raise InvalidInputError(f"base must be a CrossDeviceModel, got {type(self.base).__name__}")
+        if not isinstance(self.cost_prefix, str) or not self.cost_prefix:
+            raise InvalidInputError(f"cost_prefix must be a non-empty string, got {self.cost_prefix!r}")
+        self._validate_table(features, latency_ms)
+        self.columns_ = kept_columns(tuple(features.names), self.cost_prefix)
+        inner = FeatureMatrix(tuple(features.names[i] for i in self.columns_), features.values[:, self.columns_],
+                              features.rows)
+        self.base_: CrossDeviceModel = clone(self.base).fit(inner, latency_ms)  # type: ignore[assignment]
+        self._remember_schema(features)
+        return self
+
+    @property
+    def fingerprint_(self) -> str:
+        return str(getattr(self.base_, "fingerprint_", ""))
+
+    def _kept(self, X: np.ndarray) -> np.ndarray:
+        """``X`` without the cost columns: a view when they are the last columns (as the spaces put them), so a
+        prediction over a whole space copies nothing."""
+        n = len(self.columns_)
+        if self.columns_[-1] == n - 1:  # increasing indices ending at n - 1: exactly 0..n-1
+            return X[:, :n]
+        return X[:, self.columns_]
+
+    def _adapt(self, X: np.ndarray, latency_ms: np.ndarray) -> DeviceAdaptation:
+        arrays, info = nest_adaptation("base", self.base_._adapt(self._kept(X), latency_ms))
+        return DeviceAdaptation(model_kind=self.kind, feature_schema_hash=self.feature_schema_hash_ or "",
+                                n_measurements=len(latency_ms), arrays=arrays, info={"base": info})
+
+    def _held_out_log_predictions(self, X: np.ndarray, latency_ms: np.ndarray, fold: np.ndarray) -> np.ndarray:
+        return self.base_._held_out_log_predictions(self._kept(X), latency_ms, fold)
+
+    def _base_adaptation(self, adaptation: DeviceAdaptation) -> DeviceAdaptation:
+        return unnest_adaptation("base", adaptation, adaptation.info["base"])
+
+    def _predict(self, X: np.ndarray, adaptation: DeviceAdaptation) -> np.ndarray:
+        return self.base_._predict(self._kept(X), self._base_adaptation(adaptation))
+
+    def _predict_log_std(self, X: np.ndarray, adaptation: DeviceAdaptation) -> np.ndarray:
+        return self.base_._predict_log_std(self._kept(X), self._base_adaptation(adaptation))
+
+    # ---- artifacts ----------------------------------------------------------------------------------------
+    def _learned_arrays(self) -> dict[str, np.ndarray]:
+        return dict(self.to_artifact().arrays)
+
+    def _restore(self, arrays: Mapping[str, np.ndarray], extra: Mapping[str, Any]) -> None:
+        raise NotImplementedError("WithoutCosts is restored by from_artifact")
+
+    def to_artifact(self) -> Artifact:
+        self._check_fitted()
+        base_artifact = self.base_.to_artifact()
+        spec, arrays, base_extra = nest_artifact("base", base_artifact)
+        return Artifact(
+            kind=self.kind,
+            params={"base": spec, "cost_prefix": self.cost_prefix},
+            feature_schema_hash=self.feature_schema_hash_ or "",
+            arrays=arrays,
+            extra={"feature_names": list(self.feature_names_), "base": base_extra,
+                   "base_feature_schema_hash": base_artifact.feature_schema_hash},
+        )
+
+    @classmethod
+    def from_artifact(cls, artifact: Artifact, *, source: str = "artifact") -> "WithoutCosts":
+        from nas_latency.models import model_from_artifact
+
+        check_artifact(artifact, kind=cls.kind, feature_schema_hash=None, source=source)
+        params = dict(artifact.params)
+        member = unnest_artifact("base", params.pop("base"), artifact, artifact.extra.get("base", {}))
+        base = model_from_artifact(member, source=f"{source} (base)")
+        if not isinstance(base, CrossDeviceModel):
+            raise InvalidInputError(f"{source}: the base of a without_costs model must be a cross-device model")
+        model = cls(base=base, **params)
+        model.feature_schema_hash_ = artifact.feature_schema_hash
+        model.feature_names_ = tuple(artifact.extra.get("feature_names", ()))
+        model.columns_ = kept_columns(model.feature_names_, model.cost_prefix)
+        base.feature_schema_hash_ = str(artifact.extra.get("base_feature_schema_hash", ""))
+        base.feature_names_ = tuple(model.feature_names_[i] for i in model.columns_)
+        model.base_ = base
+        return model
+
+
+__all__ = ["WithoutCosts", "kept_columns"]

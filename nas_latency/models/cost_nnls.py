@@ -19,8 +19,9 @@ prior learned from the training devices points the wrong way. ``fit`` only learn
 their scales. It is meant as a member of :class:`~nas_latency.models.selection.LeaveOneOutSelection`, which
 takes it for the devices it explains better than the transfer models do.
 
-Uncertainty: the root mean square of the leave-one-out log residuals on the measurements (refit without each
-one, predict it), the same for every row.
+Uncertainty, the same for every row: the root mean square ``s`` of the leave-one-out log residuals on the K
+measurements (refit without each one, predict it), widened as a prediction interval from K residuals is: ``σ =
+s · t_{0.975, K−1} · √(1 + 1/K) / 1.96``, so that ``± 1.96 σ`` is the Student-t 95 % interval (1.21 s at K = 10).
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ from typing import Any, Mapping
 
 import numpy as np
 from scipy.optimize import nnls
+from scipy.stats import norm
+from scipy.stats import t as student_t
 
 from nas_latency.errors import FailedPreconditionError, InvalidInputError
 from nas_latency.ir import FeatureMatrix
@@ -56,14 +59,17 @@ def priced(costs: np.ndarray, prices: np.ndarray, floor_ms: float) -> np.ndarray
 
 
 def leave_one_out_log_std(costs: np.ndarray, latency_ms: np.ndarray) -> float:
-    """RMS of ``ln y_i − ln ŷ_i`` with ``ŷ_i`` from prices fitted without row ``i``."""
+    """RMS of ``ln y_i − ln ŷ_i`` with ``ŷ_i`` from prices fitted without row ``i``, widened to a Student-t
+    prediction interval (module docstring)."""
     residuals = np.empty(len(latency_ms))
     floor_ms = FLOOR_SHARE * float(latency_ms.min())
     for i in range(len(latency_ms)):
         keep = np.arange(len(latency_ms)) != i
         prediction = priced(costs[i : i + 1], fit_prices(costs[keep], latency_ms[keep]), floor_ms)[0]
         residuals[i] = np.log(latency_ms[i]) - np.log(prediction)
-    return max(float(np.sqrt(np.mean(residuals**2))), MIN_LOG_STD)
+    k = len(latency_ms)
+    widening = float(student_t.ppf(0.975, k - 1)) * np.sqrt(1.0 + 1.0 / k) / float(norm.ppf(0.975))
+    return max(float(np.sqrt(np.mean(residuals**2))) * widening, MIN_LOG_STD)
 
 
 class CostPriceModel(CrossDeviceModel):

@@ -36,7 +36,7 @@ from scipy.stats import t as student_t
 from nas_latency.errors import FailedPreconditionError, InvalidInputError
 from nas_latency.ir import FeatureMatrix
 from nas_latency.models.base import CrossDeviceModel, DeviceAdaptation
-from nas_latency.models.linalg import fingerprint, params_text
+from nas_latency.models.linalg import cross_validation_folds, fingerprint, params_text
 
 #: feature columns whose name starts with this are physical costs
 COST_PREFIX = "cost."
@@ -59,14 +59,16 @@ def priced(costs: np.ndarray, prices: np.ndarray, floor_ms: float) -> np.ndarray
 
 
 def leave_one_out_log_std(costs: np.ndarray, latency_ms: np.ndarray) -> float:
-    """RMS of ``ln y_i − ln ŷ_i`` with ``ŷ_i`` from prices fitted without row ``i``, widened to a Student-t
-    prediction interval (module docstring)."""
+    """RMS of ``ln y_i − ln ŷ_i`` with ``ŷ_i`` from prices fitted without row ``i`` (without its fold beyond
+    :data:`~nas_latency.models.linalg.MAX_FOLDS` rows), widened to a Student-t prediction interval (module
+    docstring)."""
     residuals = np.empty(len(latency_ms))
     floor_ms = FLOOR_SHARE * float(latency_ms.min())
-    for i in range(len(latency_ms)):
-        keep = np.arange(len(latency_ms)) != i
-        prediction = priced(costs[i : i + 1], fit_prices(costs[keep], latency_ms[keep]), floor_ms)[0]
-        residuals[i] = np.log(latency_ms[i]) - np.log(prediction)
+    fold = cross_validation_folds(len(latency_ms))
+    for f in np.unique(fold):
+        held = fold == f
+        prediction = priced(costs[held], fit_prices(costs[~held], latency_ms[~held]), floor_ms)
+        residuals[held] = np.log(latency_ms[held]) - np.log(prediction)
     k = len(latency_ms)
     widening = float(student_t.ppf(0.975, k - 1)) * np.sqrt(1.0 + 1.0 / k) / float(norm.ppf(0.975))
     return max(float(np.sqrt(np.mean(residuals**2))) * widening, MIN_LOG_STD)
@@ -121,7 +123,9 @@ class CostPriceModel(CrossDeviceModel):
     def _predict(self, X: np.ndarray, adaptation: DeviceAdaptation) -> np.ndarray:
         prices = np.asarray(adaptation.arrays["prices"], dtype=np.float64)
         if prices.shape != (len(self.columns_) + 1,):
-            raise InvalidInputError(f"cost_nnls adaptation has {prices.shape} prices, the model {len(self.columns_) + 1}")
+            raise InvalidInputError(
+                f"cost_nnls adaptation has {prices.shape} prices, the model {len(self.columns_) + 1}"
+            )
         return priced(self._costs(X), prices, float(adaptation.info["floor_ms"]))
 
     def _predict_log_std(self, X: np.ndarray, adaptation: DeviceAdaptation) -> np.ndarray:

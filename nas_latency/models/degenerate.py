@@ -24,15 +24,15 @@ import numpy as np
 
 from nas_latency.errors import InvalidInputError
 from nas_latency.ir import FeatureMatrix
-from nas_latency.models.artifacts import Artifact, check_artifact
+from nas_latency.models.artifacts import Artifact
 from nas_latency.models.base import CrossDeviceModel, DeviceAdaptation
 from nas_latency.models.linalg import (
     clone,
     column_index,
     nest_adaptation,
     nest_artifact,
+    restore_wrapped_base,
     unnest_adaptation,
-    unnest_artifact,
 )
 
 DEFAULT_DEGENERATE_FEATURE = "is_degenerate"
@@ -144,14 +144,7 @@ class DegenerateAware(CrossDeviceModel):
 
     @classmethod
     def from_artifact(cls, artifact: Artifact, *, source: str = "artifact") -> "DegenerateAware":
-        from nas_latency.models import model_from_artifact
-
-        check_artifact(artifact, kind=cls.kind, feature_schema_hash=None, source=source)
-        params = dict(artifact.params)
-        member = unnest_artifact("base", params.pop("base"), artifact, artifact.extra.get("base", {}))
-        base = model_from_artifact(member, source=f"{source} (base)")
-        if not isinstance(base, CrossDeviceModel):
-            raise InvalidInputError(f"{source}: the base of a degenerate_aware model must be a cross-device model")
+        base, params = restore_wrapped_base(artifact, kind=cls.kind, source=source)
         model = cls(base=base, **params)
         model.base_ = base
         model.feature_schema_hash_ = artifact.feature_schema_hash

@@ -15,8 +15,8 @@ from scipy.linalg import cho_factor, cho_solve
 from scipy.special import ndtri
 
 from nas_latency.errors import FailedPreconditionError, InvalidInputError
-from nas_latency.models.artifacts import Artifact
-from nas_latency.models.base import CostModel, DeviceAdaptation
+from nas_latency.models.artifacts import Artifact, check_artifact
+from nas_latency.models.base import CostModel, CrossDeviceModel, DeviceAdaptation
 
 Standardize = Literal["non_binary", "all", "none"]
 STANDARDIZE_MODES: tuple[str, ...] = ("non_binary", "all", "none")
@@ -88,6 +88,16 @@ def ridge_per_device(Z: np.ndarray, L: np.ndarray, alpha: float) -> np.ndarray:
         rows = measured[:, d]
         W[:, d] = _ridge_solve(Z[rows], L[rows, d : d + 1], alpha)[:, 0]
     return W
+
+
+#: the most refits in one leave-one-out of a device's measurements (more measurements: this many interleaved folds)
+MAX_FOLDS = 10
+
+
+def cross_validation_folds(n: int, max_folds: int = MAX_FOLDS) -> np.ndarray:
+    """Each of ``n`` measurements' fold: its own up to ``max_folds`` measurements (leave-one-out); beyond,
+    ``max_folds`` interleaved folds (measurement ``i`` in fold ``i mod max_folds``)."""
+    return np.arange(n) % max_folds
 
 
 def check_alpha(alpha: object, name: str = "alpha") -> float:
@@ -183,6 +193,20 @@ def unnest_artifact(
         package_version=parent.package_version,
         format_version=parent.format_version,
     )
+
+
+def restore_wrapped_base(artifact: Artifact, *, kind: str, source: str) -> tuple[CrossDeviceModel, dict[str, Any]]:
+    """A wrapper model's artifact (``degenerate_aware``, ``without_costs``), checked: its restored base model and
+    its other parameters."""
+    from nas_latency.models import model_from_artifact  # the registry imports every model, this module too
+
+    check_artifact(artifact, kind=kind, feature_schema_hash=None, source=source)
+    params = dict(artifact.params)
+    member = unnest_artifact("base", params.pop("base"), artifact, artifact.extra.get("base", {}))
+    base = model_from_artifact(member, source=f"{source} (base)")
+    if not isinstance(base, CrossDeviceModel):
+        raise InvalidInputError(f"{source}: the base of a {kind} model must be a cross-device model")
+    return base, params
 
 
 def nest_adaptation(prefix: str, adaptation: DeviceAdaptation) -> tuple[dict[str, np.ndarray], dict[str, Any]]:

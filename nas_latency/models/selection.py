@@ -44,18 +44,11 @@ from scipy.stats import f as f_distribution
 from nas_latency.errors import InvalidInputError
 from nas_latency.models.base import CrossDeviceModel, DeviceAdaptation
 from nas_latency.models.ensemble import GeometricEnsemble
+from nas_latency.models.linalg import MAX_FOLDS, cross_validation_folds
 
 WEIGHTINGS: tuple[str, ...] = ("test", "pseudo_bma")
-#: the most adaptations per member in one leave-one-out (more measurements: this many interleaved folds)
-MAX_FOLDS = 10
 #: leave-one-out mean squares are floored here before logs and ratios (a member that fits every point exactly)
 MSE_FLOOR = 1e-12
-
-
-def cross_validation_folds(n: int, max_folds: int = MAX_FOLDS) -> np.ndarray:
-    """Each of ``n`` measurements' fold: its own up to ``max_folds`` measurements (leave-one-out); beyond,
-    ``max_folds`` interleaved folds (measurement ``i`` in fold ``i mod max_folds``)."""
-    return np.arange(n) % max_folds
 
 
 def leave_one_out_log_mse(member: CrossDeviceModel, X: np.ndarray, latency_ms: np.ndarray, *,
@@ -153,6 +146,5 @@ class LeaveOneOutAverage(LeaveOneOutSelection):
         super().__init__(members=members, weights=weights, weighting=weighting)
 
 
-__all__ = ["MAX_FOLDS", "WEIGHTINGS", "LeaveOneOutAverage", "LeaveOneOutSelection", "cross_validation_folds",
-           "leave_one_out_log_mse",
-           "pseudo_bma_weights", "f_test_choice"]
+__all__ = ["WEIGHTINGS", "LeaveOneOutAverage", "LeaveOneOutSelection", "f_test_choice", "leave_one_out_log_mse",
+           "pseudo_bma_weights"]

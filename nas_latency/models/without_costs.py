@@ -19,17 +19,19 @@ import numpy as np
 
 from nas_latency.errors import InvalidInputError
 from nas_latency.ir import FeatureMatrix
-from nas_latency.models.artifacts import Artifact, check_artifact
+from nas_latency.models.artifacts import Artifact
 from nas_latency.models.base import CrossDeviceModel, DeviceAdaptation
 from nas_latency.models.cost_nnls import COST_PREFIX
-from nas_latency.models.linalg import clone, nest_adaptation, nest_artifact, unnest_adaptation, unnest_artifact
+from nas_latency.models.linalg import clone, nest_adaptation, nest_artifact, restore_wrapped_base, unnest_adaptation
 
 
 def kept_columns(names: tuple[str, ...], cost_prefix: str) -> np.ndarray:
     """Indices of the columns whose name does not start with ``cost_prefix``."""
     kept = [i for i, name in enumerate(names) if not name.startswith(cost_prefix)]
     if not kept:
-        raise InvalidInputError(f"without_costs: every one of the {len(names)} feature columns is a {cost_prefix}* column")
+        raise InvalidInputError(
+            f"without_costs: every one of the {len(names)} feature columns is a {cost_prefix}* column"
+        )
     return np.asarray(kept, dtype=np.int64)
 
 
@@ -110,14 +112,7 @@ class WithoutCosts(CrossDeviceModel):
 
     @classmethod
     def from_artifact(cls, artifact: Artifact, *, source: str = "artifact") -> "WithoutCosts":
-        from nas_latency.models import model_from_artifact
-
-        check_artifact(artifact, kind=cls.kind, feature_schema_hash=None, source=source)
-        params = dict(artifact.params)
-        member = unnest_artifact("base", params.pop("base"), artifact, artifact.extra.get("base", {}))
-        base = model_from_artifact(member, source=f"{source} (base)")
-        if not isinstance(base, CrossDeviceModel):
-            raise InvalidInputError(f"{source}: the base of a without_costs model must be a cross-device model")
+        base, params = restore_wrapped_base(artifact, kind=cls.kind, source=source)
         model = cls(base=base, **params)
         model.feature_schema_hash_ = artifact.feature_schema_hash
         model.feature_names_ = tuple(artifact.extra.get("feature_names", ()))

@@ -198,7 +198,8 @@ def test_loo_select_with_too_few_measurements_to_leave_one_out_uses_its_first_me
     assert adaptation.info["device_weights"] == [1.0, 0.0] and "too few" in adaptation.info["weighted_by"]
     assert adaptation.info["leave_one_out_log_mse"] is None
     first = model.members_[0]
-    alone = first.predict(data.features, first.adapt(subset(data.features, rows), data.latency[rows, data.column("pixel3")]))
+    y = data.latency[rows, data.column("pixel3")]
+    alone = first.predict(data.features, first.adapt(subset(data.features, rows), y))
     assert np.array_equal(model.predict(data.features, adaptation), alone)
 
 
@@ -208,7 +209,8 @@ def test_without_costs_is_its_base_on_the_features_without_cost_columns(data: Da
     assert not any(name.startswith("cost.") for name in wrapped.base_.feature_names_)
     y = data.latency[data.signature, data.column("gold_6240")]
     ours = wrapped.predict(data.features, wrapped.adapt(subset(data.features, data.signature), y))
-    theirs = plain.predict(strip_costs(data.features), plain.adapt(subset(strip_costs(data.features), data.signature), y))
+    stripped = strip_costs(data.features)
+    theirs = plain.predict(stripped, plain.adapt(subset(stripped, data.signature), y))
     np.testing.assert_allclose(ours, theirs, rtol=1e-12)  # the same fit; only the column slicing's rounding
     loaded = load_model(wrapped.save(tmp_path / "wrapped.nlm"))
     assert isinstance(loaded, WithoutCosts) and loaded.base_.feature_schema_hash_ == plain.feature_schema_hash_

@@ -58,17 +58,23 @@ def priced(costs: np.ndarray, prices: np.ndarray, floor_ms: float) -> np.ndarray
     return np.maximum(prices[0] + costs @ prices[1:], floor_ms)
 
 
+def held_out_log_predictions(costs: np.ndarray, latency_ms: np.ndarray, fold: np.ndarray) -> np.ndarray:
+    """``ln ŷ`` of each row from prices fitted on the rows of the other folds (and floored as an adaptation on
+    those rows is): the cross-validation of one adaptation, without the σ each adaptation also computes."""
+    out = np.empty(len(latency_ms))
+    for f in np.unique(fold):
+        held = fold == f
+        train = latency_ms[~held]
+        out[held] = np.log(priced(costs[held], fit_prices(costs[~held], train), FLOOR_SHARE * float(train.min())))
+    return out
+
+
 def leave_one_out_log_std(costs: np.ndarray, latency_ms: np.ndarray) -> float:
     """RMS of ``ln y_i − ln ŷ_i`` with ``ŷ_i`` from prices fitted without row ``i`` (without its fold beyond
     :data:`~nas_latency.models.linalg.MAX_FOLDS` rows), widened to a Student-t prediction interval (module
     docstring)."""
-    residuals = np.empty(len(latency_ms))
-    floor_ms = FLOOR_SHARE * float(latency_ms.min())
     fold = cross_validation_folds(len(latency_ms))
-    for f in np.unique(fold):
-        held = fold == f
-        prediction = priced(costs[held], fit_prices(costs[~held], latency_ms[~held]), floor_ms)
-        residuals[held] = np.log(latency_ms[held]) - np.log(prediction)
+    residuals = np.log(latency_ms) - held_out_log_predictions(costs, latency_ms, fold)
     k = len(latency_ms)
     widening = float(student_t.ppf(0.975, k - 1)) * np.sqrt(1.0 + 1.0 / k) / float(norm.ppf(0.975))
     return max(float(np.sqrt(np.mean(residuals**2))) * widening, MIN_LOG_STD)
@@ -131,6 +137,10 @@ class CostPriceModel(CrossDeviceModel):
     def _predict_log_std(self, X: np.ndarray, adaptation: DeviceAdaptation) -> np.ndarray:
         return np.full(X.shape[0], float(adaptation.info["log_std"]))
 
+    def _held_out_log_predictions(self, X: np.ndarray, latency_ms: np.ndarray, fold: np.ndarray) -> np.ndarray:
+        # the generic version adapts per fold, and every adaptation runs its own leave-one-out for σ
+        return held_out_log_predictions(self._costs(X), latency_ms, fold)
+
     # ---- artifacts ----------------------------------------------------------------------------------------
     def _learned_arrays(self) -> dict[str, np.ndarray]:
         return {"columns": self.columns_, "scale": self.scale_}
@@ -143,4 +153,4 @@ class CostPriceModel(CrossDeviceModel):
         self.fingerprint_ = fingerprint(self._learned_arrays(), params_text(self))
 
 
-__all__ = ["COST_PREFIX", "CostPriceModel", "fit_prices", "leave_one_out_log_std"]
+__all__ = ["COST_PREFIX", "CostPriceModel", "fit_prices", "held_out_log_predictions", "leave_one_out_log_std"]

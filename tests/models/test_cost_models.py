@@ -123,7 +123,7 @@ def test_loo_select_errors_are_the_members_leave_one_out_errors_and_it_saves_exa
 
 
 def test_many_measurements_cost_ten_folds_not_one_adaptation_each(data: Data) -> None:
-    class Counting(CostPriceModel):
+    class Counting(LogMixModel):  # a model on the generic cross-validation: one adaptation per fold
         adaptations = 0
 
         def _adapt(self, X, latency_ms):  # type: ignore[no-untyped-def]
@@ -146,7 +146,7 @@ def test_many_measurements_cost_ten_folds_not_one_adaptation_each(data: Data) ->
     assert Counting.adaptations == 10  # ten measurements: leave-one-out proper
 
 
-@pytest.mark.parametrize("spec", ["blr_evidence", "without_costs(geo_ensemble(nnls_mix,blr_evidence))"])
+@pytest.mark.parametrize("spec", ["blr_evidence", "without_costs(geo_ensemble(nnls_mix,blr_evidence))", "cost_nnls"])
 @pytest.mark.parametrize("n, n_folds", [(10, 10), (23, 10)])
 def test_closed_form_cross_validation_equals_adapting_once_per_fold(data: Data, spec: str, n: int,
                                                                    n_folds: int) -> None:

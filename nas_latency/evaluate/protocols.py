@@ -225,50 +225,40 @@ def _device_info(devices: Sequence[str], latency: np.ndarray,
     return info
 
 
-def _nb201_dataset() -> LatencyDataset:
+def _benchmark_dataset(space_name: str, table: str, id_column: str,
+                       archs_of: Callable[[Any, Any], list[str]]) -> LatencyDataset:
+    """A benchmark table of one row per architecture (NAS-Bench-201, FBNet), in id order, every device its own
+    group; ``archs_of(space, frame)`` names the rows."""
     from nas_latency.data import device_columns, load_table
     from search_spaces import get_space
 
-    space = get_space("nasbench201")
-    frame = load_table("nb201_latency").sort_values("arch_index", kind="stable").reset_index(drop=True)
-    devices = device_columns("nb201_latency")
-    archs = [space.canonical(str(a)) for a in frame["arch_string"]]
+    space = get_space(space_name)
+    frame = load_table(table).sort_values(id_column, kind="stable").reset_index(drop=True)
+    devices = device_columns(table)
+    archs = archs_of(space, frame)
     latency = frame[devices].to_numpy(dtype=np.float64, copy=True)
     degenerate, source = _degenerate_mask(space, archs)
     return LatencyDataset(
-        space="nasbench201",
+        space=space_name,
         archs=archs,
         devices=devices,
         latency_ms=latency,
         groups=list(devices),
         info=_device_info(devices, latency, _hw_nas_facts),
-        arch_ids=frame["arch_index"].to_numpy(dtype=np.int64, copy=True),
+        arch_ids=frame[id_column].to_numpy(dtype=np.int64, copy=True),
         degenerate=degenerate,
         degenerate_source=source,
     )
+
+
+def _nb201_dataset() -> LatencyDataset:
+    return _benchmark_dataset("nasbench201", "nb201_latency", "arch_index",
+                              lambda space, frame: [space.canonical(str(a)) for a in frame["arch_string"]])
 
 
 def _fbnet_dataset() -> LatencyDataset:
-    from nas_latency.data import device_columns, load_table
-    from search_spaces import get_space
-
-    space = get_space("fbnet")
-    frame = load_table("fbnet_latency").sort_values("arch_id", kind="stable").reset_index(drop=True)
-    devices = device_columns("fbnet_latency")
-    archs = space.measured_archs()  # the table's rows, in arch_id order
-    latency = frame[devices].to_numpy(dtype=np.float64, copy=True)
-    degenerate, source = _degenerate_mask(space, archs)
-    return LatencyDataset(
-        space="fbnet",
-        archs=archs,
-        devices=devices,
-        latency_ms=latency,
-        groups=list(devices),
-        info=_device_info(devices, latency, _hw_nas_facts),
-        arch_ids=frame["arch_id"].to_numpy(dtype=np.int64, copy=True),
-        degenerate=degenerate,
-        degenerate_source=source,
-    )
+    return _benchmark_dataset("fbnet", "fbnet_latency", "arch_id",
+                              lambda space, frame: space.measured_archs())  # the table's rows, in arch_id order
 
 
 def _ganesan_dataset() -> LatencyDataset:

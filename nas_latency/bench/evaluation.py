@@ -40,6 +40,7 @@ from nas_latency.errors import FailedPreconditionError, InvalidInputError
 from nas_latency.evaluate.metrics import summarize
 from nas_latency.models.layer_mapping import MappingModel
 from nas_latency.models.layer_stacked import StackedNetworkModel
+from nas_latency.plotting import pyplot, save_figure
 from nas_latency.store import Store
 
 log = logging.getLogger(__name__)
@@ -389,10 +390,7 @@ def render_markdown(result: EvaluationResult, *, png_name: str | None = None, co
 
 
 def write_plot(result: EvaluationResult, path: str | Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
+    plt = pyplot()
     from matplotlib.ticker import FuncFormatter, NullFormatter
 
     models = list(result.predicted_ms)
@@ -433,12 +431,7 @@ def write_plot(result: EvaluationResult, path: str | Path) -> Path:
     fig.suptitle(f"{result.device} ({result.runtime}): median CV {100 * noise['cv_median']:.1f}%"
                  + (f", test-retest MAPE {noise['retest_mape_pct']:.1f}%" if "retest_mape_pct" in noise else ""),
                  fontsize=9)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=110)
 
 
 def write_report(result: EvaluationResult, out_dir: str | Path, *, plot: bool = True,

@@ -9,18 +9,8 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from nas_latency.errors import FailedPreconditionError, InvalidInputError
-
-
-def _pyplot():  # type: ignore[no-untyped-def]
-    try:
-        import matplotlib
-    except ImportError as exc:  # pragma: no cover - matplotlib is a dependency of the dev environment
-        raise FailedPreconditionError(f"plotting needs matplotlib, which is not installed ({exc})") from None
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    return plt
+from nas_latency.errors import InvalidInputError
+from nas_latency.plotting import pyplot, save_figure
 
 
 def plot_predicted_vs_measured(
@@ -44,7 +34,7 @@ def plot_predicted_vs_measured(
     missing = [d for d in devices if d not in predicted_ms]
     if missing:
         raise InvalidInputError(f"plot_predicted_vs_measured: no predictions for {', '.join(missing)}")
-    plt = _pyplot()
+    plt = pyplot()
     from matplotlib import ticker
     ncols = min(len(devices), max(1, math.ceil(math.sqrt(len(devices)))))
     nrows = math.ceil(len(devices) / ncols)
@@ -94,9 +84,4 @@ def plot_predicted_vs_measured(
     axes.flat[0].legend(fontsize=6, loc="lower right")
     if title:
         fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return save_figure(fig, path, dpi=110)

@@ -141,7 +141,6 @@ class BayesianDeviceModel(CrossDeviceModel):
         self.selection_seed = selection_seed
         self.selection_metric = selection_metric
 
-    # ---- validation ---------------------------------------------------------------------------------------
     # ---- fit ----------------------------------------------------------------------------------------------
     def fit(self, features: FeatureMatrix, latency_ms: np.ndarray) -> "BayesianDeviceModel":
         Y = self._validate_table(features, latency_ms)

@@ -7,21 +7,11 @@ from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
-from nas_latency.errors import FailedPreconditionError, InvalidInputError
+from nas_latency.errors import InvalidInputError
+from nas_latency.plotting import pyplot, save_figure
 
 if TYPE_CHECKING:
     from nas_latency.nni.search import SearchResult
-
-
-def _pyplot():  # type: ignore[no-untyped-def]
-    try:
-        import matplotlib
-    except ImportError as exc:  # pragma: no cover - matplotlib comes with the dev environment
-        raise FailedPreconditionError(f"plotting needs matplotlib, which is not installed ({exc})") from None
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def plot_search(path: str | Path, result: "SearchResult", *, title: str = "", metric_label: str = "accuracy (%)",
@@ -38,7 +28,7 @@ def plot_search(path: str | Path, result: "SearchResult", *, title: str = "", me
     scored = [t for t in result.trials if t.metric is not None]
     if not scored:
         raise InvalidInputError("plot_search: the search evaluated no sample with a metric")
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7.0, 4.8))
     if background is not None:
         bg_lat = np.asarray(background[0], dtype=np.float64)
@@ -78,9 +68,4 @@ def plot_search(path: str | Path, result: "SearchResult", *, title: str = "", me
                  fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="lower right")
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=130)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=130)

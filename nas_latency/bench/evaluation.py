@@ -340,29 +340,16 @@ def render_markdown(result: EvaluationResult, *, png_name: str | None = None, co
             f"{_fmt(row.get('nasbench201.mape_pct'), 'pct')} | {_fmt(row.get('fbnet.mape_pct'), 'pct')} | "
             f"{_fmt(row.get('classic.mape_pct'), 'pct')} | {'met' if row['meets_targets'] else 'not met'} |")
     if noise["passes"] >= 2:
-        fastest = result.metrics(reference="fastest_pass")
-        lines += [
-            "",
+        lines += _reference_table(
             "Against each network's fastest pass (the statistic the micro-kernels are fitted on, the closest to an "
             "unloaded machine when other processes slow some passes down):",
-            "",
-            "| model | MAPE % | within ±10 % | Spearman |",
-            "|---|---|---|---|",
-        ]
-        lines += [f"| {name} | {_fmt(row['mape_pct'], 'pct')} | {_fmt(row['within_10pct'], 'share')} | "
-                  f"{_fmt(row['spearman'], 'num')} |" for name, row in fastest.items()]
+            result.metrics(reference="fastest_pass"))
     cpu_metrics = result.metrics(reference="cpu")
     if cpu_metrics and result.environment.get("timer") != "cpu":
-        lines += [
-            "",
+        lines += _reference_table(
             "Against the CPU time of the measuring thread (one thread: the wall time minus the time it waited while "
             "other processes ran):",
-            "",
-            "| model | MAPE % | within ±10 % | Spearman |",
-            "|---|---|---|---|",
-        ]
-        lines += [f"| {name} | {_fmt(row['mape_pct'], 'pct')} | {_fmt(row['within_10pct'], 'share')} | "
-                  f"{_fmt(row['spearman'], 'num')} |" for name, row in cpu_metrics.items()]
+            cpu_metrics)
     lines += [
         "",
         "`mixed/discrete` is the mixed layer model under ANNETTE's discrete mapping (a fused group costs its main "
@@ -387,6 +374,13 @@ def render_markdown(result: EvaluationResult, *, png_name: str | None = None, co
     if png_name:
         lines += ["", f"![predicted vs measured]({png_name})"]
     return "\n".join(lines) + "\n"
+
+
+def _reference_table(intro: str, metrics: dict[str, dict[str, Any]]) -> list[str]:
+    """Report lines: ``intro`` and each model's MAPE / within ±10 % / Spearman against another reference."""
+    lines = ["", intro, "", "| model | MAPE % | within ±10 % | Spearman |", "|---|---|---|---|"]
+    return lines + [f"| {name} | {_fmt(row['mape_pct'], 'pct')} | {_fmt(row['within_10pct'], 'share')} | "
+                    f"{_fmt(row['spearman'], 'num')} |" for name, row in metrics.items()]
 
 
 def write_plot(result: EvaluationResult, path: str | Path) -> Path:

@@ -235,6 +235,8 @@ class EvidenceBayesianDeviceModel(CrossDeviceModel):
         Zs = design_matrix(X, self.mean_, self.scale_)
         t = np.log(latency_ms)
         folds = [np.flatnonzero(fold == f) for f in np.unique(fold)]
+        singletons = all(len(rows) == 1 for rows in folds)
+        order = np.array([rows[0] for rows in folds]) if singletons else np.empty(0, dtype=np.int64)
         means = np.empty((len(self.grid_), len(t)))
         log_evidence = np.empty((len(self.grid_), len(folds)))
         for g, (s, sigma2, tau2, v) in enumerate(self.grid_):
@@ -247,6 +249,13 @@ class EvidenceBayesianDeviceModel(CrossDeviceModel):
             alpha = inverse @ residual
             log_det = 2.0 * float(np.log(np.diag(chol[0])).sum())
             quadratic = float(residual @ alpha)
+            if singletons:  # leave-one-out: B is the 1×1 diagonal entry, every fold at once
+                precision = np.diag(inverse)[order]
+                beta = alpha[order] / precision
+                means[g, order] = t[order] - beta
+                log_evidence[g] = -0.5 * (quadratic - alpha[order] * beta + log_det + np.log(precision)
+                                          + (len(t) - 1) * np.log(2.0 * np.pi))
+                continue
             for j, rows in enumerate(folds):
                 B = inverse[np.ix_(rows, rows)]
                 beta = np.linalg.solve(B, alpha[rows])

@@ -117,3 +117,16 @@ def test_console_script_is_installed_and_runs() -> None:
     bad = subprocess.run([str(script), "describe", "--space", "nasbench201", "bogus"], capture_output=True, text=True,
                          timeout=120)
     assert bad.returncode == 2 and bad.stdout == "" and "error:" in bad.stderr
+
+
+def test_benchmark_predict_prints_cli_in_process_and_onboarding_figures(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("NAS_LATENCY_HOME", str(tmp_path / "home"))
+    code, out, err = run_cli(capsys, "benchmark", "predict", "--batch", "1000", "--repeats", "2", "--format", "json")
+    assert code == 0, err
+    figures = json.loads(out)
+    assert figures["cli_archs"] == 15625 and 0 < figures["cli_wall_s_min"] <= figures["cli_wall_s_median"]
+    assert figures["in_process_batch"] == 1000 and figures["in_process_archs_per_s"] > 0
+    assert figures["onboard_measurements"] == 10 and figures["onboard_ms_median"] > 0
+    assert "onboarding a new device from 10 measurements" in err

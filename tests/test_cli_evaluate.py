@@ -40,6 +40,18 @@ def test_evaluate_tiny_run_writes_the_report(capsys: pytest.CaptureFixture[str],
         assert (tmp_path / f"evaluate_ganesan_mobile_k5.{suffix}").is_file()
 
 
+def test_evaluate_on_run_medians_says_so_in_its_report(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    code, out, err = run_cli(capsys, "evaluate", "--space", "ganesan_mobile", "--budget", "5", "--models", "nnls_mix",
+                             "--seeds", "1", "--holdout", "HD1901", "--run-statistic", "median", "--out", str(tmp_path),
+                             "--no-plot", "--format", "json")
+    assert code == 0, err
+    document = json.loads(out)
+    assert document["run_statistic"] == "median"
+    stem = tmp_path / "evaluate_ganesan_mobile_k5_run_median"
+    assert json.loads(stem.with_suffix(".json").read_text())["run_statistic"] == "median"
+    assert "median of each architecture's bundled runs" in stem.with_suffix(".md").read_text()
+
+
 def test_evaluate_json_on_nasbench201_has_help_set(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     code, out, err = run_cli(capsys, "evaluate", "--space", "nasbench201", "--budget", "10", "--models",
                              "flops_xdev", "--seeds", "1", "--holdout", "pixel3", "--out", str(tmp_path),
@@ -103,6 +115,7 @@ def test_evaluate_csv_has_std_columns(capsys: pytest.CaptureFixture[str], tmp_pa
         (["--space", "ganesan_mobile", "--budget", "5", "--models", "flops_xdev", "--holdout", "Nokia_3310"],
          "Nokia_3310"),
         (["--space", "ganesan_mobile", "--budget", "5", "--models", "blr(flops"], "unbalanced"),
+        (["--space", "fbnet", "--budget", "5", "--run-statistic", "median"], "not its runs"),
     ],
 )
 def test_evaluate_bad_arguments_exit_2(capsys: pytest.CaptureFixture[str], tmp_path: Path, argv: list[str],

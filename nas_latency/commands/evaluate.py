@@ -53,6 +53,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--ceiling", action="store_true",
                         help="instead: each device's in-device ceiling, a ridge model fitted by 5-fold "
                              "cross-validation on ALL of that device's measurements (no report files)")
+    parser.add_argument("--run-statistic", choices=("published", "median"), default="published",
+                        help="ganesan_mobile only: 'median' trains and scores on the median of each network's 30 "
+                             "bundled runs per phone file instead of the published mean (which keeps the warm-up "
+                             "run and throttling spikes); default: published")
     parser.add_argument("--out", default="reports", metavar="DIR", help="report directory (default: reports/)")
     parser.add_argument("--no-plot", action="store_true", help="do not write the predicted-vs-measured PNG")
     add_format_argument(parser)
@@ -199,7 +203,7 @@ def run(args: argparse.Namespace) -> int:
     from search_spaces import get_space
 
     if args.ceiling:
-        return run_ceiling(get_space(args.space).name, args.format)
+        return run_ceiling(get_space(args.space).name, args.format, args.run_statistic)
     if args.budget is None:
         raise InvalidInputError("--budget K is required (the signature size), except with --ceiling")
     if args.budget < 3:
@@ -211,7 +215,7 @@ def run(args: argparse.Namespace) -> int:
     holdout = split_specs(args.holdout) if args.holdout else None
 
     start = time.perf_counter()
-    dataset = load_latency_dataset(space)
+    dataset = load_latency_dataset(space, args.run_statistic)
     if args.budget >= len(dataset.archs):
         raise InvalidInputError(f"--budget {args.budget} leaves nothing to score: {space} has {len(dataset.archs)} archs")
     if dataset.excluded:
@@ -251,12 +255,12 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_ceiling(space: str, fmt: str) -> int:
+def run_ceiling(space: str, fmt: str, run_statistic: str = "published") -> int:
     """``evaluate --ceiling``: per-device out-of-fold metrics of an in-device ridge model, then the mean."""
     from nas_latency.evaluate.ceiling import in_device_ceiling
     from nas_latency.evaluate.protocols import default_featurizer, load_latency_dataset
 
-    dataset = load_latency_dataset(space)
+    dataset = load_latency_dataset(space, run_statistic)
     scores = in_device_ceiling(dataset, default_featurizer(space)(dataset.archs))
     rows: list[dict[str, Any]] = [{"set": s.scoring_set, "device": s.device, "n_scored": s.n_scored,
                                    **{k: round(float(s.metrics[k]), 4) for k in METRIC_COLUMNS}} for s in scores]

@@ -50,6 +50,13 @@ HIGHER_IS_BETTER: Final[Mapping[str, bool]] = {
     "r2": True,
 }
 
+#: How a latency table is made of repeated runs: ``"published"``, the bundled table as is (Ganesan phones: the
+#: mean of 30 runs, warm-up run and throttling spikes included); ``"median"``, the median of every run of each
+#: architecture on each device, for the spaces in :data:`RUN_TABLES`.
+RUN_STATISTICS: Final[tuple[str, ...]] = ("published", "median")
+#: Spaces that bundle every run, and the table holding them (``device_id, network_id, run, latency_ms``).
+RUN_TABLES: Final[Mapping[str, str]] = {"ganesan_mobile": "ganesan_mobile_runs"}
+
 ModelFactory = Callable[[], CrossDeviceModel]
 Featurizer = Callable[[Sequence[str]], FeatureMatrix]
 ProgressCallback = Callable[[int, int, str], None]
@@ -85,6 +92,9 @@ class LatencyDataset:
     excluded: list[ExcludedArch] = field(default_factory=list)
     #: ``"space"`` when ``degenerate`` comes from ``space.degenerate_mask``; ``"unavailable"`` otherwise
     degenerate_source: str = "space"
+    #: how one latency per architecture and device was made of the repeated runs: ``"published"`` (the bundled
+    #: table as its source published it) or ``"median"`` (the median of the bundled runs; see RUN_STATISTICS)
+    run_statistic: str = "published"
 
     def __post_init__(self) -> None:
         n, m = len(self.archs), len(self.devices)
@@ -261,7 +271,27 @@ def _fbnet_dataset() -> LatencyDataset:
                               lambda space, frame: space.measured_archs())  # the table's rows, in arch_id order
 
 
-def _ganesan_dataset() -> LatencyDataset:
+def _run_medians(table: str, arch_ids: np.ndarray, devices: Sequence[str], published: np.ndarray) -> np.ndarray:
+    """``(archs, devices)`` medians of the runs in ``table`` where ``published`` has a latency (NaN elsewhere);
+    ``FailedPreconditionError`` naming the first architecture and device that has a published latency but no
+    run."""
+    from nas_latency.data import load_table
+
+    runs = load_table(table)
+    medians = runs.groupby(["network_id", "device_id"])["latency_ms"].median().unstack()
+    values = np.array(medians.reindex(index=list(arch_ids), columns=list(devices)), dtype=np.float64)
+    lacking = np.argwhere(np.isfinite(published) & ~np.isfinite(values))
+    if lacking.size:
+        i, j = lacking[0]
+        raise FailedPreconditionError(
+            f"{table} has no run of network {int(arch_ids[i])} on {devices[j]}, which the published table has a "
+            f"latency for ({len(lacking)} such pairs)"
+        )
+    values[~np.isfinite(published)] = np.nan
+    return values
+
+
+def _ganesan_dataset(run_statistic: str = "published") -> LatencyDataset:
     from nas_latency.data import device_columns, load_table
     from search_spaces import get_space
 
@@ -294,6 +324,8 @@ def _ganesan_dataset() -> LatencyDataset:
                     ", ".join(e.name for e in excluded))
     kept = frame.iloc[keep]
     latency = kept[devices].to_numpy(dtype=np.float64, copy=True)
+    if run_statistic == "median":
+        latency = _run_medians(RUN_TABLES["ganesan_mobile"], kept["network_id"].to_numpy(), devices, latency)
     degenerate, source = _degenerate_mask(space, archs)
     return LatencyDataset(
         space="ganesan_mobile",
@@ -309,10 +341,11 @@ def _ganesan_dataset() -> LatencyDataset:
         degenerate=degenerate,
         excluded=excluded,
         degenerate_source=source,
+        run_statistic=run_statistic,
     )
 
 
-_LOADERS: Final[Mapping[str, Callable[[], LatencyDataset]]] = {
+_LOADERS: Final[Mapping[str, Callable[..., LatencyDataset]]] = {
     "nasbench201": _nb201_dataset,
     "fbnet": _fbnet_dataset,
     "ganesan_mobile": _ganesan_dataset,
@@ -325,14 +358,24 @@ def dataset_spaces() -> list[str]:
 
 
 @lru_cache(maxsize=None)
-def load_latency_dataset(space: str) -> LatencyDataset:
+def load_latency_dataset(space: str, run_statistic: str = "published") -> LatencyDataset:
     """The measured latencies of ``space`` from the bundled tables (read once per process; read-only arrays).
 
     * ``nasbench201``: 15,625 archs in official index order × 13 devices, each device its own group.
     * ``fbnet``: 5,000 archs (layer00..21 joined by ``-``) in ``arch_id`` order × 13 devices, one group each.
     * ``ganesan_mobile``: the networks with layer rows × 71 measurement files, grouped by phone model (from
       ``ganesan_mobile_devices.csv``); measured networks without layer rows are listed in ``excluded``.
+
+    ``run_statistic`` (:data:`RUN_STATISTICS`): ``"median"`` replaces each published latency by the median of
+    its runs, for the spaces that bundle them (:data:`RUN_TABLES`).
     """
+    if run_statistic not in RUN_STATISTICS:
+        raise InvalidInputError(f"unknown run statistic {run_statistic!r}; known: {', '.join(RUN_STATISTICS)}")
+    if run_statistic != "published" and space not in RUN_TABLES:
+        raise InvalidInputError(
+            f"space {space!r} bundles one latency per architecture and device, not its runs: run statistic "
+            f"{run_statistic!r} needs one of {', '.join(RUN_TABLES)}"
+        )
     try:
         loader = _LOADERS[space]
     except KeyError:
@@ -342,7 +385,7 @@ def load_latency_dataset(space: str) -> LatencyDataset:
         raise NotFoundError(
             f"space {space!r} has no bundled latency table; spaces with one: {', '.join(dataset_spaces())}"
         ) from None
-    return loader()
+    return loader(run_statistic) if space in RUN_TABLES else loader()
 
 
 # ---- signatures -------------------------------------------------------------------------------------------------
@@ -827,6 +870,8 @@ __all__ = [
     "ExcludedArch",
     "LatencyDataset",
     "Prediction",
+    "RUN_STATISTICS",
+    "RUN_TABLES",
     "RandomSignature",
     "SignatureSelector",
     "all_query_indices",

@@ -45,11 +45,14 @@ class ReportFiles:
     png: Path | None
 
 
-def report_stem(space: str, budget: int, exclude_same: str | None = None) -> str:
-    """Base name of the report files: ``evaluate_<space>_k<K>`` (``..._k<K>_without_same_<fact>`` when devices
-    sharing ``exclude_same`` with the held-out one were left out of training too)."""
+def report_stem(space: str, budget: int, exclude_same: str | None = None, run_statistic: str = "published") -> str:
+    """Base name of the report files: ``evaluate_<space>_k<K>``, then ``_without_same_<fact>`` when devices
+    sharing ``exclude_same`` with the held-out one were left out of training too, and ``_run_<statistic>`` when
+    the latencies are not the published table's."""
     stem = f"evaluate_{space}_k{budget}"
-    return stem if exclude_same is None else f"{stem}_without_same_{exclude_same}"
+    if exclude_same is not None:
+        stem += f"_without_same_{exclude_same}"
+    return stem if run_statistic == "published" else f"{stem}_run_{run_statistic}"
 
 
 # ---- JSON -------------------------------------------------------------------------------------------------------
@@ -77,6 +80,7 @@ def result_document(result: EvaluationResult, *, extra: Mapping[str, Any] | None
         "package_version": __version__,
         "protocol": "leave-device-out" if result.exclude_same is None else f"leave-same-{result.exclude_same}-out",
         "exclude_same": result.exclude_same,
+        "run_statistic": result.dataset.run_statistic,
         "training_devices": result.training_devices,
         "space": dataset.space,
         "budget": result.budget,
@@ -142,7 +146,9 @@ def render_markdown(result: EvaluationResult, *, png_name: str | None = None) ->
     held_devices = result.held_out_devices
     lines += [
         f"- Space `{dataset.space}`: {len(dataset.archs)} architectures × {len(dataset.devices)} devices "
-        f"in {len(dataset.group_names)} hold-out groups.",
+        f"in {len(dataset.group_names)} hold-out groups; latencies: "
+        + ("the published table." if dataset.run_statistic == "published" else
+           f"the {dataset.run_statistic} of each architecture's bundled runs on each device (training and scoring)."),
         f"- Held out, one group at a time: {len(result.held_out_groups)} groups ({len(held_devices)} devices). "
         "Each model is fitted on the other groups only"
         + ("." if result.exclude_same is None else
@@ -277,7 +283,7 @@ def write_report(result: EvaluationResult, out_dir: str | Path, *, plot: bool = 
     """Write ``evaluate_<space>_k<K>.md``, ``.json`` and (with ``plot``) ``.png`` into ``out_dir``."""
     directory = Path(out_dir)
     directory.mkdir(parents=True, exist_ok=True)
-    stem = report_stem(result.dataset.space, result.budget, result.exclude_same)
+    stem = report_stem(result.dataset.space, result.budget, result.exclude_same, result.dataset.run_statistic)
     png: Path | None = None
     if plot:
         if result.predictions:

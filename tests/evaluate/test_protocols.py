@@ -135,6 +135,33 @@ def test_ganesan_groups_are_phone_models_from_the_device_table() -> None:
     assert np.array_equal(dataset.arch_ids, np.arange(118))
 
 
+def test_ganesan_run_medians_are_the_medians_of_the_bundled_runs() -> None:
+    published = load_latency_dataset("ganesan_mobile")
+    median = load_latency_dataset("ganesan_mobile", "median")
+    assert median.run_statistic == "median" and published.run_statistic == "published"
+    assert median.devices == published.devices and median.archs == published.archs
+    assert median.with_devices(median.devices[:2]).run_statistic == "median"
+    runs = load_table("ganesan_mobile_runs")
+    for device, network in [("HD1901_1", 54), ("Pixel_3a_0", 0), (median.devices[-1], 117)]:
+        values = runs[(runs.device_id == device) & (runs.network_id == network)].latency_ms.to_numpy()
+        row, column = int(np.flatnonzero(median.arch_ids == network)[0]), median.device_index(device)
+        assert len(values) == 30
+        assert median.latency_ms[row, column] == pytest.approx(float(np.median(values)), rel=1e-12)
+        assert published.latency_ms[row, column] == pytest.approx(float(np.mean(values)), rel=1e-6)
+    # the published mean keeps the spikes of a throttled file; the median does not
+    j, row = published.device_index("HD1901_1"), int(np.flatnonzero(published.arch_ids == 58)[0])
+    assert published.latency_ms[row, j] > 1.5 * median.latency_ms[row, j]
+
+
+@pytest.mark.parametrize(("space", "statistic", "message"), [
+    ("nasbench201", "median", "not its runs"),
+    ("ganesan_mobile", "trimmed_mean", "unknown run statistic"),
+])
+def test_run_statistic_needs_a_space_with_runs(space: str, statistic: str, message: str) -> None:
+    with pytest.raises(InvalidInputError, match=message):
+        load_latency_dataset(space, statistic)
+
+
 def test_unknown_space_is_not_found() -> None:
     with pytest.raises(NotFoundError):
         load_latency_dataset("no_such_space")

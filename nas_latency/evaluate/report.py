@@ -280,7 +280,7 @@ def write_plot(result: EvaluationResult, path: str | Path, *, model: str | None 
 
 def write_report(result: EvaluationResult, out_dir: str | Path, *, plot: bool = True,
                  extra: Mapping[str, Any] | None = None) -> ReportFiles:
-    """Write ``evaluate_<space>_k<K>.md``, ``.json`` and (with ``plot``) ``.png`` into ``out_dir``."""
+    """Write ``<stem>.md``, ``.json`` and (with ``plot``) ``.png`` into ``out_dir`` (:func:`report_stem`)."""
     directory = Path(out_dir)
     directory.mkdir(parents=True, exist_ok=True)
     stem = report_stem(result.dataset.space, result.budget, result.exclude_same, result.dataset.run_statistic)

@@ -116,6 +116,7 @@ def test_evaluate_csv_has_std_columns(capsys: pytest.CaptureFixture[str], tmp_pa
          "Nokia_3310"),
         (["--space", "ganesan_mobile", "--budget", "5", "--models", "blr(flops"], "unbalanced"),
         (["--space", "fbnet", "--budget", "5", "--run-statistic", "median"], "not its runs"),
+        (["--space", "fbnet", "--budget", "5", "--ceiling-model", "lightgbm"], "goes with --ceiling"),
     ],
 )
 def test_evaluate_bad_arguments_exit_2(capsys: pytest.CaptureFixture[str], tmp_path: Path, argv: list[str],

@@ -51,8 +51,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="also leave out of training every device whose FACT (e.g. kind: GPU, CPU, mobile) "
                              "equals the held-out device's: onboarding an unseen kind of hardware")
     parser.add_argument("--ceiling", action="store_true",
-                        help="instead: each device's in-device ceiling, a ridge model fitted by 5-fold "
+                        help="instead: each device's in-device ceiling, a model (--ceiling-model) fitted by 5-fold "
                              "cross-validation on ALL of that device's measurements (no report files)")
+    parser.add_argument("--ceiling-model", choices=("ridge", "lightgbm"), default="ridge",
+                        help="with --ceiling: the in-device model, the linear design of the cross-device models "
+                             "(ridge, default) or gradient-boosted trees (lightgbm: interactions and thresholds)")
     parser.add_argument("--run-statistic", choices=("published", "median"), default="published",
                         help="ganesan_mobile only: 'median' trains and scores on the median of each network's 30 "
                              "bundled runs per phone file instead of the published mean (which keeps the warm-up "
@@ -202,8 +205,10 @@ def run(args: argparse.Namespace) -> int:
     from nas_latency.evaluate.report import result_document, write_report
     from search_spaces import get_space
 
+    if args.ceiling_model != "ridge" and not args.ceiling:
+        raise InvalidInputError("--ceiling-model goes with --ceiling")
     if args.ceiling:
-        return run_ceiling(get_space(args.space).name, args.format, args.run_statistic)
+        return run_ceiling(get_space(args.space).name, args.format, args.run_statistic, args.ceiling_model)
     if args.budget is None:
         raise InvalidInputError("--budget K is required (the signature size), except with --ceiling")
     if args.budget < 3:
@@ -255,20 +260,20 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_ceiling(space: str, fmt: str, run_statistic: str = "published") -> int:
-    """``evaluate --ceiling``: per-device out-of-fold metrics of an in-device ridge model, then the mean."""
+def run_ceiling(space: str, fmt: str, run_statistic: str = "published", model: str = "ridge") -> int:
+    """``evaluate --ceiling``: per-device out-of-fold metrics of an in-device model, then the mean."""
     from nas_latency.evaluate.ceiling import in_device_ceiling
     from nas_latency.evaluate.protocols import default_featurizer, load_latency_dataset
 
     dataset = load_latency_dataset(space, run_statistic)
-    scores = in_device_ceiling(dataset, default_featurizer(space)(dataset.archs))
+    scores = in_device_ceiling(dataset, default_featurizer(space)(dataset.archs), model=model)
     rows: list[dict[str, Any]] = [{"set": s.scoring_set, "device": s.device, "n_scored": s.n_scored,
                                    **{k: round(float(s.metrics[k]), 4) for k in METRIC_COLUMNS}} for s in scores]
     for scoring in dict.fromkeys(s.scoring_set for s in scores):
         part = [r for r in rows if r["set"] == scoring]
         rows.append({"set": scoring, "device": "MEAN", "n_scored": sum(r["n_scored"] for r in part),
                      **{k: round(float(np.nanmean([r[k] for r in part])), 4) for k in METRIC_COLUMNS}})
-    print(f"{space}: in-device ceiling, ridge on log latency, 5-fold CV over each device's own "
+    print(f"{space}: in-device ceiling, {model} on log latency, 5-fold CV over each device's own "
           f"{len(dataset.archs)} archs", file=sys.stderr)
     write_rows(rows, ["set", "device", "n_scored", *METRIC_COLUMNS], fmt)  # type: ignore[arg-type]
     return 0

@@ -38,6 +38,21 @@ def test_an_exact_device_scores_one_and_noise_scores_nothing() -> None:
     assert np.corrcoef(fitted, np.log(dataset.latency_ms[:, 1]))[0, 1] > 0.3
 
 
+def test_trees_find_an_interaction_the_linear_ceiling_cannot() -> None:
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(N, 4))
+    latency = np.exp(1.0 + 0.5 * np.sign(X[:, 0]) * X[:, 1])  # no linear trace in either column
+    archs = [f"net{i}" for i in range(N)]
+    dataset = LatencyDataset(space="ganesan_mobile", archs=archs, devices=["gated"], latency_ms=latency[:, None],
+                             groups=["gated"], info={"gated": {}}, arch_ids=np.arange(N), degenerate=np.zeros(N, bool))
+    features = FeatureMatrix(tuple(f"x{j}" for j in range(4)), X, tuple(archs))
+    ridge = in_device_ceiling(dataset, features)[0].metrics["spearman"]
+    trees = in_device_ceiling(dataset, features, model="lightgbm")[0].metrics["spearman"]
+    assert abs(ridge) < 0.3 < 0.8 < trees
+    with pytest.raises(InvalidInputError, match="ceiling model"):
+        in_device_ceiling(dataset, features, model="gp")
+
+
 def test_nb201_has_help_and_all_sets_and_bad_arguments_are_refused() -> None:
     dataset = load_latency_dataset("nasbench201").with_devices(["titanx_1"])
     from nas_latency.evaluate.protocols import default_featurizer

@@ -40,7 +40,7 @@ from nas_latency.models.blr import WeightPrior
 from nas_latency.models.linalg import (
     calibration_scale,
     check_alpha,
-    check_coverage,
+    check_open_unit,
     check_grid,
     check_standardize,
     check_table_coverage,
@@ -180,7 +180,7 @@ class EvidenceBayesianDeviceModel(CrossDeviceModel):
         """The factor that makes the ``calibration_coverage`` quantile of |log error| / σ of the inner
         leave-one-device-out equal to a normal's (1.96 for 0.95): each training device in turn is onboarded from
         random signatures with the prior of the others and scored on a sample of its other rows."""
-        coverage = check_coverage(self.calibration_coverage)
+        coverage = check_open_unit(self.calibration_coverage, "calibration_coverage")
         size, draws, n_rows = (integer_setting(self, name) for name in
                                ("calibration_signature_size", "calibration_draws", "calibration_rows"))
         rng = np.random.default_rng(integer_setting(self, "calibration_seed", 0))

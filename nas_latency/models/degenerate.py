@@ -27,6 +27,7 @@ from nas_latency.ir import FeatureMatrix
 from nas_latency.models.artifacts import Artifact
 from nas_latency.models.base import CrossDeviceModel, DeviceAdaptation
 from nas_latency.models.linalg import (
+    check_open_unit,
     clone,
     column_index,
     nest_adaptation,
@@ -57,9 +58,7 @@ class DegenerateAware(CrossDeviceModel):
     def fit(self, features: FeatureMatrix, latency_ms: np.ndarray) -> "DegenerateAware":
         if not isinstance(self.base, CrossDeviceModel):
             raise InvalidInputError(f"base must be a CrossDeviceModel, got {type(self.base).__name__}")
-        threshold = self.ratio_threshold
-        if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 < threshold < 1:
-            raise InvalidInputError(f"ratio_threshold must be a number in (0, 1), got {threshold!r}")
+        check_open_unit(self.ratio_threshold, "ratio_threshold")
         self._validate_table(features, latency_ms)
         self.column_ = column_index(features.names, self.degenerate_feature, model="DegenerateAware")
         self.base_: CrossDeviceModel = clone(self.base).fit(features, latency_ms)  # type: ignore[assignment]

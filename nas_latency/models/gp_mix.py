@@ -42,7 +42,7 @@ from nas_latency.ir import FeatureMatrix
 from nas_latency.models.base import DeviceAdaptation
 from nas_latency.models.linalg import (
     calibration_scale,
-    check_coverage,
+    check_open_unit,
     check_grid,
     check_selection_settings,
     check_alpha,
@@ -184,7 +184,7 @@ class GPMixModel(RowAwareModel):
         """The factor that makes the ``calibration_coverage`` quantile of |log error| / σ of an inner
         leave-one-device-out (the chosen hyper-parameters; each training device onboarded from a random
         signature with the kernel of the others, scored on its other rows) equal to a normal's."""
-        coverage = check_coverage(self.calibration_coverage)
+        coverage = check_open_unit(self.calibration_coverage, "calibration_coverage")
         F = self.table_.log_latency
         s, v_phi, sigma2 = (float(v) for v in self.hyperparameters_)
         rng = np.random.default_rng(seed + 1)

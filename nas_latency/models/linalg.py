@@ -276,11 +276,14 @@ def integer_setting(model: object, name: str, minimum: int = 1) -> int:
     return int(value)
 
 
-# ---- predictive-uncertainty calibration ---------------------------------------------------------------------
-def check_coverage(value: object, name: str = "calibration_coverage") -> float:
+def check_open_unit(value: object, name: str) -> float:
+    """``value`` as a float strictly between 0 and 1 (a coverage, a significance level, a ratio threshold)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
         raise InvalidInputError(f"{name} must be a number in (0, 1), got {value!r}")
     return float(value)
+
+
+# ---- predictive-uncertainty calibration ---------------------------------------------------------------------
 
 
 def calibration_scale(ratios: Sequence[np.ndarray], coverage: float) -> float:

@@ -44,7 +44,7 @@ from scipy.stats import f as f_distribution
 from nas_latency.errors import InvalidInputError
 from nas_latency.models.base import CrossDeviceModel, DeviceAdaptation
 from nas_latency.models.ensemble import GeometricEnsemble
-from nas_latency.models.linalg import MAX_FOLDS, cross_validation_folds
+from nas_latency.models.linalg import MAX_FOLDS, check_open_unit, cross_validation_folds
 
 WEIGHTINGS: tuple[str, ...] = ("test", "pseudo_bma")
 #: leave-one-out mean squares are floored here before logs and ratios (a member that fits every point exactly)
@@ -92,9 +92,7 @@ class LeaveOneOutSelection(GeometricEnsemble):
     def _checked_weights(self) -> np.ndarray:
         if self.weights is not None:
             raise InvalidInputError(f"{self.kind} weighs its members per device; weights must not be given")
-        level = self.significance
-        if isinstance(level, bool) or not isinstance(level, (int, float)) or not 0 < level < 1:
-            raise InvalidInputError(f"significance must be a number in (0, 1), got {level!r}")
+        check_open_unit(self.significance, "significance")
         if self.weighting not in WEIGHTINGS:
             raise InvalidInputError(f"weighting must be one of {', '.join(WEIGHTINGS)}, got {self.weighting!r}")
         return np.eye(len(self.members))[0]

@@ -94,6 +94,36 @@ def test_evaluate_ceiling_prints_per_device_and_mean(capsys: pytest.CaptureFixtu
     assert code == 2 and "--budget K is required" in err
 
 
+def test_evaluate_drift_prints_per_device_and_mean(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run_cli(capsys, "evaluate", "--space", "fbnet", "--drift", "--format", "json")
+    assert code == 0, err
+    rows = {r["device"]: r for r in json.loads(out)}
+    assert list(rows)[-1] == "MEAN" and len(rows) == 14
+    assert rows["MEAN"]["n_measured"] == 13 * 5000
+    # essential_ph_1's FBNet errors run together along arch_id (a drift), pixel3's do not
+    assert rows["essential_ph_1"]["lag1_autocorrelation"] > 0.5 and rows["essential_ph_1"]["drift_share"] > 0.3
+    assert abs(rows["pixel3"]["lag1_autocorrelation"]) < 0.2 and rows["pixel3"]["drift_share"] < 0.1
+    assert "running median over 101" in err
+
+
+def test_evaluate_scored_against_drift_removed_says_so(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    argv = ["evaluate", "--space", "fbnet", "--budget", "10", "--models", "flops_xdev", "--seeds", "1", "--holdout",
+            "essential_ph_1", "--out", str(tmp_path), "--no-plot", "--format", "json"]
+    code, out, err = run_cli(capsys, *argv)
+    assert code == 0, err
+    measured = json.loads(out)
+    code, out, err = run_cli(capsys, *argv, "--score-against", "drift_removed")
+    assert code == 0, err
+    removed = json.loads(out)
+    assert (measured["scored_against"], removed["scored_against"]) == ("measured", "drift_removed")
+    # the same signature onboarded both runs; only the latencies scored against differ
+    assert measured["signatures"] == removed["signatures"]
+    assert measured["scores"][0]["spearman"] != pytest.approx(removed["scores"][0]["spearman"], abs=1e-3)
+    stem = tmp_path / "evaluate_fbnet_k10_scored_drift_removed"
+    assert json.loads(stem.with_suffix(".json").read_text())["scored_against"] == "drift_removed"
+    assert "Scored against: `drift_removed`" in stem.with_suffix(".md").read_text()
+
+
 def test_evaluate_csv_has_std_columns(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     code, out, _ = run_cli(capsys, "evaluate", "--space", "ganesan_mobile", "--budget", "4", "--models", "flops_xdev",
                            "--seeds", "2", "--holdout", "MotoG3", "--out", str(tmp_path), "--no-plot",
@@ -117,6 +147,11 @@ def test_evaluate_csv_has_std_columns(capsys: pytest.CaptureFixture[str], tmp_pa
         (["--space", "ganesan_mobile", "--budget", "5", "--models", "blr(flops"], "unbalanced"),
         (["--space", "fbnet", "--budget", "5", "--run-statistic", "median"], "not its runs"),
         (["--space", "fbnet", "--budget", "5", "--ceiling-model", "lightgbm"], "goes with --ceiling"),
+        (["--space", "fbnet", "--ceiling", "--drift"], "give one"),
+        (["--space", "fbnet", "--ceiling", "--score-against", "drift_removed"], "goes with a leave-device-out run"),
+        (["--space", "fbnet", "--drift", "--score-against", "drift_removed"], "goes with a leave-device-out run"),
+        (["--space", "ganesan_mobile", "--drift"], "too few for a drift estimate"),
+        (["--space", "ganesan_mobile", "--budget", "5", "--score-against", "drift_removed"], "too few"),
     ],
 )
 def test_evaluate_bad_arguments_exit_2(capsys: pytest.CaptureFixture[str], tmp_path: Path, argv: list[str],

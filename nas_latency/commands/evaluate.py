@@ -22,6 +22,11 @@ BASELINE_MODEL = "flops_xdev"
 #: Compared by default, besides the baseline and the model the space ships.
 DEFAULT_MODELS = ("nnls_mix", "blr")
 METRIC_COLUMNS = ("spearman", "kendall", "mape_pct", "within_10pct", "r2")
+#: what `--score-against` accepts
+SCORED_AGAINST = ("measured", "drift_removed")
+#: the columns `--drift` prints per device
+DRIFT_COLUMNS = ("n_measured", "lag1_autocorrelation", "residual_std_log", "drift_std_log", "largest_drift_log",
+                 "drift_share")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -56,6 +61,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--ceiling-model", choices=("ridge", "lightgbm"), default="ridge",
                         help="with --ceiling: the in-device model, the linear design of the cross-device models "
                              "(ridge, default) or gradient-boosted trees (lightgbm: interactions and thresholds)")
+    parser.add_argument("--drift", action="store_true",
+                        help="instead: each device's drift along the order its architectures were measured in (the "
+                             "benchmark index): lag-1 autocorrelation of its in-device residuals, their std, the "
+                             "std of their running median over 101 measurements, and its share (no report files)")
+    parser.add_argument("--score-against", choices=SCORED_AGAINST, default="measured",
+                        help="score the leave-device-out predictions against the measured latencies (default) or "
+                             "against them with each device's drift along the measurement order removed "
+                             "(drift_removed; training and onboarding still use the measured ones)")
     parser.add_argument("--run-statistic", choices=("published", "median"), default="published",
                         help="ganesan_mobile only: 'median' trains and scores on the median of each network's 30 "
                              "bundled runs per phone file instead of the published mean (which keeps the warm-up "
@@ -207,10 +220,17 @@ def run(args: argparse.Namespace) -> int:
 
     if args.ceiling_model != "ridge" and not args.ceiling:
         raise InvalidInputError("--ceiling-model goes with --ceiling")
+    if args.ceiling and args.drift:
+        raise InvalidInputError("--ceiling and --drift are separate reports; give one")
+    if args.score_against != "measured" and (args.ceiling or args.drift):
+        raise InvalidInputError("--score-against goes with a leave-device-out run (--budget K), not with "
+                                "--ceiling or --drift")
     if args.ceiling:
         return run_ceiling(get_space(args.space).name, args.format, args.run_statistic, args.ceiling_model)
+    if args.drift:
+        return run_drift(get_space(args.space).name, args.format, args.run_statistic)
     if args.budget is None:
-        raise InvalidInputError("--budget K is required (the signature size), except with --ceiling")
+        raise InvalidInputError("--budget K is required (the signature size), except with --ceiling or --drift")
     if args.budget < 3:
         raise InvalidInputError(f"--budget must be at least 3 signature measurements, got {args.budget}")
     if args.seeds < 1:
@@ -227,6 +247,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"note: {len(dataset.excluded)} measured {space} architectures cannot be featurized and are excluded "
               f"(listed in the report): {', '.join(e.name for e in dataset.excluded)}", file=sys.stderr)
     features = default_featurizer(space)(dataset.archs)
+    scoring_latency_ms = None
+    if args.score_against == "drift_removed":
+        from nas_latency.evaluate.drift import drift_removed_latency, order_drift
+
+        scoring_latency_ms = drift_removed_latency(dataset, order_drift(dataset, features)[0])
     print(f"{space}: {len(dataset.archs)} archs x {len(dataset.devices)} devices ({len(dataset.group_names)} groups), "
           f"{features.values.shape[1]} features; models: {', '.join(models)}", file=sys.stderr)
     from nas_latency.builtin_models import signature_method_of
@@ -237,7 +262,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         result = leave_device_out(dataset, models, budget=args.budget, seeds=range(args.seeds), features=features,
                                   holdout=holdout, progress=progress, selector=selector,
-                                  exclude_same=args.exclude_same)
+                                  exclude_same=args.exclude_same, scoring_latency_ms=scoring_latency_ms,
+                                  scored_against=args.score_against)
     finally:
         progress.close()
     elapsed = time.perf_counter() - start
@@ -276,6 +302,25 @@ def run_ceiling(space: str, fmt: str, run_statistic: str = "published", model: s
     print(f"{space}: in-device ceiling, {model} on log latency, 5-fold CV over each device's own "
           f"{len(dataset.archs)} archs", file=sys.stderr)
     write_rows(rows, ["set", "device", "n_scored", *METRIC_COLUMNS], fmt)  # type: ignore[arg-type]
+    return 0
+
+
+def run_drift(space: str, fmt: str, run_statistic: str = "published") -> int:
+    """``evaluate --drift``: per-device drift along the measurement order, then the mean."""
+    from nas_latency.evaluate.drift import DRIFT_WINDOW, order_drift
+    from nas_latency.evaluate.protocols import default_featurizer, load_latency_dataset
+
+    dataset = load_latency_dataset(space, run_statistic)
+    _, figures = order_drift(dataset, default_featurizer(space)(dataset.archs))
+    rows: list[dict[str, Any]] = [{"device": f.device, **{k: round(float(getattr(f, k)), 4) for k in DRIFT_COLUMNS}}
+                                  for f in figures]
+    for row in rows:
+        row["n_measured"] = int(row["n_measured"])
+    rows.append({"device": "MEAN", "n_measured": sum(int(r["n_measured"]) for r in rows),
+                 **{k: round(float(np.mean([r[k] for r in rows])), 4) for k in DRIFT_COLUMNS[1:]}})
+    print(f"{space}: in-device ridge residuals (5-fold out of fold, natural log) in measurement order (benchmark "
+          f"index); drift = their running median over {DRIFT_WINDOW} measurements", file=sys.stderr)
+    write_rows(rows, ["device", *DRIFT_COLUMNS], fmt)  # type: ignore[arg-type]
     return 0
 
 

@@ -30,7 +30,8 @@ CEILING_MODELS: tuple[str, ...] = ("ridge", "lightgbm")
 FitPredict = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
 
 
-def _ridge(features: np.ndarray, alpha: float) -> FitPredict:
+def ridge_fit_predict(features: np.ndarray, alpha: float) -> FitPredict:
+    """Ridge regression (penalty ``alpha``) on the features standardized as the cross-device models do."""
     mean, scale = fit_standardizer(features, "non_binary")
 
     def fit_predict(train: np.ndarray, t: np.ndarray, test: np.ndarray) -> np.ndarray:
@@ -40,7 +41,8 @@ def _ridge(features: np.ndarray, alpha: float) -> FitPredict:
     return fit_predict
 
 
-def _lightgbm(seed: int) -> FitPredict:
+def lightgbm_fit_predict(seed: int) -> FitPredict:
+    """Gradient-boosted trees (600 trees, learning rate 0.05, 31 leaves, one thread)."""
     import lightgbm
 
     def fit_predict(train: np.ndarray, t: np.ndarray, test: np.ndarray) -> np.ndarray:
@@ -49,6 +51,26 @@ def _lightgbm(seed: int) -> FitPredict:
         return np.asarray(trees.fit(train, t).predict(test), dtype=np.float64)
 
     return fit_predict
+
+
+def fold_assignment(n: int, folds: int, seed: int) -> np.ndarray:
+    """The fold (0..folds-1) of each of ``n`` rows, drawn with ``seed``."""
+    return np.random.default_rng(seed).integers(0, folds, n)
+
+
+def out_of_fold_log_predictions(X: np.ndarray, latency_ms: np.ndarray, fold_of: np.ndarray,
+                                fit_predict: FitPredict) -> np.ndarray:
+    """``ln`` latency of every measured row predicted by ``fit_predict`` fitted on the measured rows of the other
+    folds; NaN for unmeasured rows (and for a fold with nothing to fit on)."""
+    measured = np.isfinite(latency_ms) & (latency_ms > 0)
+    predicted = np.full(len(latency_ms), np.nan)
+    for fold in np.unique(fold_of):
+        train = measured & (fold_of != fold)
+        test = measured & (fold_of == fold)
+        if train.sum() < 2 or not test.any():
+            continue
+        predicted[test] = fit_predict(X[train], np.log(latency_ms[train]), X[test])
+    return predicted
 
 
 @dataclass(frozen=True)
@@ -73,19 +95,12 @@ def in_device_ceiling(dataset: LatencyDataset, features: FeatureMatrix, *, folds
     if features.values.shape[0] != len(dataset.archs):
         raise InvalidInputError(f"{features.values.shape[0]} feature rows for {len(dataset.archs)} architectures")
     X = features.values
-    fit_predict = _ridge(X, alpha) if model == "ridge" else _lightgbm(seed)
-    fold_of = np.random.default_rng(seed).integers(0, folds, len(dataset.archs))
+    fit_predict = ridge_fit_predict(X, alpha) if model == "ridge" else lightgbm_fit_predict(seed)
+    fold_of = fold_assignment(len(dataset.archs), folds, seed)
     scores: list[CeilingScore] = []
     for j, device in enumerate(dataset.devices):
         y = dataset.latency_ms[:, j]
-        measured = np.isfinite(y) & (y > 0)
-        predicted = np.full(len(y), np.nan)
-        for fold in range(folds):
-            train = measured & (fold_of != fold)
-            test = measured & (fold_of == fold)
-            if train.sum() < 2 or not test.any():
-                continue
-            predicted[test] = np.exp(fit_predict(X[train], np.log(y[train]), X[test]))
+        predicted = np.exp(out_of_fold_log_predictions(X, y, fold_of, fit_predict))
         for scoring in scoring_sets(dataset.space):
             rows = help_query_indices(dataset.arch_ids, y) if scoring == "help" else all_query_indices(y)
             rows = rows[np.isfinite(predicted[rows])]
@@ -93,4 +108,5 @@ def in_device_ceiling(dataset: LatencyDataset, features: FeatureMatrix, *, folds
     return scores
 
 
-__all__ = ["CEILING_MODELS", "CeilingScore", "in_device_ceiling"]
+__all__ = ["CEILING_MODELS", "CeilingScore", "fold_assignment", "in_device_ceiling", "lightgbm_fit_predict",
+           "out_of_fold_log_predictions", "ridge_fit_predict"]

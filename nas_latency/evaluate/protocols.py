@@ -553,6 +553,16 @@ class EvaluationResult:
     timings: dict[str, dict[str, float]] = field(default_factory=dict)
     #: the predictive intervals of the models that give an uncertainty: one entry per model × seed × device × set
     intervals: list[IntervalCoverage] = field(default_factory=list)
+    #: what the predictions were scored against: ``"measured"`` (the dataset's latencies) or the name of
+    #: :attr:`scoring_latency_ms` (e.g. ``"drift_removed"``)
+    scored_against: str = "measured"
+    #: the latencies scored against when not the measured ones (same shape as ``dataset.latency_ms``)
+    scoring_latency_ms: np.ndarray | None = None
+
+    def truth_of(self, device: str) -> np.ndarray:
+        """The latencies ``device``'s predictions were scored against."""
+        j = self.dataset.device_index(device)
+        return self.dataset.latency_ms[:, j] if self.scoring_latency_ms is None else self.scoring_latency_ms[:, j]
 
     @property
     def scoring_sets(self) -> tuple[ScoringSet, ...]:
@@ -681,6 +691,8 @@ def leave_device_out(
     keep_predictions: bool = True,
     progress: ProgressCallback | None = None,
     exclude_same: str | None = None,
+    scoring_latency_ms: np.ndarray | None = None,
+    scored_against: str = "measured",
 ) -> EvaluationResult:
     """Leave-device-out evaluation of every model in ``models`` (name -> factory of an unfitted model).
 
@@ -696,6 +708,10 @@ def leave_device_out(
     device). ``features``: one :class:`FeatureMatrix` for all models, or one per model name, with rows in dataset
     order; default :func:`default_featurizer`. ``progress(done, total, message)`` is called after each model fit and
     each adaptation.
+
+    ``scoring_latency_ms`` (same shape as ``dataset.latency_ms``, named ``scored_against``): score the predictions
+    against these latencies instead of the measured ones, e.g. the measurements with their drift removed
+    (:mod:`~nas_latency.evaluate.drift`). Training, signatures and onboarding still use the measured latencies.
     """
     if isinstance(budget, bool) or not isinstance(budget, (int, np.integer)):
         raise InvalidInputError(f"budget must be an integer, got {budget!r}")
@@ -708,6 +724,19 @@ def leave_device_out(
         raise InvalidInputError(f"seeds must be a non-empty list of distinct integers, got {seeds}")
     if not models:
         raise InvalidInputError("no models to evaluate")
+    if (scoring_latency_ms is None) != (scored_against == "measured"):
+        raise InvalidInputError("give scoring_latency_ms exactly when scored_against names something other than "
+                                f"'measured' (got scored_against={scored_against!r})")
+    if scoring_latency_ms is not None:
+        scoring_latency_ms = np.array(scoring_latency_ms, dtype=np.float64)
+        if scoring_latency_ms.shape != dataset.latency_ms.shape:
+            raise InvalidInputError(f"scoring latencies of shape {scoring_latency_ms.shape} for a dataset of shape "
+                                    f"{dataset.latency_ms.shape}")
+        if not np.array_equal(np.isfinite(scoring_latency_ms), np.isfinite(dataset.latency_ms)):
+            raise InvalidInputError("scoring latencies must be measured exactly where the dataset's are")
+        if (scoring_latency_ms[np.isfinite(scoring_latency_ms)] <= 0).any():
+            raise InvalidInputError("scoring latencies must be positive")
+        scoring_latency_ms.setflags(write=False)
     selector = selector if selector is not None else RandomSignature()
     groups = _resolve_holdout(dataset, holdout)
     if len(dataset.group_names) < 2:
@@ -717,7 +746,8 @@ def leave_device_out(
     training = {group: _training_devices(dataset, group, exclude_same) for group in groups}
     result = EvaluationResult(dataset=dataset, budget=int(budget), seeds=seeds, models=list(models),
                               selector=repr(selector), held_out_groups=groups, exclude_same=exclude_same,
-                              training_devices=training)
+                              training_devices=training, scored_against=scored_against,
+                              scoring_latency_ms=scoring_latency_ms)
     result.timings = {name: {"fit_s": 0.0, "adapt_predict_s": 0.0, "fits": 0, "adaptations": 0} for name in models}
     n_test = sum(len(dataset.devices_of(g)) for g in groups)
     total = len(models) * (len(groups) + len(seeds) * n_test)
@@ -759,13 +789,14 @@ def leave_device_out(
                     result.timings[name]["adaptations"] += 1
                     _check_prediction(predicted, name, device, len(dataset.archs))
                     std_log = _predictive_std(model, feats, adaptation)
+                    truth = result.truth_of(device)
                     for scoring in result.scoring_sets:
-                        query = (help_query_indices(dataset.arch_ids, y, rows) if scoring == "help"
-                                 else all_query_indices(y, rows))
-                        metrics = summarize(y[query], predicted[query])
+                        query = (help_query_indices(dataset.arch_ids, truth, rows) if scoring == "help"
+                                 else all_query_indices(truth, rows))
+                        metrics = summarize(truth[query], predicted[query])
                         result.scores.append(DeviceScore(name, seed, device, group, scoring, int(query.size), metrics))
                         if std_log is not None and query.size:
-                            error = np.abs(np.log(y[query] / predicted[query]))
+                            error = np.abs(np.log(truth[query] / predicted[query]))
                             result.intervals.append(IntervalCoverage(
                                 name, seed, device, scoring,
                                 {key: float(np.mean(error <= z * std_log[query])) for key, z in INTERVALS.items()},

@@ -45,14 +45,18 @@ class ReportFiles:
     png: Path | None
 
 
-def report_stem(space: str, budget: int, exclude_same: str | None = None, run_statistic: str = "published") -> str:
+def report_stem(space: str, budget: int, exclude_same: str | None = None, run_statistic: str = "published",
+                scored_against: str = "measured") -> str:
     """Base name of the report files: ``evaluate_<space>_k<K>``, then ``_without_same_<fact>`` when devices
-    sharing ``exclude_same`` with the held-out one were left out of training too, and ``_run_<statistic>`` when
-    the latencies are not the published table's."""
+    sharing ``exclude_same`` with the held-out one were left out of training too, ``_run_<statistic>`` when
+    the latencies are not the published table's, and ``_scored_<truth>`` when the predictions were not scored
+    against the measured latencies."""
     stem = f"evaluate_{space}_k{budget}"
     if exclude_same is not None:
         stem += f"_without_same_{exclude_same}"
-    return stem if run_statistic == "published" else f"{stem}_run_{run_statistic}"
+    if run_statistic != "published":
+        stem += f"_run_{run_statistic}"
+    return stem if scored_against == "measured" else f"{stem}_scored_{scored_against}"
 
 
 # ---- JSON -------------------------------------------------------------------------------------------------------
@@ -81,6 +85,7 @@ def result_document(result: EvaluationResult, *, extra: Mapping[str, Any] | None
         "protocol": "leave-device-out" if result.exclude_same is None else f"leave-same-{result.exclude_same}-out",
         "exclude_same": result.exclude_same,
         "run_statistic": result.dataset.run_statistic,
+        "scored_against": result.scored_against,
         "training_devices": result.training_devices,
         "space": dataset.space,
         "budget": result.budget,
@@ -149,6 +154,9 @@ def render_markdown(result: EvaluationResult, *, png_name: str | None = None) ->
         f"in {len(dataset.group_names)} hold-out groups; latencies: "
         + ("the published table." if dataset.run_statistic == "published" else
            f"the {dataset.run_statistic} of each architecture's bundled runs on each device (training and scoring)."),
+        "- Scored against: " + ("the measured latencies." if result.scored_against == "measured" else
+                                f"`{result.scored_against}` latencies (training, signatures and onboarding use the "
+                                "measured ones; see `nas_latency.evaluate.drift`)."),
         f"- Held out, one group at a time: {len(result.held_out_groups)} groups ({len(held_devices)} devices). "
         "Each model is fitted on the other groups only"
         + ("." if result.exclude_same is None else
@@ -265,7 +273,7 @@ def write_plot(result: EvaluationResult, path: str | Path, *, model: str | None 
         prediction = result.predictions.get((model, device))
         if prediction is None:
             continue
-        y = dataset.latency_of(device)
+        y = result.truth_of(device)
         measured[device] = y
         predicted[device] = prediction.predicted_ms
         highlight[device] = prediction.signature_rows
@@ -274,7 +282,8 @@ def write_plot(result: EvaluationResult, path: str | Path, *, model: str | None 
                          f"±10 %: {within_pct(y[rest], prediction.predicted_ms[rest], 10.0):.0%}")
     return plot_predicted_vs_measured(
         path, measured, predicted, highlight=highlight, annotations=notes,
-        title=f"{dataset.space}, K={result.budget}: {model} (seed {result.seeds[0]}), predicted vs measured",
+        title=f"{dataset.space}, K={result.budget}: {model} (seed {result.seeds[0]}), predicted vs "
+              + ("measured" if result.scored_against == "measured" else f"measured, {result.scored_against}"),
     )
 
 
@@ -283,7 +292,8 @@ def write_report(result: EvaluationResult, out_dir: str | Path, *, plot: bool = 
     """Write ``<stem>.md``, ``.json`` and (with ``plot``) ``.png`` into ``out_dir`` (:func:`report_stem`)."""
     directory = Path(out_dir)
     directory.mkdir(parents=True, exist_ok=True)
-    stem = report_stem(result.dataset.space, result.budget, result.exclude_same, result.dataset.run_statistic)
+    stem = report_stem(result.dataset.space, result.budget, result.exclude_same, result.dataset.run_statistic,
+                       result.scored_against)
     png: Path | None = None
     if plot:
         if result.predictions:

@@ -40,7 +40,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--space", required=True, help="nasbench201, fbnet or ganesan_mobile")
     parser.add_argument("--budget", type=int, metavar="K",
-                        help="signature size (at least 3; required unless --ceiling)")
+                        help="signature size (at least 3; required unless --ceiling or --drift)")
     parser.add_argument(
         "--models", metavar="SPECS",
         help="comma-separated model specs, e.g. blr,nnls_mix,degenerate_aware(blr) (default: nnls_mix, blr and "

@@ -4,8 +4,6 @@ measurements with the drift removed while it trains and onboards on the measured
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import pytest
 
@@ -13,45 +11,11 @@ from nas_latency.errors import InvalidInputError
 from nas_latency.evaluate.drift import DRIFT_WINDOW, MIN_WINDOWS, drift_removed_latency, order_drift
 from nas_latency.evaluate.protocols import LatencyDataset, leave_device_out
 from nas_latency.ir import FeatureMatrix
-from nas_latency.models.base import CrossDeviceModel, DeviceAdaptation
+from nas_latency.models.specs import build_model
 
 N, P = 2000, 12
 STEP_LOG = 0.2  # the drifted device runs e^0.2 = 22 % slower from its 1000th measurement on
 NOISE_LOG = 0.02
-
-
-class LogMeanModel(CrossDeviceModel):
-    """Per-arch mean log latency over the training devices, shifted per device by the mean signature residual
-    (its one feature is the row's position); it records the latencies it was onboarded on."""
-
-    kind = "test_drift_log_mean"
-    adapted: list[np.ndarray] = []
-
-    def __init__(self) -> None:
-        pass
-
-    def fit(self, features: FeatureMatrix, latency_ms: np.ndarray) -> "LogMeanModel":
-        self.log_mean_ = np.nanmean(np.log(self._validate_table(features, latency_ms)), axis=1)
-        self._remember_schema(features)
-        return self
-
-    def _adapt(self, X: np.ndarray, latency_ms: np.ndarray) -> DeviceAdaptation:
-        type(self).adapted.append(latency_ms.copy())
-        shift = float(np.mean(np.log(latency_ms) - self.log_mean_[X[:, 0].astype(np.intp)]))
-        return DeviceAdaptation(self.kind, self.feature_schema_hash_, len(latency_ms), {"shift": np.array([shift])})
-
-    def _predict(self, X: np.ndarray, adaptation: DeviceAdaptation) -> np.ndarray:
-        return np.exp(self.log_mean_[X[:, 0].astype(np.intp)] + adaptation.arrays["shift"][0])
-
-    def _learned_arrays(self) -> dict[str, np.ndarray]:
-        return {"log_mean": self.log_mean_}
-
-    def _restore(self, arrays: Any, extra: Any) -> None:
-        self.log_mean_ = arrays["log_mean"]
-
-
-def row_features(dataset: LatencyDataset) -> FeatureMatrix:
-    return FeatureMatrix(("row",), np.arange(len(dataset.archs), dtype=np.float64)[:, None], tuple(dataset.archs))
 
 
 def toy(n: int = N) -> tuple[LatencyDataset, FeatureMatrix, np.ndarray]:
@@ -108,39 +72,38 @@ def test_too_few_measurements_and_bad_windows_are_refused() -> None:
 
 
 def test_leave_device_out_scores_against_other_latencies_but_onboards_on_the_measured_ones() -> None:
-    LogMeanModel.adapted = []
-    dataset, _, _ = toy(n=600)
-    features = row_features(dataset)
+    dataset, features, _ = toy(n=600)
     truth = dataset.latency_ms * 1.5
-    measured = leave_device_out(dataset, {"mean": LogMeanModel}, budget=5, seeds=[0], features=features,
-                                holdout=["drifted"])
-    onboarded_on = list(LogMeanModel.adapted)
-    scaled = leave_device_out(dataset, {"mean": LogMeanModel}, budget=5, seeds=[0], features=features,
-                              holdout=["drifted"], scoring_latency_ms=truth, scored_against="scaled")
-    # the same signature measurements onboarded both runs
-    assert all(np.array_equal(a, b) for a, b in zip(onboarded_on, LogMeanModel.adapted[len(onboarded_on):]))
+    run = dict(budget=8, seeds=[0], features=features, holdout=["drifted"])
+    measured = leave_device_out(dataset, {"mix": lambda: build_model("nnls_mix")}, **run)
+    scaled = leave_device_out(dataset, {"mix": lambda: build_model("nnls_mix")}, scoring_latency_ms=truth,
+                              scored_against="scaled", **run)
+    # the same signature, onboarded on the same measured latencies: the same predictions
+    assert measured.signatures == scaled.signatures
+    assert np.array_equal(measured.predictions[("mix", "drifted")].predicted_ms,
+                          scaled.predictions[("mix", "drifted")].predicted_ms)
     assert measured.scored_against == "measured" and scaled.scored_against == "scaled"
     assert np.array_equal(scaled.truth_of("drifted"), truth[:, 1])
+    assert np.array_equal(measured.truth_of("drifted"), dataset.latency_ms[:, 1])
     before, after = measured.scores[0].metrics, scaled.scores[0].metrics
     assert after["spearman"] == pytest.approx(before["spearman"])  # ranks do not see a constant factor
     assert after["within_10pct"] < before["within_10pct"]  # the levels do
 
 
 def test_scoring_latencies_must_match_the_dataset() -> None:
-    dataset, _, _ = toy(n=300)
-    features = row_features(dataset)
+    dataset, features, _ = toy(n=300)
     run = dict(budget=5, seeds=[0], features=features, holdout=["drifted"])
     with pytest.raises(InvalidInputError, match="exactly when"):
-        leave_device_out(dataset, {"mean": LogMeanModel}, scoring_latency_ms=dataset.latency_ms, **run)
+        leave_device_out(dataset, {"mix": lambda: build_model("nnls_mix")}, scoring_latency_ms=dataset.latency_ms, **run)
     with pytest.raises(InvalidInputError, match="exactly when"):
-        leave_device_out(dataset, {"mean": LogMeanModel}, scored_against="other", **run)
+        leave_device_out(dataset, {"mix": lambda: build_model("nnls_mix")}, scored_against="other", **run)
     with pytest.raises(InvalidInputError, match="shape"):
-        leave_device_out(dataset, {"mean": LogMeanModel}, scoring_latency_ms=np.ones((3, 2)), scored_against="x",
+        leave_device_out(dataset, {"mix": lambda: build_model("nnls_mix")}, scoring_latency_ms=np.ones((3, 2)), scored_against="x",
                          **run)
     holes = np.array(dataset.latency_ms)
     holes[0, 0] = np.nan
     with pytest.raises(InvalidInputError, match="measured exactly where"):
-        leave_device_out(dataset, {"mean": LogMeanModel}, scoring_latency_ms=holes, scored_against="x", **run)
+        leave_device_out(dataset, {"mix": lambda: build_model("nnls_mix")}, scoring_latency_ms=holes, scored_against="x", **run)
     with pytest.raises(InvalidInputError, match="positive"):
-        leave_device_out(dataset, {"mean": LogMeanModel}, scoring_latency_ms=-dataset.latency_ms, scored_against="x",
+        leave_device_out(dataset, {"mix": lambda: build_model("nnls_mix")}, scoring_latency_ms=-dataset.latency_ms, scored_against="x",
                          **run)

@@ -156,7 +156,8 @@ def render_markdown(result: EvaluationResult, *, png_name: str | None = None) ->
            f"the {dataset.run_statistic} of each architecture's bundled runs on each device (training and scoring)."),
         "- Scored against: " + ("the measured latencies." if result.scored_against == "measured" else
                                 f"`{result.scored_against}` latencies (training, signatures and onboarding use the "
-                                "measured ones; see `nas_latency.evaluate.drift`)."),
+                                "measured ones" + ("; see `nas_latency.evaluate.drift`)." if result.scored_against
+                                                   == "drift_removed" else ").")),
         f"- Held out, one group at a time: {len(result.held_out_groups)} groups ({len(held_devices)} devices). "
         "Each model is fitted on the other groups only"
         + ("." if result.exclude_same is None else

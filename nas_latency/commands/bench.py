@@ -101,9 +101,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     which.add_argument("--archs", metavar="FILE", help="architectures to measure, one per line (- for stdin)")
     space.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
     space.add_argument("--quick", action="store_true", help="short protocol (a few repetitions)")
+    space.add_argument("--rounds", type=_positive_int, default=1, metavar="R",
+                       help="measure every architecture in R interleaved rounds (chunks of 64, each round over the "
+                            "chunk, alternating direction) and pool them, so a device that drifts during the run "
+                            "shifts every architecture a little instead of a block of them a lot (default 1)")
     space.add_argument("--device", metavar="NAME", help="also store the measurements for this device")
     space.add_argument("--details", action="store_true",
-                       help="add iqr_ms, cv, n_runs, stable and cpu_share columns (without it the CSV is "
+                       help="add iqr_ms, cv, n_runs, rounds, stable and cpu_share columns (without it the CSV is "
                             "`arch,latency_ms`, as `devices register --measurements` reads it)")
     _add_runtime_arguments(space)
     _add_store_argument(space)
@@ -167,7 +171,8 @@ def run_space(args: argparse.Namespace) -> int:
     bars = _Bars()
     try:
         with execution_context(threads=args.threads, pin_cpus=pin):
-            result = run_sweep(items, runner, protocol, progress=bars, label=f"{space.name} networks")
+            result = run_sweep(items, runner, protocol, rounds=args.rounds, progress=bars,
+                               label=f"{space.name} networks")
     finally:
         bars.close()
     for item, why in result.failed:
@@ -187,9 +192,11 @@ def run_space(args: argparse.Namespace) -> int:
                                            source=source_for(args.runtime))
         print(f"stored for device {args.device!r}: {added.inserted} new, {added.replaced} replaced", file=sys.stderr)
     rows = [{"arch": m.item.key, "latency_ms": round(m.stats.median_ms, 6), "iqr_ms": round(m.stats.iqr_ms, 6),
-             "cv": round(m.stats.cv, 5), "n_runs": m.stats.n_runs, "stable": m.stats.stable,
+             "cv": round(m.stats.cv, 5), "n_runs": m.stats.n_runs, "rounds": len(m.stats.round_medians_ms),
+             "stable": m.stats.stable,
              "cpu_share": None if m.stats.cpu_share is None else round(m.stats.cpu_share, 4)} for m in result.measured]
-    columns = ["arch", "latency_ms"] + (["iqr_ms", "cv", "n_runs", "stable", "cpu_share"] if args.details else [])
+    columns = ["arch", "latency_ms"] + (["iqr_ms", "cv", "n_runs", "rounds", "stable", "cpu_share"]
+                                        if args.details else [])
     write_rows(rows, columns, args.format)
     return 0 if not result.failed else 1
 

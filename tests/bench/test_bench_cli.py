@@ -136,6 +136,13 @@ def test_bench_space_prints_csv_and_stores_for_a_device(env: Path, capsys: pytes
     assert code == 0, err
     row = next(csv.DictReader(io.StringIO(out)))
     assert float(row["cv"]) >= 0 and 0 < float(row["cpu_share"]) <= 1.5
+    assert row["rounds"] == "1"
+    # interleaved rounds: every architecture measured in each round, pooled
+    code, out, err = run(["bench", "space", "--space", "nasbench201", "--sample", "2", "--quick", "--details",
+                          "--rounds", "2"], capsys)
+    assert code == 0, err
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert len(rows) == 2 and all(r["rounds"] == "2" for r in rows)
     from nas_latency.store import open_store
 
     with open_store(None) as store:
@@ -150,6 +157,7 @@ def test_bench_space_prints_csv_and_stores_for_a_device(env: Path, capsys: pytes
     ["bench", "space", "--space", "nasbench201", "--sample", "1", "--pin", "9999"],
     ["bench", "space", "--space", "nasbench201", "--sample", "1", "--timer", "cpu", "--threads", "2"],
     ["bench", "space", "--space", "nasbench201", "--sample", "1", "--timer", "gpu"],
+    ["bench", "space", "--space", "nasbench201", "--sample", "1", "--rounds", "0"],
     ["bench", "device", "--name", "bad name!", "--quick"],
     ["bench", "device", "--quick"],
     ["bench", "device", "--name", "x", "--threads", "0"],

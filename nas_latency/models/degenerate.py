@@ -18,7 +18,7 @@ through such a point is wrecked by one outlier, so the wrapper decides from the 
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -26,20 +26,13 @@ from nas_latency.errors import InvalidInputError
 from nas_latency.ir import FeatureMatrix
 from nas_latency.models.artifacts import Artifact
 from nas_latency.models.base import CrossDeviceModel, DeviceAdaptation
-from nas_latency.models.linalg import (
-    check_open_unit,
-    clone,
-    column_index,
-    nest_adaptation,
-    nest_artifact,
-    restore_wrapped_base,
-    unnest_adaptation,
-)
+from nas_latency.models.linalg import check_open_unit, clone, column_index, nest_adaptation
+from nas_latency.models.wrapper import WrappedModel
 
 DEFAULT_DEGENERATE_FEATURE = "is_degenerate"
 
 
-class DegenerateAware(CrossDeviceModel):
+class DegenerateAware(WrappedModel):
     """Wraps any :class:`CrossDeviceModel`; see the module docstring for the rule."""
 
     kind = "degenerate_aware"
@@ -56,18 +49,13 @@ class DegenerateAware(CrossDeviceModel):
         self.ratio_threshold = ratio_threshold
 
     def fit(self, features: FeatureMatrix, latency_ms: np.ndarray) -> "DegenerateAware":
-        if not isinstance(self.base, CrossDeviceModel):
-            raise InvalidInputError(f"base must be a CrossDeviceModel, got {type(self.base).__name__}")
+        self._check_base()
         check_open_unit(self.ratio_threshold, "ratio_threshold")
         self._validate_table(features, latency_ms)
         self.column_ = column_index(features.names, self.degenerate_feature, model="DegenerateAware")
         self.base_: CrossDeviceModel = clone(self.base).fit(features, latency_ms)  # type: ignore[assignment]
         self._remember_schema(features)
         return self
-
-    @property
-    def fingerprint_(self) -> str:
-        return str(getattr(self.base_, "fingerprint_", ""))
 
     def degenerate_rows(self, X: np.ndarray) -> np.ndarray:
         return X[:, self.column_] > 0.5
@@ -107,9 +95,6 @@ class DegenerateAware(CrossDeviceModel):
             info=info,
         )
 
-    def _base_adaptation(self, adaptation: DeviceAdaptation) -> DeviceAdaptation:
-        return unnest_adaptation("base", adaptation, adaptation.info["base"])
-
     def _predict(self, X: np.ndarray, adaptation: DeviceAdaptation) -> np.ndarray:
         out = self.base_._predict(X, self._base_adaptation(adaptation))
         if adaptation.info.get("drops_degenerate"):
@@ -123,27 +108,13 @@ class DegenerateAware(CrossDeviceModel):
         return self.base_._predict_log_std(X, self._base_adaptation(adaptation))
 
     # ---- artifacts ----------------------------------------------------------------------------------------
-    def _learned_arrays(self) -> dict[str, np.ndarray]:
-        return dict(self.base_.to_artifact().arrays)
-
-    def _restore(self, arrays: Mapping[str, np.ndarray], extra: Mapping[str, Any]) -> None:
-        raise NotImplementedError("DegenerateAware is restored by from_artifact")
-
     def to_artifact(self) -> Artifact:
-        self._check_fitted()
-        spec, arrays, base_extra = nest_artifact("base", self.base_.to_artifact())
-        params = {"base": spec, "degenerate_feature": self.degenerate_feature, "ratio_threshold": self.ratio_threshold}
-        return Artifact(
-            kind=self.kind,
-            params=params,
-            feature_schema_hash=self.feature_schema_hash_ or "",
-            arrays=arrays,
-            extra={"feature_names": list(self.feature_names_), "base": base_extra},
-        )
+        return self._wrapper_artifact({"degenerate_feature": self.degenerate_feature,
+                                       "ratio_threshold": self.ratio_threshold})
 
     @classmethod
     def from_artifact(cls, artifact: Artifact, *, source: str = "artifact") -> "DegenerateAware":
-        base, params = restore_wrapped_base(artifact, kind=cls.kind, source=source)
+        base, params = cls._restore_base(artifact, source=source)
         model = cls(base=base, **params)
         model.base_ = base
         model.feature_schema_hash_ = artifact.feature_schema_hash

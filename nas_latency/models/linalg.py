@@ -15,8 +15,8 @@ from scipy.linalg import cho_factor, cho_solve
 from scipy.special import ndtri
 
 from nas_latency.errors import FailedPreconditionError, InvalidInputError
-from nas_latency.models.artifacts import Artifact, check_artifact
-from nas_latency.models.base import CostModel, CrossDeviceModel, DeviceAdaptation
+from nas_latency.models.artifacts import Artifact
+from nas_latency.models.base import CostModel, DeviceAdaptation
 
 Standardize = Literal["non_binary", "all", "none"]
 STANDARDIZE_MODES: tuple[str, ...] = ("non_binary", "all", "none")
@@ -193,20 +193,6 @@ def unnest_artifact(
         package_version=parent.package_version,
         format_version=parent.format_version,
     )
-
-
-def restore_wrapped_base(artifact: Artifact, *, kind: str, source: str) -> tuple[CrossDeviceModel, dict[str, Any]]:
-    """A wrapper model's artifact (``degenerate_aware``, ``without_costs``), checked: its restored base model and
-    its other parameters."""
-    from nas_latency.models import model_from_artifact  # the registry imports every model, this module too
-
-    check_artifact(artifact, kind=kind, feature_schema_hash=None, source=source)
-    params = dict(artifact.params)
-    member = unnest_artifact("base", params.pop("base"), artifact, artifact.extra.get("base", {}))
-    base = model_from_artifact(member, source=f"{source} (base)")
-    if not isinstance(base, CrossDeviceModel):
-        raise InvalidInputError(f"{source}: the base of a {kind} model must be a cross-device model")
-    return base, params
 
 
 def nest_adaptation(prefix: str, adaptation: DeviceAdaptation) -> tuple[dict[str, np.ndarray], dict[str, Any]]:

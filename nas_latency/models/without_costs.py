@@ -13,8 +13,6 @@ hash, kept in the artifact) and receives the same columns at adapt and predict.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
-
 import numpy as np
 
 from nas_latency.errors import InvalidInputError
@@ -22,7 +20,8 @@ from nas_latency.ir import FeatureMatrix
 from nas_latency.models.artifacts import Artifact
 from nas_latency.models.base import CrossDeviceModel, DeviceAdaptation
 from nas_latency.models.cost_nnls import COST_PREFIX
-from nas_latency.models.linalg import clone, nest_adaptation, nest_artifact, restore_wrapped_base, unnest_adaptation
+from nas_latency.models.linalg import clone, nest_adaptation
+from nas_latency.models.wrapper import WrappedModel
 
 
 def kept_columns(names: tuple[str, ...], cost_prefix: str) -> np.ndarray:
@@ -35,7 +34,7 @@ def kept_columns(names: tuple[str, ...], cost_prefix: str) -> np.ndarray:
     return np.asarray(kept, dtype=np.int64)
 
 
-class WithoutCosts(CrossDeviceModel):
+class WithoutCosts(WrappedModel):
     """Wraps any :class:`CrossDeviceModel`, which then never sees a ``cost.*`` column."""
 
     kind = "without_costs"
@@ -49,8 +48,7 @@ class WithoutCosts(CrossDeviceModel):
         return self.base.min_measurements
 
     def fit(self, features: FeatureMatrix, latency_ms: np.ndarray) -> "WithoutCosts":
-        if not isinstance(self.base, CrossDeviceModel):
-            raise InvalidInputError(f"base must be a CrossDeviceModel, got {type(self.base).__name__}")
+        self._check_base()
         if not isinstance(self.cost_prefix, str) or not self.cost_prefix:
             raise InvalidInputError(f"cost_prefix must be a non-empty string, got {self.cost_prefix!r}")
         self._validate_table(features, latency_ms)
@@ -60,10 +58,6 @@ class WithoutCosts(CrossDeviceModel):
         self.base_: CrossDeviceModel = clone(self.base).fit(inner, latency_ms)  # type: ignore[assignment]
         self._remember_schema(features)
         return self
-
-    @property
-    def fingerprint_(self) -> str:
-        return str(getattr(self.base_, "fingerprint_", ""))
 
     def _kept(self, X: np.ndarray) -> np.ndarray:
         """``X`` without the cost columns: a view when they are the last columns (as the spaces put them), so a
@@ -81,9 +75,6 @@ class WithoutCosts(CrossDeviceModel):
     def _held_out_log_predictions(self, X: np.ndarray, latency_ms: np.ndarray, fold: np.ndarray) -> np.ndarray:
         return self.base_._held_out_log_predictions(self._kept(X), latency_ms, fold)
 
-    def _base_adaptation(self, adaptation: DeviceAdaptation) -> DeviceAdaptation:
-        return unnest_adaptation("base", adaptation, adaptation.info["base"])
-
     def _predict(self, X: np.ndarray, adaptation: DeviceAdaptation) -> np.ndarray:
         return self.base_._predict(self._kept(X), self._base_adaptation(adaptation))
 
@@ -91,28 +82,14 @@ class WithoutCosts(CrossDeviceModel):
         return self.base_._predict_log_std(self._kept(X), self._base_adaptation(adaptation))
 
     # ---- artifacts ----------------------------------------------------------------------------------------
-    def _learned_arrays(self) -> dict[str, np.ndarray]:
-        return dict(self.to_artifact().arrays)
-
-    def _restore(self, arrays: Mapping[str, np.ndarray], extra: Mapping[str, Any]) -> None:
-        raise NotImplementedError("WithoutCosts is restored by from_artifact")
-
     def to_artifact(self) -> Artifact:
-        self._check_fitted()
-        base_artifact = self.base_.to_artifact()
-        spec, arrays, base_extra = nest_artifact("base", base_artifact)
-        return Artifact(
-            kind=self.kind,
-            params={"base": spec, "cost_prefix": self.cost_prefix},
-            feature_schema_hash=self.feature_schema_hash_ or "",
-            arrays=arrays,
-            extra={"feature_names": list(self.feature_names_), "base": base_extra,
-                   "base_feature_schema_hash": base_artifact.feature_schema_hash},
-        )
+        self._check_fitted()  # before reading base_
+        return self._wrapper_artifact({"cost_prefix": self.cost_prefix},
+                                      {"base_feature_schema_hash": self.base_.feature_schema_hash_ or ""})
 
     @classmethod
     def from_artifact(cls, artifact: Artifact, *, source: str = "artifact") -> "WithoutCosts":
-        base, params = restore_wrapped_base(artifact, kind=cls.kind, source=source)
+        base, params = cls._restore_base(artifact, source=source)
         model = cls(base=base, **params)
         model.feature_schema_hash_ = artifact.feature_schema_hash
         model.feature_names_ = tuple(artifact.extra.get("feature_names", ()))

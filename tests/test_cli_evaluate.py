@@ -66,6 +66,32 @@ def test_evaluate_json_on_nasbench201_has_help_set(capsys: pytest.CaptureFixture
     assert json.loads((tmp_path / "evaluate_nasbench201_k10.json").read_text())["space"] == "nasbench201"
 
 
+def test_evaluate_retest_scores_second_measurements_of_the_same_networks(capsys: pytest.CaptureFixture[str],
+                                                                         tmp_path: Path) -> None:
+    code, out, err = run_cli(capsys, "evaluate", "--space", "nasbench201", "--retest", "--format", "json",
+                             "--out", str(tmp_path))
+    assert code == 0, err
+    rows = {r["device"]: r for r in json.loads(out)}
+    assert len(rows) == 14 and rows["MEAN"]["n_pairs"] == 13 * 1500
+    assert all(r["n_pairs"] == 1500 and 0 <= r["budget_choices_met"] <= 3 for d, r in rows.items() if d != "MEAN")
+    assert rows["MEAN"]["budget_choices_met"] == sum(r["budget_choices_met"] for d, r in rows.items() if d != "MEAN")
+    assert rows["MEAN"]["spearman"] == pytest.approx(np.mean([r["spearman"] for d, r in rows.items()
+                                                              if d != "MEAN"]), abs=1e-3)
+    # 1080ti_256 measures a network again to within 0.1 %; the whole-millisecond essential_ph_1 does not
+    assert rows["1080ti_256"]["median_abs_log_diff"] < 1e-3 and rows["1080ti_256"]["within_10pct"] == 1.0
+    assert rows["essential_ph_1"]["within_10pct"] < 0.6 and rows["essential_ph_1"]["median_abs_log_diff"] > 0.05
+    assert "noise_only_within_10pct" in err and not list(tmp_path.iterdir())  # a table, no report files
+
+    code, out, err = run_cli(capsys, "evaluate", "--space", "nasbench201", "--budget", "10", "--models",
+                             "flops_xdev", "--seeds", "1", "--holdout", "pixel3", "--out", str(tmp_path),
+                             "--no-plot", "--format", "json", "--retest")
+    assert code == 0, err
+    document = json.loads(out)
+    assert set(document["scoring_sets"]) == {"help", "all", "twins"}
+    twins = [r for r in document["per_device"] if r["set"] == "twins"]
+    assert len(twins) == 1 and 2990 <= twins[0]["n_scored"] <= 3000  # the 3,000 twin archs less the signature's
+
+
 def test_evaluate_exclude_same_kind_names_its_training_devices(capsys: pytest.CaptureFixture[str],
                                                                tmp_path: Path) -> None:
     code, out, err = run_cli(capsys, "evaluate", "--space", "nasbench201", "--budget", "10", "--models",
@@ -152,6 +178,11 @@ def test_evaluate_csv_has_std_columns(capsys: pytest.CaptureFixture[str], tmp_pa
         (["--space", "fbnet", "--drift", "--score-against", "drift_removed"], "goes with a leave-device-out run"),
         (["--space", "ganesan_mobile", "--drift"], "too few for a drift estimate"),
         (["--space", "ganesan_mobile", "--budget", "5", "--score-against", "drift_removed"], "too few"),
+        (["--space", "fbnet", "--retest"], "fbnet has no architectures known to spell the same network twice"),
+        (["--space", "fbnet", "--budget", "5", "--retest"], "fbnet has no architectures known"),
+        (["--space", "nasbench201", "--retest", "--ceiling"], "--retest goes alone"),
+        (["--space", "nasbench201", "--retest", "--drift"], "--retest goes alone"),
+        (["--space", "nasbench201", "--retest", "--score-against", "drift_removed"], "goes with a leave-device-out"),
     ],
 )
 def test_evaluate_bad_arguments_exit_2(capsys: pytest.CaptureFixture[str], tmp_path: Path, argv: list[str],

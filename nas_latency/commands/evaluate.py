@@ -65,6 +65,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="instead: each device's drift along the order its architectures were measured in (the "
                              "benchmark index): lag-1 autocorrelation of its in-device residuals, their std, the "
                              "std of their running median over 101 measurements, and its share (no report files)")
+    parser.add_argument("--retest", action="store_true",
+                        help="nasbench201: alone, how well a second measurement of the same network reproduces the "
+                             "first on each device (the archs that spell the same network twice, each scored "
+                             "against its twin's measurement; no report files); with --budget, also score the "
+                             "leave-device-out run on those archs (the 'twins' set)")
     parser.add_argument("--score-against", choices=SCORED_AGAINST, default="measured",
                         help="score the leave-device-out predictions against the measured latencies (default) or "
                              "against them with each device's drift along the measurement order removed "
@@ -225,12 +230,20 @@ def run(args: argparse.Namespace) -> int:
     if args.score_against != "measured" and (args.ceiling or args.drift):
         raise InvalidInputError("--score-against goes with a leave-device-out run (--budget K), not with "
                                 "--ceiling or --drift")
+    if args.retest and (args.ceiling or args.drift):
+        raise InvalidInputError("--retest goes alone or with a leave-device-out run (--budget K), not with "
+                                "--ceiling or --drift")
+    if args.retest and args.budget is None:
+        if args.score_against != "measured":
+            raise InvalidInputError("--score-against goes with a leave-device-out run (--budget K)")
+        return run_retest(get_space(args.space).name, args.format)
     if args.ceiling:
         return run_ceiling(get_space(args.space).name, args.format, args.run_statistic, args.ceiling_model)
     if args.drift:
         return run_drift(get_space(args.space).name, args.format, args.run_statistic)
     if args.budget is None:
-        raise InvalidInputError("--budget K is required (the signature size), except with --ceiling or --drift")
+        raise InvalidInputError("--budget K is required (the signature size), except with --ceiling, --drift or "
+                                "--retest")
     if args.budget < 3:
         raise InvalidInputError(f"--budget must be at least 3 signature measurements, got {args.budget}")
     if args.seeds < 1:
@@ -246,6 +259,10 @@ def run(args: argparse.Namespace) -> int:
     if dataset.excluded:
         print(f"note: {len(dataset.excluded)} measured {space} architectures cannot be featurized and are excluded "
               f"(listed in the report): {', '.join(e.name for e in dataset.excluded)}", file=sys.stderr)
+    if args.retest:
+        from nas_latency.evaluate.retest import twin_rows
+
+        twin_rows(space, dataset.archs)  # refuses a space without twins before any model is fitted
     features = default_featurizer(space)(dataset.archs)
     scoring_latency_ms = None
     if args.score_against == "drift_removed":
@@ -263,7 +280,7 @@ def run(args: argparse.Namespace) -> int:
         result = leave_device_out(dataset, models, budget=args.budget, seeds=range(args.seeds), features=features,
                                   holdout=holdout, progress=progress, selector=selector,
                                   exclude_same=args.exclude_same, scoring_latency_ms=scoring_latency_ms,
-                                  scored_against=args.score_against)
+                                  scored_against=args.score_against, twins=args.retest)
     finally:
         progress.close()
     elapsed = time.perf_counter() - start
@@ -321,6 +338,41 @@ def run_drift(space: str, fmt: str, run_statistic: str = "published") -> int:
     print(f"{space}: in-device ridge residuals (5-fold out of fold, natural log) in measurement order (benchmark "
           f"index); drift = their running median over {DRIFT_WINDOW} measurements", file=sys.stderr)
     write_rows(rows, ["device", *DRIFT_COLUMNS], fmt)  # type: ignore[arg-type]
+    return 0
+
+
+def run_retest(space: str, fmt: str) -> int:
+    """``evaluate --retest``: per device, each twin arch's measurement scored against its twin's, then the mean."""
+    from nas_latency.data import nb201_accuracy
+    from nas_latency.evaluate.budget_choice import BUDGET_QUANTILES
+    from nas_latency.evaluate.protocols import load_latency_dataset
+    from nas_latency.evaluate.retest import retest_agreement, twin_pairs
+
+    dataset = load_latency_dataset(space)
+    twin_pairs(space, dataset.archs)  # a space without twins is refused before the accuracies are read
+    scores = retest_agreement(dataset, nb201_accuracy() if space == "nasbench201" else None)
+    rows: list[dict[str, Any]] = []
+    for score in scores:
+        row: dict[str, Any] = {"device": score.device, "n_pairs": score.n_pairs,
+                               "median_abs_log_diff": round(score.median_abs_log_diff, 4),
+                               **{k: round(float(score.metrics[k]), 4) for k in METRIC_COLUMNS},
+                               "noise_only_within_10pct": round(score.noise_only_within_10pct, 4)}
+        if score.budget_choices is not None:
+            row["budget_choices_met"] = sum(score.budget_choices)
+        rows.append(row)
+    numeric = ["median_abs_log_diff", *METRIC_COLUMNS, "noise_only_within_10pct"]
+    rows.append({"device": "MEAN", "n_pairs": sum(r["n_pairs"] for r in rows),
+                 **{k: round(float(np.mean([r[k] for r in rows])), 4) for k in numeric},
+                 **({"budget_choices_met": sum(r["budget_choices_met"] for r in rows)}
+                    if all("budget_choices_met" in r for r in rows) else {})})
+    print(f"{space}: each arch that spells the same network as its twin, scored against the twin's measurement "
+          f"(both orders of every pair); noise_only_within_10pct: the share of pairs whose |ln difference| / √2 is "
+          f"within ln 1.1, an estimate of what a model without error of its own would reach; budget_choices_met: of {len(BUDGET_QUANTILES)} budgets per device (at the "
+          f"{'/'.join(f'{q:.0%}' for q in BUDGET_QUANTILES)} quantiles of the twins' latencies), the most accurate "
+          f"arch whose twin measured within the budget measured within it too and within 0.5 accuracy points of the "
+          f"best that did (MEAN row: the total)", file=sys.stderr)
+    columns = ["device", "n_pairs", *numeric] + (["budget_choices_met"] if "budget_choices_met" in rows[-1] else [])
+    write_rows(rows, columns, fmt)  # type: ignore[arg-type]
     return 0
 
 

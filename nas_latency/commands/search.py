@@ -68,7 +68,8 @@ def run(args: argparse.Namespace) -> int:
         raise InvalidInputError(f"--max-latency-ms must be a positive number, got {args.max_latency_ms}")
     if not (math.isfinite(args.accuracy_tolerance) and args.accuracy_tolerance >= 0):
         raise InvalidInputError(f"--accuracy-tolerance must be >= 0, got {args.accuracy_tolerance}")
-    from nas_latency.nni.search import nb201_accuracy, search_nasbench201
+    from nas_latency.data import nb201_accuracy
+    from nas_latency.nni.search import search_nasbench201
 
     progress = _TrialProgress()
     with open_predictor(args) as predictor:

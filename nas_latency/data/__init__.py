@@ -81,6 +81,17 @@ def load_nb201_accuracy() -> pd.DataFrame:
     return load_table("nb201_cifar10_accuracy")
 
 
+def nb201_accuracy(metric: str = "cifar10_valid_acc") -> dict[str, float]:
+    """arch string → bundled accuracy (%) of every NAS-Bench-201 architecture; ``metric`` is a column of the
+    ``nb201_cifar10_accuracy`` table."""
+    frame = load_table("nb201_cifar10_accuracy")
+    columns = [c for c in frame.columns if c.endswith("_acc")]
+    if metric not in columns:
+        raise NotFoundError(f"{metric!r} is not an accuracy column of nb201_cifar10_accuracy; columns: "
+                            f"{', '.join(columns)}")
+    return dict(zip(frame["arch_string"].astype(str), frame[metric].astype(float)))
+
+
 def load_fbnet_latency() -> pd.DataFrame:
     return load_table("fbnet_latency")
 

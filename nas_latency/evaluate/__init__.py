@@ -1,8 +1,10 @@
 """Evaluation of latency predictors: error, rank-correlation, top-k and Pareto-front metrics (numpy only), the
 leave-device-out protocol on the bundled measurements (:mod:`~nas_latency.evaluate.protocols`), its reports
 (:mod:`~nas_latency.evaluate.report`, :mod:`~nas_latency.evaluate.plot`), what the data allow (the in-device
-:mod:`~nas_latency.evaluate.ceiling` and the :mod:`~nas_latency.evaluate.drift` along the measurement order) and
-candidate ranking (:mod:`~nas_latency.evaluate.ranking`).
+:mod:`~nas_latency.evaluate.ceiling`, the :mod:`~nas_latency.evaluate.drift` along the measurement order and the
+:mod:`~nas_latency.evaluate.retest` of networks measured twice), latency-constrained choices judged against
+measurements (:mod:`~nas_latency.evaluate.budget_choice`) and candidate ranking
+(:mod:`~nas_latency.evaluate.ranking`).
 
 The protocol and report modules import pandas and the cost models, so they are loaded on first use of their
 names here, keeping ``import nas_latency.evaluate`` as light as the metrics."""

@@ -28,12 +28,13 @@ import pandas as pd
 
 from nas_latency.errors import FailedPreconditionError, InvalidInputError, NotFoundError
 from nas_latency.evaluate.metrics import SUMMARY_KEYS, summarize
+from nas_latency.evaluate.retest import twin_rows
 from nas_latency.ir import FeatureMatrix
 from nas_latency.models.base import CrossDeviceModel
 
 logger = logging.getLogger(__name__)
 
-ScoringSet = Literal["help", "all"]
+ScoringSet = Literal["help", "all", "twins"]
 
 #: Spaces scored on HELP's query set as well as on all architectures.
 HELP_SPACES: Final[frozenset[str]] = frozenset({"nasbench201", "fbnet"})
@@ -558,6 +559,8 @@ class EvaluationResult:
     scored_against: str = "measured"
     #: the latencies scored against when not the measured ones (same shape as ``dataset.latency_ms``)
     scoring_latency_ms: np.ndarray | None = None
+    #: scoring sets asked for on top of the space's own (:func:`scoring_sets`): ``"twins"``
+    extra_sets: tuple[ScoringSet, ...] = ()
 
     def truth_of(self, device: str) -> np.ndarray:
         """The latencies ``device``'s predictions were scored against."""
@@ -566,7 +569,7 @@ class EvaluationResult:
 
     @property
     def scoring_sets(self) -> tuple[ScoringSet, ...]:
-        return scoring_sets(self.dataset.space)
+        return scoring_sets(self.dataset.space) + self.extra_sets
 
     @property
     def held_out_devices(self) -> list[str]:
@@ -693,6 +696,7 @@ def leave_device_out(
     exclude_same: str | None = None,
     scoring_latency_ms: np.ndarray | None = None,
     scored_against: str = "measured",
+    twins: bool = False,
 ) -> EvaluationResult:
     """Leave-device-out evaluation of every model in ``models`` (name -> factory of an unfitted model).
 
@@ -712,6 +716,10 @@ def leave_device_out(
     ``scoring_latency_ms`` (same shape as ``dataset.latency_ms``, named ``scored_against``): score the predictions
     against these latencies instead of the measured ones, e.g. the measurements with their drift removed
     (:mod:`~nas_latency.evaluate.drift`). Training, signatures and onboarding still use the measured latencies.
+
+    ``twins``: also score on the ``"twins"`` set, the architectures that spell the same network as another one
+    (:mod:`~nas_latency.evaluate.retest`; NAS-Bench-201 only), where a second measurement of each network can be
+    scored too.
     """
     if isinstance(budget, bool) or not isinstance(budget, (int, np.integer)):
         raise InvalidInputError(f"budget must be an integer, got {budget!r}")
@@ -742,12 +750,15 @@ def leave_device_out(
     if len(dataset.group_names) < 2:
         raise InvalidInputError(f"dataset {dataset.space}: leave-device-out needs at least 2 device groups")
 
+    twin_set = twin_rows(dataset.space, dataset.archs) if twins else np.empty(0, dtype=np.intp)
+    if twins and not twin_set.size:
+        raise InvalidInputError(f"dataset {dataset.space}: no architecture has its twin in the dataset")
     feature_map = _resolve_features(dataset, list(models), features)
     training = {group: _training_devices(dataset, group, exclude_same) for group in groups}
     result = EvaluationResult(dataset=dataset, budget=int(budget), seeds=seeds, models=list(models),
                               selector=repr(selector), held_out_groups=groups, exclude_same=exclude_same,
                               training_devices=training, scored_against=scored_against,
-                              scoring_latency_ms=scoring_latency_ms)
+                              scoring_latency_ms=scoring_latency_ms, extra_sets=("twins",) if twins else ())
     result.timings = {name: {"fit_s": 0.0, "adapt_predict_s": 0.0, "fits": 0, "adaptations": 0} for name in models}
     n_test = sum(len(dataset.devices_of(g)) for g in groups)
     total = len(models) * (len(groups) + len(seeds) * n_test)
@@ -791,8 +802,7 @@ def leave_device_out(
                     std_log = _predictive_std(model, feats, adaptation)
                     truth = result.truth_of(device)
                     for scoring in result.scoring_sets:
-                        query = (help_query_indices(dataset.arch_ids, truth, rows) if scoring == "help"
-                                 else all_query_indices(truth, rows))
+                        query = _query_rows(scoring, dataset.arch_ids, truth, rows, twin_set)
                         metrics = summarize(truth[query], predicted[query])
                         result.scores.append(DeviceScore(name, seed, device, group, scoring, int(query.size), metrics))
                         if std_log is not None and query.size:
@@ -807,6 +817,15 @@ def leave_device_out(
                     if progress:
                         progress(done, total, f"{name}: adapted to {device} (seed {seed})")
     return result
+
+
+def _query_rows(scoring: ScoringSet, arch_ids: np.ndarray, truth: np.ndarray, signature_rows: np.ndarray,
+                twin_set: np.ndarray) -> np.ndarray:
+    if scoring == "help":
+        return help_query_indices(arch_ids, truth, signature_rows)
+    if scoring == "twins":
+        return np.setdiff1d(twin_set[np.isfinite(truth[twin_set])], signature_rows)
+    return all_query_indices(truth, signature_rows)
 
 
 def _training_devices(dataset: LatencyDataset, group: str, exclude_same: str | None) -> list[str]:

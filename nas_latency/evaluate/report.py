@@ -34,6 +34,9 @@ SET_TITLES: Mapping[str, str] = {
     "help": (f"HELP query set (index {HELP_QUERY_RANGE[0]}–{HELP_QUERY_RANGE[1] - 1}, "
              f"{HELP_TRIM_FRACTION:.0%} fastest and slowest on each device dropped, signature archs dropped)"),
     "all": "all architectures except the signature archs",
+    "twins": ("the architectures that spell the same network as another one (NAS-Bench-201: edge 1→2 `none`, "
+              "branches swapped; each such network measured twice), signature archs dropped; "
+              "`evaluate --retest` scores the second measurements on them"),
 }
 FORMAT_VERSION = 1
 

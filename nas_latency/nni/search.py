@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Callable, Literal, Mapping, Sequence, get
 
 import numpy as np
 
+from nas_latency.data import nb201_accuracy
 from nas_latency.errors import InvalidInputError
 from nas_latency.nni._compat import import_nni
 from nas_latency.nni.constraints import ConstraintDecision, LatencyConstraint, latency_filter
@@ -77,12 +78,6 @@ class BundledAccuracyEvaluator(Evaluator):
         return value
 
 
-def nb201_accuracy(metric: str = "cifar10_valid_acc") -> dict[str, float]:
-    """arch string → bundled accuracy (%) of every NAS-Bench-201 architecture."""
-    from nas_latency.data import load_table
-
-    frame = load_table("nb201_cifar10_accuracy")
-    return dict(zip(frame["arch_string"].astype(str), frame[metric].astype(float)))
 
 
 # ---- results ---------------------------------------------------------------------------------------------------------
@@ -326,13 +321,3 @@ def search_nasbench201(*, device: str | None = None, signature: Mapping[str, flo
     finally:
         profiler.close()
     return result, profiler
-
-
-def best_under_budget(archs: Sequence[str], latency_ms: Sequence[float], accuracy: Mapping[str, float],
-                      max_latency_ms: float) -> tuple[str | None, float | None]:
-    """The most accurate arch whose (e.g. measured) latency is within the budget, and its accuracy."""
-    best, best_acc = None, None
-    for arch, lat in zip(archs, latency_ms):
-        if lat <= max_latency_ms and (best_acc is None or accuracy[arch] > best_acc):
-            best, best_acc = arch, accuracy[arch]
-    return best, best_acc

@@ -4,6 +4,7 @@ torch is imported only by :mod:`search_spaces.nasbench201.torch_builder` (and ``
 """
 
 from search_spaces.nasbench201.canonical import (
+    branch_swap_twin,
     canonical_cell,
     cell_key,
     computation_key,
@@ -46,6 +47,7 @@ __all__ = [
     "arch_to_index",
     "archs_from_ops_array",
     "archs_to_indices",
+    "branch_swap_twin",
     "build_ir",
     "canonical_cell",
     "cell_key",

@@ -69,6 +69,27 @@ def prune_dead(arch: str) -> str:
     return _format(tuple(OPS[c] if live else "none" for c, live in zip(codes, _live_mask(codes))))
 
 
+# ---- identical networks under two strings -------------------------------------------------------------------
+#: edges swapped by :func:`branch_swap_twin`: (0,1) with (0,2), and (1,3) with (2,3)
+_SWAPPED_EDGES: tuple[int, ...] = (1, 0, 2, 3, 5, 4)
+
+
+def branch_swap_twin(arch: str) -> str | None:
+    """The *other* string of the identical network, or None when there is none of this kind.
+
+    When edge 1→2 is ``none``, nodes 1 and 2 both read the cell input alone, so exchanging their branches (the op of
+    0→1 with that of 0→2, and the op of 1→3 with that of 2→3) runs exactly the same operations on the same tensors,
+    dead ones included: only the names of the two nodes change. Returns None when edge 1→2 is not ``none`` or
+    when the exchange gives ``arch`` itself (equal branches). 1,500 pairs of the 15,625 cells are twins; a latency
+    table measures each of them twice, so they show how closely a measurement is reproduced.
+    """
+    codes = op_indices(arch)
+    if codes[EDGES.index((1, 2))] != _NONE:
+        return None
+    swapped = tuple(codes[i] for i in _SWAPPED_EDGES)
+    return None if swapped == codes else _format(tuple(OPS[c] for c in swapped))
+
+
 # ---- the NAS-Bench-201 convention (6,466 classes) -------------------------------------------------------
 def _nb201_unique_str(ops: Ops) -> str:
     nodes = {0: "0"}

@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 
 from nas_latency.client import LatencyClient
+from nas_latency.data import nb201_accuracy
 from nas_latency.nni.constraints import LatencyAwareEvaluator, mnasnet_reward, range_filter
 from nas_latency.nni.profiler import LatencyProfiler
-from nas_latency.nni.search import BundledAccuracyEvaluator, nasbench201_space, nb201_accuracy, run_search
+from nas_latency.nni.search import BundledAccuracyEvaluator, nasbench201_space, run_search
 from nas_latency.predictor import Predictor
 from search_spaces.nasbench201.nni_adapter import from_nni_sample
 

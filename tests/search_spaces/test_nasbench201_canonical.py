@@ -111,3 +111,46 @@ def test_invalid_strings_are_rejected(fn: object) -> None:
 
     with pytest.raises(InvalidInputError, match="nasbench201"):
         fn("|none~0|")  # type: ignore[operator]
+
+
+# ---- twins: the same network under two strings -------------------------------------------------------------
+def _swap_branch_keys(key: str) -> str:
+    swapped = {"edge_0_1": "edge_0_2", "edge_0_2": "edge_0_1", "edge_1_3": "edge_2_3", "edge_2_3": "edge_1_3"}
+    return ".".join(swapped.get(part, part) for part in key.split("."))
+
+
+@pytest.mark.parametrize("arch", [
+    "|nor_conv_3x3~0|+|avg_pool_3x3~0|none~1|+|skip_connect~0|nor_conv_1x1~1|nor_conv_3x3~2|",
+    "|nor_conv_1x1~0|+|none~0|none~1|+|none~0|nor_conv_3x3~1|nor_conv_3x3~2|",  # 2→3 is dead: its conv runs on zeros
+])
+def test_a_twin_is_the_same_torch_network_with_its_branches_renamed(arch: str) -> None:
+    import torch
+
+    from search_spaces.nasbench201 import branch_swap_twin
+    from search_spaces.nasbench201.torch_builder import build_torch
+
+    twin = branch_swap_twin(arch)
+    assert twin is not None and twin != arch and branch_swap_twin(twin) == arch
+    first, second = build_torch(arch, seed=3), build_torch(twin, seed=4)
+    second.load_state_dict({_swap_branch_keys(k): v for k, v in first.state_dict().items()})
+    x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert torch.allclose(first(x), second(x), atol=1e-5)
+    # the same operations: the same IR layers, whatever their order
+    from search_spaces.nasbench201 import build_ir
+
+    def layers(a: str) -> list[tuple[str, int, int]]:
+        graph = build_ir(a)
+        return sorted((layer.op, layer.macs, layer.params) for layer in graph.layers)
+
+    assert layers(arch) == layers(twin)
+
+
+def test_1500_twin_pairs_and_none_where_edge_1_2_computes_or_the_branches_are_equal() -> None:
+    from search_spaces.nasbench201 import branch_swap_twin
+
+    twins = {arch: branch_swap_twin(arch) for arch in ALL}
+    paired = [a for a, t in twins.items() if t is not None]
+    assert len(paired) == 3000 and all(twins[twins[a]] == a for a in paired)  # an involution without fixed points
+    assert twins["|nor_conv_3x3~0|+|avg_pool_3x3~0|skip_connect~1|+|none~0|nor_conv_1x1~1|none~2|"] is None
+    assert twins["|nor_conv_3x3~0|+|nor_conv_3x3~0|none~1|+|none~0|skip_connect~1|skip_connect~2|"] is None

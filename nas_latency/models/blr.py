@@ -55,6 +55,13 @@ SELECTION_METRICS = ("spearman", "log_rmse")
 GRID_FIELDS = ("s", "noise_variance", "isotropic_variance")
 
 
+def with_noise(gram: np.ndarray, noise_variance: float) -> np.ndarray:
+    """A copy of the square ``gram`` with ``noise_variance`` added to its diagonal."""
+    out = gram.copy()
+    out.flat[:: out.shape[0] + 1] += noise_variance
+    return out
+
+
 class WeightPrior:
     """``μ`` and the factor ``U`` of ``Σ = U Uᵀ + τ² I + v₀ e₀ e₀ᵀ`` for one choice of hyper-parameters, over
     design columns (intercept first): ``U = √(s/(D−1)) (W − μ)`` from the training devices' weights ``W``, plus
@@ -85,6 +92,12 @@ class WeightPrior:
         squared_norm = 1.0 + (X**2) @ inverse_variance - 2.0 * X @ (mean * inverse_variance) + mean**2 @ inverse_variance
         return (projected**2).sum(axis=1) + self.tau2 * squared_norm + self.v0
 
+    def gram(self, Zs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(Σ Zsᵀ, Zs Σ Zsᵀ)``: what :meth:`posterior_with_evidence` needs of the prior for rows ``Zs``, whatever
+        the noise variance (compute it once to try several)."""
+        A = self.times_transpose(Zs)
+        return A, Zs @ A
+
     def diagonal(self) -> np.ndarray:
         out = (self.factor**2).sum(axis=1) + self.tau2
         out[0] += self.v0
@@ -99,18 +112,19 @@ class WeightPrior:
         return weights, F
 
     def posterior_with_evidence(
-        self, Zs: np.ndarray, t: np.ndarray, noise_variance: float, *, with_factor: bool = True
+        self, Zs: np.ndarray, t: np.ndarray, noise_variance: float, *, with_factor: bool = True,
+        gram: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> tuple[np.ndarray, np.ndarray | None, float]:
-        """:meth:`posterior` and the log evidence ``log N(t | Zs μ, Zs Σ Zsᵀ + σ² I)``."""
-        A = self.times_transpose(Zs)
-        G = Zs @ A
-        G[np.diag_indices_from(G)] += noise_variance
-        chol = cho_factor(G, lower=True)
+        """:meth:`posterior` and the log evidence ``log N(t | Zs μ, Zs Σ Zsᵀ + σ² I)``; ``gram``: this prior's
+        :meth:`gram` of ``Zs``, if already computed."""
+        A, G = gram if gram is not None else self.gram(Zs)
+        C = with_noise(G, noise_variance)
+        chol = cho_factor(C, lower=True, check_finite=False)
         residual = t - Zs @ self.mean
-        alpha = cho_solve(chol, residual)
+        alpha = cho_solve(chol, residual, check_finite=False)
         log_evidence = -0.5 * (float(residual @ alpha) + 2.0 * float(np.log(np.diag(chol[0])).sum())
                                + len(t) * np.log(2.0 * np.pi))
-        F = solve_triangular(chol[0], A.T, lower=True).T if with_factor else None
+        F = solve_triangular(chol[0], A.T, lower=True, check_finite=False).T if with_factor else None
         return self.mean + A @ alpha, F, log_evidence
 
 

@@ -36,7 +36,7 @@ from scipy.linalg import cho_factor, cho_solve
 from nas_latency.errors import InvalidInputError
 from nas_latency.ir import FeatureMatrix
 from nas_latency.models.base import CrossDeviceModel, DeviceAdaptation
-from nas_latency.models.blr import WeightPrior
+from nas_latency.models.blr import WeightPrior, with_noise
 from nas_latency.models.linalg import (
     calibration_scale,
     check_alpha,
@@ -141,8 +141,12 @@ class EvidenceBayesianDeviceModel(CrossDeviceModel):
         """For design rows ``Zs`` and log latencies ``t``: every grid entry's posterior and evidence, the
         evidence-weighted mean weights, and the entries kept for the uncertainty (as adaptation arrays)."""
         weights, factors, log_evidence = [], [], np.empty(len(self.grid_))
+        grams: dict[tuple[float, float, float], tuple[np.ndarray, np.ndarray]] = {}  # per prior, any noise
         for g, (s, sigma2, tau2, v) in enumerate(self.grid_):
-            w, F, log_evidence[g] = prior_of(s, tau2, v).posterior_with_evidence(Zs, t, sigma2)
+            prior = prior_of(s, tau2, v)
+            if (s, tau2, v) not in grams:
+                grams[(s, tau2, v)] = prior.gram(Zs)
+            w, F, log_evidence[g] = prior.posterior_with_evidence(Zs, t, sigma2, gram=grams[(s, tau2, v)])
             weights.append(w)
             factors.append(F)
         posterior = np.exp(log_evidence - log_evidence.max())
@@ -239,12 +243,13 @@ class EvidenceBayesianDeviceModel(CrossDeviceModel):
         order = np.array([rows[0] for rows in folds]) if singletons else np.empty(0, dtype=np.int64)
         means = np.empty((len(self.grid_), len(t)))
         log_evidence = np.empty((len(self.grid_), len(folds)))
+        grams: dict[tuple[float, float, float], np.ndarray] = {}  # Zs Σ Zsᵀ per prior, any noise
         for g, (s, sigma2, tau2, v) in enumerate(self.grid_):
             prior = self._prior(s, tau2, v)
-            C = Zs @ prior.times_transpose(Zs)
-            C[np.diag_indices_from(C)] += sigma2
-            chol = cho_factor(C, lower=True)
-            inverse = cho_solve(chol, np.eye(len(t)))
+            if (s, tau2, v) not in grams:
+                grams[(s, tau2, v)] = prior.gram(Zs)[1]
+            chol = cho_factor(with_noise(grams[(s, tau2, v)], sigma2), lower=True, check_finite=False)
+            inverse = cho_solve(chol, np.eye(len(t)), check_finite=False)
             residual = t - Zs @ prior.mean
             alpha = inverse @ residual
             log_det = 2.0 * float(np.log(np.diag(chol[0])).sum())

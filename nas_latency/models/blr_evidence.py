@@ -28,10 +28,10 @@ Calibration (``calibrate=True``)
 from __future__ import annotations
 
 import itertools
+from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
-from scipy.linalg import cho_factor, cho_solve
 
 from nas_latency.errors import InvalidInputError
 from nas_latency.ir import FeatureMatrix
@@ -63,6 +63,24 @@ MAX_KEPT_ENTRIES = 8
 #: a grid entry's prior from its (prior_scale, isotropic_variance, physical_variance)
 PriorLookup = Callable[[float, float, float], WeightPrior]
 GRID_FIELDS = ("prior_scale", "noise_variance", "isotropic_variance", "physical_variance")
+
+
+@dataclass(frozen=True)
+class _GridSystems:
+    """The grid entries' linear systems for one set of design rows: per prior key ``(s, τ², v)`` its mean, ``A = Σ
+    Zsᵀ``, Gram ``Zs A`` and residual; per entry ``L⁻¹`` of the Cholesky factor ``L`` of ``C``, the residual,
+    ``α = C⁻¹ r`` and ``log det C``."""
+
+    priors: Mapping[tuple[float, float, float], tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]
+    chol_inverse: np.ndarray
+    residual: np.ndarray
+    alpha: np.ndarray
+    log_det: np.ndarray
+
+    def prior(self, entry: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(μ, A)`` of a grid entry ``(s, σ², τ², v)``."""
+        mean, A, _, _ = self.priors[(entry[0], entry[2], entry[3])]
+        return mean, A
 
 
 class EvidenceBayesianDeviceModel(CrossDeviceModel):
@@ -137,29 +155,46 @@ class EvidenceBayesianDeviceModel(CrossDeviceModel):
         return prior
 
     # ---- the mixture over the grid ----------------------------------------------------------------------
+    def _grid_systems(self, prior_of: PriorLookup, Zs: np.ndarray, t: np.ndarray) -> _GridSystems:
+        """Every grid entry's ``C = Zs Σ Zsᵀ + σ² I`` and residual ``t − Zs μ``, solved at once: each prior's
+        Gram is computed once for all its noise levels, and the small systems are stacked."""
+        priors: dict[tuple[float, float, float], tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = {}
+        n, k = len(self.grid_), len(t)
+        C, residual = np.empty((n, k, k)), np.empty((n, k))
+        for g, (s, sigma2, tau2, v) in enumerate(self.grid_):
+            if (s, tau2, v) not in priors:
+                prior = prior_of(s, tau2, v)
+                A, G = prior.gram(Zs)
+                priors[(s, tau2, v)] = (prior.mean, A, G, t - Zs @ prior.mean)
+            _, _, G, residual[g] = priors[(s, tau2, v)]
+            C[g] = with_noise(G, sigma2)
+        chol = np.linalg.cholesky(C)
+        chol_inverse = np.linalg.inv(chol)
+        alpha = np.einsum("gji,gj->gi", chol_inverse, np.einsum("gij,gj->gi", chol_inverse, residual))
+        log_det = 2.0 * np.log(np.diagonal(chol, axis1=1, axis2=2)).sum(axis=1)
+        return _GridSystems(priors, chol_inverse, residual, alpha, log_det)
+
     def _mixture(self, prior_of: PriorLookup, Zs: np.ndarray, t: np.ndarray) -> dict[str, np.ndarray]:
         """For design rows ``Zs`` and log latencies ``t``: every grid entry's posterior and evidence, the
         evidence-weighted mean weights, and the entries kept for the uncertainty (as adaptation arrays)."""
-        weights, factors, log_evidence = [], [], np.empty(len(self.grid_))
-        grams: dict[tuple[float, float, float], tuple[np.ndarray, np.ndarray]] = {}  # per prior, any noise
-        for g, (s, sigma2, tau2, v) in enumerate(self.grid_):
-            prior = prior_of(s, tau2, v)
-            if (s, tau2, v) not in grams:
-                grams[(s, tau2, v)] = prior.gram(Zs)
-            w, F, log_evidence[g] = prior.posterior_with_evidence(Zs, t, sigma2, gram=grams[(s, tau2, v)])
-            weights.append(w)
-            factors.append(F)
+        systems = self._grid_systems(prior_of, Zs, t)
+        log_evidence = -0.5 * ((systems.residual * systems.alpha).sum(axis=1) + systems.log_det
+                               + len(t) * np.log(2.0 * np.pi))
+        weights = np.array([mean + A @ alpha for (mean, A), alpha in
+                            zip(map(systems.prior, self.grid_), systems.alpha)])  # each entry's posterior mean
         posterior = np.exp(log_evidence - log_evidence.max())
         posterior /= posterior.sum()
         order = np.argsort(-posterior, kind="stable")
         kept = order[: max(1, min(MAX_KEPT_ENTRIES, int((posterior >= self.uncertainty_weight_floor).sum())))]
+        # the posterior covariance factor F (Σ_post = Σ − F Fᵀ) of the kept entries: F = A L⁻ᵀ
+        factors = [systems.prior(self.grid_[g])[1] @ systems.chol_inverse[g].T for g in kept]
         return {
-            "weights": posterior @ np.array(weights),
+            "weights": posterior @ weights,
             "grid_posterior": posterior,
             "grid_log_evidence": log_evidence,
             "kept_entries": kept.astype(np.int64),
-            "kept_weights": np.array([weights[g] for g in kept]),
-            "kept_factors": np.array([factors[g] for g in kept]),
+            "kept_weights": weights[kept],
+            "kept_factors": np.array(factors),
         }
 
     def _mixture_log_std(self, X: np.ndarray, arrays: Mapping[str, np.ndarray], prior_of: PriorLookup) -> np.ndarray:
@@ -239,34 +274,26 @@ class EvidenceBayesianDeviceModel(CrossDeviceModel):
         Zs = design_matrix(X, self.mean_, self.scale_)
         t = np.log(latency_ms)
         folds = [np.flatnonzero(fold == f) for f in np.unique(fold)]
-        singletons = all(len(rows) == 1 for rows in folds)
-        order = np.array([rows[0] for rows in folds]) if singletons else np.empty(0, dtype=np.int64)
+        systems = self._grid_systems(self._prior, Zs, t)
+        inverse = np.swapaxes(systems.chol_inverse, 1, 2) @ systems.chol_inverse  # C⁻¹ of every entry
+        alpha, log_det = systems.alpha, systems.log_det
+        quadratic = (systems.residual * alpha).sum(axis=1)
         means = np.empty((len(self.grid_), len(t)))
         log_evidence = np.empty((len(self.grid_), len(folds)))
-        grams: dict[tuple[float, float, float], np.ndarray] = {}  # Zs Σ Zsᵀ per prior, any noise
-        for g, (s, sigma2, tau2, v) in enumerate(self.grid_):
-            prior = self._prior(s, tau2, v)
-            if (s, tau2, v) not in grams:
-                grams[(s, tau2, v)] = prior.gram(Zs)[1]
-            chol = cho_factor(with_noise(grams[(s, tau2, v)], sigma2), lower=True, check_finite=False)
-            inverse = cho_solve(chol, np.eye(len(t)), check_finite=False)
-            residual = t - Zs @ prior.mean
-            alpha = inverse @ residual
-            log_det = 2.0 * float(np.log(np.diag(chol[0])).sum())
-            quadratic = float(residual @ alpha)
-            if singletons:  # leave-one-out: B is the 1×1 diagonal entry, every fold at once
-                precision = np.diag(inverse)[order]
-                beta = alpha[order] / precision
-                means[g, order] = t[order] - beta
-                log_evidence[g] = -0.5 * (quadratic - alpha[order] * beta + log_det + np.log(precision)
-                                          + (len(t) - 1) * np.log(2.0 * np.pi))
-                continue
+        if all(len(rows) == 1 for rows in folds):  # leave-one-out: B is the 1×1 diagonal entry, every fold at once
+            order = np.array([rows[0] for rows in folds])
+            precision = np.diagonal(inverse, axis1=1, axis2=2)[:, order]
+            beta = alpha[:, order] / precision
+            means[:, order] = t[order] - beta
+            log_evidence[:] = -0.5 * (quadratic[:, None] - alpha[:, order] * beta + log_det[:, None]
+                                      + np.log(precision) + (len(t) - 1) * np.log(2.0 * np.pi))
+        else:
             for j, rows in enumerate(folds):
-                B = inverse[np.ix_(rows, rows)]
-                beta = np.linalg.solve(B, alpha[rows])
-                means[g, rows] = t[rows] - beta
+                B = inverse[:, rows[:, None], rows[None, :]]
+                beta = np.linalg.solve(B, alpha[:, rows, None])[..., 0]
+                means[:, rows] = t[rows] - beta
                 _, log_det_B = np.linalg.slogdet(B)
-                log_evidence[g, j] = -0.5 * (quadratic - float(alpha[rows] @ beta) + log_det + log_det_B
+                log_evidence[:, j] = -0.5 * (quadratic - (alpha[:, rows] * beta).sum(axis=1) + log_det + log_det_B
                                              + (len(t) - len(rows)) * np.log(2.0 * np.pi))
         out = np.empty(len(t))
         for j, rows in enumerate(folds):

@@ -482,13 +482,20 @@ def calibration_items() -> list[BenchItem]:
 
 
 def call_overhead_ms(lengths: Sequence[int], times_ms: Sequence[float]) -> float:
-    """The intercept of the least-squares line through ``(chain length, time)``, never negative and never more
-    than the shortest chain's time."""
+    """The intercept of the line through ``(chain length, time)``, never negative and never more than the shortest
+    chain's time. With three or more chains the line is Siegel's repeated median (each chain's median slope to the
+    others, their median; the intercept the median of ``time − slope · length``), so one chain slowed by
+    interference does not tilt it, as it tilts a least-squares line (the longest chain has the most leverage, and a
+    slowed one used to push the intercept below zero)."""
     x = np.asarray(lengths, dtype=np.float64)
     y = np.asarray(times_ms, dtype=np.float64)
     if len(x) < 2 or len(x) != len(y):
         raise InvalidInputError(f"calibration needs at least two chain lengths with times, got {list(lengths)}")
-    slope, intercept = np.polyfit(x, y, 1)
+    if len(np.unique(x)) != len(x):
+        raise InvalidInputError(f"calibration chain lengths must differ, got {list(lengths)}")
+    slopes = (y[:, None] - y[None, :]) / np.where(x[:, None] == x[None, :], np.nan, x[:, None] - x[None, :])
+    slope = float(np.median(np.nanmedian(slopes, axis=1)))
+    intercept = float(np.median(y - slope * x))
     return float(min(max(intercept, 0.0), float(y[np.argmin(x)])))
 
 

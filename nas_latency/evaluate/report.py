@@ -79,6 +79,25 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+def retest_rows(result: EvaluationResult) -> list[dict[str, Any]]:
+    """With the ``twins`` set: per held-out device, the twins' second measurements scored against the latencies the
+    run was scored against (:func:`~nas_latency.evaluate.retest.retest_agreement`); empty without the set."""
+    if "twins" not in result.scoring_sets:
+        return []
+    from dataclasses import replace
+
+    from nas_latency.evaluate.retest import retest_agreement
+
+    dataset = result.dataset
+    held = set(result.held_out_devices)
+    if result.scoring_latency_ms is not None:
+        dataset = replace(dataset, latency_ms=result.scoring_latency_ms)
+    dataset = dataset.with_devices([d for d in dataset.devices if d in held])
+    return [{"device": r.device, "n_pairs": r.n_pairs, "median_abs_log_diff": r.median_abs_log_diff,
+             **dict(r.metrics), "noise_only_within_10pct": r.noise_only_within_10pct}
+            for r in retest_agreement(dataset)]
+
+
 def result_document(result: EvaluationResult, *, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The whole run as plain JSON-able data (NaN becomes ``null``)."""
     dataset = result.dataset
@@ -122,6 +141,8 @@ def result_document(result: EvaluationResult, *, extra: Mapping[str, Any] | None
         "signatures": {str(seed): groups for seed, groups in result.signatures.items()},
         "timings": result.timings,
     }
+    if "twins" in result.scoring_sets:
+        document["retest"] = retest_rows(result)
     if extra:
         document.update(extra)
     return _jsonable(document)
@@ -234,6 +255,27 @@ def render_markdown(result: EvaluationResult, *, png_name: str | None = None) ->
                     for r in rows]
             lines += _table(header, body)
             lines.append("")
+
+    retest = retest_rows(result)
+    if retest:
+        best = result.best_model()
+        model_rows = {r["device"]: r for r in per_device if r["model"] == best and r["set"] == "twins"}
+        lines += ["## A second measurement of the same networks", "",
+                  f"On the `twins` set, each architecture's latency predicted by `{best}` and, instead, read from its "
+                  "twin's measurement (the same network under another string, measured at another time); the "
+                  "last column estimates the share within ±10 % of a model with no error of its own "
+                  "(`nas_latency.evaluate.retest`).", ""]
+        header = ["device", "model Spearman", "second measurement Spearman", "model within ±10 %",
+                  "second measurement within ±10 %", "no-error model within ±10 % (estimate)"]
+        body = [[r["device"], _pm(model_rows[r["device"]]["spearman"], model_rows[r["device"]]["spearman_std"],
+                                  "spearman"),
+                 f"{r['spearman']:.3f}",
+                 _pm(model_rows[r["device"]]["within_10pct"], model_rows[r["device"]]["within_10pct_std"],
+                     "within_10pct"),
+                 f"{r['within_10pct']:.3f}", f"{r['noise_only_within_10pct']:.3f}"]
+                for r in retest if r["device"] in model_rows]
+        lines += _table(header, body)
+        lines.append("")
 
     if png_name:
         lines += ["## Predicted vs measured", "",

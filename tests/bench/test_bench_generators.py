@@ -87,8 +87,13 @@ def test_calibration_chains_and_the_call_overhead() -> None:
     assert [len(i.network.layers) for i in items] == [1, 3, 9, 27]
     assert call_overhead_ms([1, 3, 9, 27], [0.003 + 0.002 * n for n in (1, 3, 9, 27)]) == pytest.approx(0.003)
     assert call_overhead_ms([1, 9], [0.001, 0.1]) == 0.0  # never negative
+    # the longest chain slowed twofold by interference: a least-squares line would cross zero below 0 (−0.0058)
+    slowed = [0.003 + 0.002 * n for n in (1, 3, 9)] + [2 * (0.003 + 0.002 * 27)]
+    assert call_overhead_ms([1, 3, 9, 27], slowed) == pytest.approx(0.003)
     with pytest.raises(InvalidInputError):
         call_overhead_ms([1], [0.1])
+    with pytest.raises(InvalidInputError, match="must differ"):
+        call_overhead_ms([1, 1, 3], [0.1, 0.1, 0.2])
 
 
 def test_classic_networks_match_their_published_sizes() -> None:

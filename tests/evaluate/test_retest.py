@@ -115,3 +115,23 @@ def test_leave_device_out_scores_the_twins_set_without_signature_archs() -> None
     other = replace(dataset, space="ganesan_mobile")
     with pytest.raises(InvalidInputError, match="ganesan_mobile has no architectures known"):
         leave_device_out(other, models, budget=5, seeds=[0], selector=RandomSignature(), twins=True)
+
+
+def test_a_report_with_the_twins_set_puts_the_second_measurement_beside_the_model() -> None:
+    from nas_latency.evaluate.report import render_markdown, result_document
+
+    dataset, _ = toy_dataset()
+    models = {"flops_xdev": lambda: build_model("flops_xdev")}
+    result = leave_device_out(dataset, models, budget=5, seeds=[0, 1], selector=RandomSignature(), twins=True,
+                              holdout=["noisy", "slower"])
+    document = result_document(result)
+    expected = {r.device: r for r in retest_agreement(dataset)}
+    assert [r["device"] for r in document["retest"]] == ["noisy", "slower"]  # the held-out devices only
+    for row in document["retest"]:
+        assert row["spearman"] == pytest.approx(expected[row["device"]].metrics["spearman"])
+        assert row["noise_only_within_10pct"] == expected[row["device"]].noise_only_within_10pct
+    markdown = render_markdown(result)
+    assert "## A second measurement of the same networks" in markdown
+    assert "| slower |" in markdown.split("## A second measurement of the same networks")[1]
+    without = leave_device_out(dataset, models, budget=5, seeds=[0], selector=RandomSignature())
+    assert "retest" not in result_document(without) and "second measurement" not in render_markdown(without)

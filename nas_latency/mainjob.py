@@ -207,9 +207,9 @@ def run_main(args: argparse.Namespace) -> dict[str, Any]:
     outcome = judge(args.device, result, measured)
     plot_path: Path | None = Path(args.reports_dir) / f"nni_search_{args.device}_{args.max_latency_ms:g}ms.png"
     plot_error = None
+    from nas_latency.data import nb201_accuracy
     from nas_latency.errors import FailedPreconditionError
     from nas_latency.nni.plot import plot_search
-    from nas_latency.data import nb201_accuracy
 
     valid = nb201_accuracy("cifar10_valid_acc")
     archs = list(measured)
@@ -257,10 +257,10 @@ def run_sweep(args: argparse.Namespace) -> list[Outcome]:
     :mod:`~nas_latency.evaluate.retest`), and on the in-device ceiling's out-of-fold predictions
     (:mod:`~nas_latency.evaluate.ceiling`), which saw 80 % of the device's own measurements."""
     from nas_latency.data import nb201_accuracy
+    from nas_latency.evaluate.budget_choice import best_under_budget, budget_choices_met
     from nas_latency.evaluate.ceiling import fold_assignment, out_of_fold_log_predictions, ridge_fit_predict
     from nas_latency.evaluate.protocols import default_featurizer
-    from nas_latency.evaluate.budget_choice import best_under_budget, budget_choices_met
-    from nas_latency.evaluate.retest import twin_pairs
+    from nas_latency.evaluate.retest import both_orders, twin_pairs
     from nas_latency.nni.search import search_nasbench201
 
     outcomes = []
@@ -272,8 +272,7 @@ def run_sweep(args: argparse.Namespace) -> list[Outcome]:
             values = np.array(list(measured.values()))
             archs = list(measured)
             predicted = predictor.predict(SPACE, archs, device=name)
-            pairs = twin_pairs(SPACE, archs)
-            first, second = np.concatenate([pairs[:, 0], pairs[:, 1]]), np.concatenate([pairs[:, 1], pairs[:, 0]])
+            first, second = both_orders(twin_pairs(SPACE, archs))
             twin_archs = [archs[i] for i in first]
             retest_met = budget_choices_met(twin_archs, values[first], values[second], valid,
                                             quantiles=args.quantiles)

@@ -367,7 +367,8 @@ def run_retest(space: str, fmt: str) -> int:
                     if all("budget_choices_met" in r for r in rows) else {})})
     print(f"{space}: each arch that spells the same network as its twin, scored against the twin's measurement "
           f"(both orders of every pair); noise_only_within_10pct: the share of pairs whose |ln difference| / √2 is "
-          f"within ln 1.1, an estimate of what a model without error of its own would reach; budget_choices_met: of {len(BUDGET_QUANTILES)} budgets per device (at the "
+          f"within ln 1.1, an estimate of what a model without error of its own would reach; budget_choices_met: "
+          f"of {len(BUDGET_QUANTILES)} budgets per device (at the "
           f"{'/'.join(f'{q:.0%}' for q in BUDGET_QUANTILES)} quantiles of the twins' latencies), the most accurate "
           f"arch whose twin measured within the budget measured within it too and within 0.5 accuracy points of the "
           f"best that did (MEAN row: the total)", file=sys.stderr)

@@ -54,6 +54,11 @@ def twin_pairs(space: str, archs: Sequence[str]) -> np.ndarray:
     return np.array(sorted(pairs), dtype=np.intp).reshape(-1, 2)
 
 
+def both_orders(pairs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(first, second)``: every twin architecture's position and its twin's, each pair in both orders."""
+    return np.concatenate([pairs[:, 0], pairs[:, 1]]), np.concatenate([pairs[:, 1], pairs[:, 0]])
+
+
 def twin_rows(space: str, archs: Sequence[str]) -> np.ndarray:
     """Sorted positions in ``archs`` of every architecture whose twin is in ``archs`` too."""
     return np.unique(twin_pairs(space, archs))
@@ -89,8 +94,7 @@ def retest_agreement(dataset: LatencyDataset, accuracy: Mapping[str, float] | No
         if both.shape[0] < MIN_PAIRS:
             raise InvalidInputError(f"{device}: {both.shape[0]} twin pairs measured on both sides; the retest needs "
                                     f"at least {MIN_PAIRS}")
-        first = np.concatenate([both[:, 0], both[:, 1]])
-        second = np.concatenate([both[:, 1], both[:, 0]])
+        first, second = both_orders(both)
         choices = None
         if accuracy is not None:
             choices = tuple(budget_choices_met([dataset.archs[i] for i in first], y[first], y[second], accuracy))
@@ -101,4 +105,4 @@ def retest_agreement(dataset: LatencyDataset, accuracy: Mapping[str, float] | No
     return scores
 
 
-__all__ = ["MIN_PAIRS", "RetestScore", "retest_agreement", "twin_pairs", "twin_rows"]
+__all__ = ["MIN_PAIRS", "RetestScore", "both_orders", "retest_agreement", "twin_pairs", "twin_rows"]

@@ -92,6 +92,22 @@ def test_evaluate_retest_scores_second_measurements_of_the_same_networks(capsys:
     assert len(twins) == 1 and 2990 <= twins[0]["n_scored"] <= 3000  # the 3,000 twin archs less the signature's
 
 
+def test_evaluate_nested_choice_scores_the_model_the_training_devices_choose(capsys: pytest.CaptureFixture[str],
+                                                                            tmp_path: Path) -> None:
+    code, out, err = run_cli(capsys, "evaluate", "--space", "ganesan_mobile", "--budget", "5", "--models",
+                             "nnls_mix,blr", "--seeds", "1", "--holdout", "GM1901", "--nested-choice", "--out",
+                             str(tmp_path), "--no-plot", "--format", "json")
+    assert code == 0, err
+    document = json.loads(out)
+    assert document["models"] == ["flops_xdev", "nnls_mix", "blr", "nested_choice"]
+    record = document["nested_choices"]["GM1901"]
+    assert set(record["inner_spearman"]) == {"nnls_mix", "blr"} and "GM1901_0" not in record["inner_devices"]
+    assert record["chosen"] == max(record["inner_spearman"], key=record["inner_spearman"].get)
+    rows = {r["model"]: r for r in document["per_device"] if r["device"] == "GM1901_0"}
+    assert rows["nested_choice"]["spearman"] == rows[record["chosen"]]["spearman"]
+    assert "## Nested choice" in (tmp_path / "evaluate_ganesan_mobile_k5.md").read_text()
+
+
 def test_evaluate_exclude_same_kind_names_its_training_devices(capsys: pytest.CaptureFixture[str],
                                                                tmp_path: Path) -> None:
     code, out, err = run_cli(capsys, "evaluate", "--space", "nasbench201", "--budget", "10", "--models",
@@ -179,6 +195,10 @@ def test_evaluate_csv_has_std_columns(capsys: pytest.CaptureFixture[str], tmp_pa
         (["--space", "ganesan_mobile", "--drift"], "too few for a drift estimate"),
         (["--space", "ganesan_mobile", "--budget", "5", "--score-against", "drift_removed"], "too few"),
         (["--space", "fbnet", "--retest"], "fbnet has no architectures known to spell the same network twice"),
+        (["--space", "fbnet", "--nested-choice"], "--nested-choice goes with a leave-device-out run"),
+        (["--space", "fbnet", "--ceiling", "--nested-choice"], "--nested-choice goes with a leave-device-out run"),
+        (["--space", "ganesan_mobile", "--budget", "5", "--models", "nnls_mix", "--nested-choice"],
+         "needs at least 2 models besides flops_xdev"),
         (["--space", "fbnet", "--budget", "5", "--retest"], "fbnet has no architectures known"),
         (["--space", "nasbench201", "--retest", "--ceiling"], "--retest goes alone"),
         (["--space", "nasbench201", "--retest", "--drift"], "--retest goes alone"),

@@ -70,6 +70,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              "first on each device (the archs that spell the same network twice, each scored "
                              "against its twin's measurement; no report files); with --budget, also score the "
                              "leave-device-out run on those archs (the 'twins' set)")
+    parser.add_argument("--nested-choice", action="store_true",
+                        help="also score a model chosen per held-out device among --models (not the FLOPs "
+                             "baseline) by a leave-device-out run on its training devices alone: what choosing "
+                             "the model is worth without seeing the held-out device (one inner run per device)")
     parser.add_argument("--score-against", choices=SCORED_AGAINST, default="measured",
                         help="score the leave-device-out predictions against the measured latencies (default) or "
                              "against them with each device's drift along the measurement order removed "
@@ -230,6 +234,8 @@ def run(args: argparse.Namespace) -> int:
     if args.score_against != "measured" and (args.ceiling or args.drift):
         raise InvalidInputError("--score-against goes with a leave-device-out run (--budget K), not with "
                                 "--ceiling or --drift")
+    if args.nested_choice and (args.ceiling or args.drift or args.budget is None):
+        raise InvalidInputError("--nested-choice goes with a leave-device-out run (--budget K)")
     if args.retest and (args.ceiling or args.drift):
         raise InvalidInputError("--retest goes alone or with a leave-device-out run (--budget K), not with "
                                 "--ceiling or --drift")
@@ -250,6 +256,10 @@ def run(args: argparse.Namespace) -> int:
         raise InvalidInputError(f"--seeds must be at least 1, got {args.seeds}")
     space = get_space(args.space).name  # NotFoundError (exit 2) for an unknown space
     models = resolve_models(space, args.models)
+    candidates = {name: factory for name, factory in models.items() if name != BASELINE_MODEL}
+    if args.nested_choice and len(candidates) < 2:
+        raise InvalidInputError(f"--nested-choice needs at least 2 models besides {BASELINE_MODEL} in --models, got "
+                                f"{', '.join(candidates) or 'none'}")
     holdout = split_specs(args.holdout) if args.holdout else None
 
     start = time.perf_counter()
@@ -283,6 +293,14 @@ def run(args: argparse.Namespace) -> int:
                                   scored_against=args.score_against, twins=args.retest)
     finally:
         progress.close()
+    if args.nested_choice:
+        from nas_latency.evaluate.nested import add_nested_choice
+
+        nested_progress = _Progress(f"nested choice {space} K={args.budget}")
+        try:
+            add_nested_choice(result, candidates, selector=selector, features=features, progress=nested_progress)
+        finally:
+            nested_progress.close()
     elapsed = time.perf_counter() - start
     files = write_report(result, args.out, plot=not args.no_plot, extra={"wall_s": round(elapsed, 2)})
     written = [str(p) for p in (files.markdown, files.json, files.png) if p is not None]

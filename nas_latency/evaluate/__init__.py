@@ -2,7 +2,8 @@
 leave-device-out protocol on the bundled measurements (:mod:`~nas_latency.evaluate.protocols`), its reports
 (:mod:`~nas_latency.evaluate.report`, :mod:`~nas_latency.evaluate.plot`), what the data allow (the in-device
 :mod:`~nas_latency.evaluate.ceiling`, the :mod:`~nas_latency.evaluate.drift` along the measurement order and the
-:mod:`~nas_latency.evaluate.retest` of networks measured twice), latency-constrained choices judged against
+:mod:`~nas_latency.evaluate.retest` of networks measured twice), a model chosen per held-out device by validation
+on the training devices alone (:mod:`~nas_latency.evaluate.nested`), latency-constrained choices judged against
 measurements (:mod:`~nas_latency.evaluate.budget_choice`) and candidate ranking
 (:mod:`~nas_latency.evaluate.ranking`).
 

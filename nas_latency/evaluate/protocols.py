@@ -561,6 +561,9 @@ class EvaluationResult:
     scoring_latency_ms: np.ndarray | None = None
     #: scoring sets asked for on top of the space's own (:func:`scoring_sets`): ``"twins"``
     extra_sets: tuple[ScoringSet, ...] = ()
+    #: held-out group -> the nested choice's record (:mod:`~nas_latency.evaluate.nested`): ``chosen``, the inner
+    #: mean Spearman of every candidate (``inner_spearman``) and the devices of the inner run (``inner_devices``)
+    nested_choices: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def truth_of(self, device: str) -> np.ndarray:
         """The latencies ``device``'s predictions were scored against."""

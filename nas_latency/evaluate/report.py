@@ -143,6 +143,8 @@ def result_document(result: EvaluationResult, *, extra: Mapping[str, Any] | None
     }
     if "twins" in result.scoring_sets:
         document["retest"] = retest_rows(result)
+    if result.nested_choices:
+        document["nested_choices"] = result.nested_choices
     if extra:
         document.update(extra)
     return _jsonable(document)
@@ -255,6 +257,19 @@ def render_markdown(result: EvaluationResult, *, png_name: str | None = None) ->
                     for r in rows]
             lines += _table(header, body)
             lines.append("")
+
+    if result.nested_choices:
+        candidates = list(next(iter(result.nested_choices.values()))["inner_spearman"])
+        lines += ["## Nested choice", "",
+                  "For each held-out group, the candidate with the highest mean Spearman on the "
+                  f"{result.scoring_sets[0]} set in a leave-device-out run on that group's training devices alone "
+                  "(same budget, seeds and signature method); `nested_choice` is scored with the chosen "
+                  "candidate's predictions (`nas_latency.evaluate.nested`).", ""]
+        header = ["held out", "chosen", *(f"inner: `{c}`" for c in candidates)]
+        body = [[group, f"`{record['chosen']}`", *(f"{record['inner_spearman'][c]:.4f}" for c in candidates)]
+                for group, record in result.nested_choices.items()]
+        lines += _table(header, body)
+        lines.append("")
 
     retest = retest_rows(result)
     if retest:

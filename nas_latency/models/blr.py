@@ -93,8 +93,8 @@ class WeightPrior:
         return (projected**2).sum(axis=1) + self.tau2 * squared_norm + self.v0
 
     def gram(self, Zs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``(Σ Zsᵀ, Zs Σ Zsᵀ)``: what :meth:`posterior_with_evidence` needs of the prior for rows ``Zs``, whatever
-        the noise variance (compute it once to try several)."""
+        """``(Σ Zsᵀ, Zs Σ Zsᵀ)``: what a posterior needs of the prior for rows ``Zs``, whatever the noise variance
+        (compute it once to try several)."""
         A = self.times_transpose(Zs)
         return A, Zs @ A
 
@@ -112,12 +112,10 @@ class WeightPrior:
         return weights, F
 
     def posterior_with_evidence(
-        self, Zs: np.ndarray, t: np.ndarray, noise_variance: float, *, with_factor: bool = True,
-        gram: tuple[np.ndarray, np.ndarray] | None = None,
+        self, Zs: np.ndarray, t: np.ndarray, noise_variance: float, *, with_factor: bool = True
     ) -> tuple[np.ndarray, np.ndarray | None, float]:
-        """:meth:`posterior` and the log evidence ``log N(t | Zs μ, Zs Σ Zsᵀ + σ² I)``; ``gram``: this prior's
-        :meth:`gram` of ``Zs``, if already computed."""
-        A, G = gram if gram is not None else self.gram(Zs)
+        """:meth:`posterior` and the log evidence ``log N(t | Zs μ, Zs Σ Zsᵀ + σ² I)``."""
+        A, G = self.gram(Zs)
         C = with_noise(G, noise_variance)
         chol = cho_factor(C, lower=True, check_finite=False)
         residual = t - Zs @ self.mean

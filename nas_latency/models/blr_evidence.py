@@ -67,20 +67,16 @@ GRID_FIELDS = ("prior_scale", "noise_variance", "isotropic_variance", "physical_
 
 @dataclass(frozen=True)
 class _GridSystems:
-    """The grid entries' linear systems for one set of design rows: per prior key ``(s, τ², v)`` its mean, ``A = Σ
-    Zsᵀ``, Gram ``Zs A`` and residual; per entry ``L⁻¹`` of the Cholesky factor ``L`` of ``C``, the residual,
-    ``α = C⁻¹ r`` and ``log det C``."""
+    """The grid entries' linear systems for one set of design rows, per entry: its prior's mean ``μ`` and
+    ``A = Σ Zsᵀ`` (shared by the entries of one prior), ``L⁻¹`` of the Cholesky factor ``L`` of ``C``, the residual
+    ``r = t − Zs μ``, ``α = C⁻¹ r`` and ``log det C``."""
 
-    priors: Mapping[tuple[float, float, float], tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]
+    means: list[np.ndarray]
+    A: list[np.ndarray]
     chol_inverse: np.ndarray
     residual: np.ndarray
     alpha: np.ndarray
     log_det: np.ndarray
-
-    def prior(self, entry: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``(μ, A)`` of a grid entry ``(s, σ², τ², v)``."""
-        mean, A, _, _ = self.priors[(entry[0], entry[2], entry[3])]
-        return mean, A
 
 
 class EvidenceBayesianDeviceModel(CrossDeviceModel):
@@ -160,19 +156,21 @@ class EvidenceBayesianDeviceModel(CrossDeviceModel):
         Gram is computed once for all its noise levels, and the small systems are stacked."""
         priors: dict[tuple[float, float, float], tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = {}
         n, k = len(self.grid_), len(t)
-        C, residual = np.empty((n, k, k)), np.empty((n, k))
+        means, As, C, residual = [], [], np.empty((n, k, k)), np.empty((n, k))
         for g, (s, sigma2, tau2, v) in enumerate(self.grid_):
             if (s, tau2, v) not in priors:
                 prior = prior_of(s, tau2, v)
                 A, G = prior.gram(Zs)
                 priors[(s, tau2, v)] = (prior.mean, A, G, t - Zs @ prior.mean)
-            _, _, G, residual[g] = priors[(s, tau2, v)]
+            mean, A, G, residual[g] = priors[(s, tau2, v)]
+            means.append(mean)
+            As.append(A)
             C[g] = with_noise(G, sigma2)
         chol = np.linalg.cholesky(C)
         chol_inverse = np.linalg.inv(chol)
         alpha = np.einsum("gji,gj->gi", chol_inverse, np.einsum("gij,gj->gi", chol_inverse, residual))
         log_det = 2.0 * np.log(np.diagonal(chol, axis1=1, axis2=2)).sum(axis=1)
-        return _GridSystems(priors, chol_inverse, residual, alpha, log_det)
+        return _GridSystems(means, As, chol_inverse, residual, alpha, log_det)
 
     def _mixture(self, prior_of: PriorLookup, Zs: np.ndarray, t: np.ndarray) -> dict[str, np.ndarray]:
         """For design rows ``Zs`` and log latencies ``t``: every grid entry's posterior and evidence, the
@@ -180,14 +178,14 @@ class EvidenceBayesianDeviceModel(CrossDeviceModel):
         systems = self._grid_systems(prior_of, Zs, t)
         log_evidence = -0.5 * ((systems.residual * systems.alpha).sum(axis=1) + systems.log_det
                                + len(t) * np.log(2.0 * np.pi))
-        weights = np.array([mean + A @ alpha for (mean, A), alpha in
-                            zip(map(systems.prior, self.grid_), systems.alpha)])  # each entry's posterior mean
+        weights = np.array([mean + A @ alpha for mean, A, alpha in
+                            zip(systems.means, systems.A, systems.alpha)])  # each entry's posterior mean
         posterior = np.exp(log_evidence - log_evidence.max())
         posterior /= posterior.sum()
         order = np.argsort(-posterior, kind="stable")
         kept = order[: max(1, min(MAX_KEPT_ENTRIES, int((posterior >= self.uncertainty_weight_floor).sum())))]
         # the posterior covariance factor F (Σ_post = Σ − F Fᵀ) of the kept entries: F = A L⁻ᵀ
-        factors = [systems.prior(self.grid_[g])[1] @ systems.chol_inverse[g].T for g in kept]
+        factors = [systems.A[g] @ systems.chol_inverse[g].T for g in kept]
         return {
             "weights": posterior @ weights,
             "grid_posterior": posterior,

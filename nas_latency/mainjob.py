@@ -30,6 +30,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from nas_latency.evaluate.budget_choice import ACCURACY_GAP_POINTS, BUDGET_QUANTILES
+
 log = logging.getLogger(__name__)
 
 SPACE = "nasbench201"
@@ -40,7 +42,7 @@ DEFAULT_TOLERANCE = 0.0
 SIGNATURE_SIZE = 10
 DEFAULT_SWEEP_DEVICES = ("gold_6240", "silver_4114", "titanx_1", "1080ti_256", "samsung_a50", "samsung_s7",
                          "essential_ph_1", "pixel3")
-DEFAULT_SWEEP_QUANTILES = (0.25, 0.5, 0.75)
+DEFAULT_SWEEP_QUANTILES = BUDGET_QUANTILES
 
 
 def _progress(step: str, message: str) -> None:
@@ -144,7 +146,7 @@ class Outcome:
 
     @property
     def ok(self) -> bool:
-        return self.meets_budget and self.gap <= 0.5
+        return self.meets_budget and self.gap <= ACCURACY_GAP_POINTS
 
     def to_dict(self) -> dict[str, Any]:
         return {**self.__dict__, "meets_budget": self.meets_budget, "accuracy_gap": round(self.gap, 4),
@@ -242,7 +244,7 @@ def print_main(document: dict[str, Any]) -> None:
         f"  accuracy        {d['accuracy']:.2f} % CIFAR-10 valid ({d['test_accuracy']:.2f} % test)",
         f"best possible     {d['best_arch']}",
         f"  (bundled data)  {d['best_accuracy']:.2f} % valid at measured {d['best_measured_ms']:.3f} ms",
-        f"gap               {d['accuracy_gap']:.2f} points (target: meets the budget and gap <= 0.5: "
+        f"gap               {d['accuracy_gap']:.2f} points (target: meets the budget and gap <= {ACCURACY_GAP_POINTS:g}: "
         f"{'met' if d['target_met'] else 'NOT met'})",
         f"plot              {d['plot'] or 'NOT written: ' + str(d['plot_error'])}",
     ]
@@ -257,7 +259,7 @@ def run_sweep(args: argparse.Namespace) -> list[Outcome]:
     :mod:`~nas_latency.evaluate.retest`), and on the in-device ceiling's out-of-fold predictions
     (:mod:`~nas_latency.evaluate.ceiling`), which saw 80 % of the device's own measurements."""
     from nas_latency.data import nb201_accuracy
-    from nas_latency.evaluate.budget_choice import best_under_budget, budget_choices_met
+    from nas_latency.evaluate.budget_choice import best_under_budget, budget_choices_met, meets_target
     from nas_latency.evaluate.ceiling import fold_assignment, out_of_fold_log_predictions, ridge_fit_predict
     from nas_latency.evaluate.protocols import default_featurizer
     from nas_latency.evaluate.retest import both_orders, twin_pairs
@@ -291,8 +293,8 @@ def run_sweep(args: argparse.Namespace) -> list[Outcome]:
                 exhaustive, _ = best_under_budget(archs, predicted, valid, budget)
                 if exhaustive is not None:
                     outcome.exhaustive_arch = exhaustive
-                    outcome.exhaustive_ok = bool(measured[exhaustive] <= budget
-                                                 and valid[exhaustive] >= outcome.best_accuracy - 0.5)
+                    outcome.exhaustive_ok = meets_target(measured[exhaustive], valid[exhaustive], budget,
+                                                         outcome.best_accuracy)
                 outcome.twins_retest_ok, outcome.twins_predicted_ok = retest_met[k], predicted_met[k]
                 outcome.ceiling_ok = ceiling_met[k]
                 outcomes.append(outcome)
@@ -314,7 +316,7 @@ def print_sweep(outcomes: Sequence[Outcome], args: argparse.Namespace) -> None:
               f"{o.trials} | {o.wall_s:.2f} |")
     n = len(outcomes)
     print(f"\n{sum(o.ok for o in outcomes)}/{n} met the target; {sum(o.meets_budget for o in outcomes)}/{n} within "
-          f"budget; {sum(o.gap <= 0.5 for o in outcomes)}/{n} within 0.5 points; median search "
+          f"budget; {sum(o.gap <= ACCURACY_GAP_POINTS for o in outcomes)}/{n} within {ACCURACY_GAP_POINTS:g} points; median search "
           f"{float(np.median([o.wall_s for o in outcomes])):.2f} s ({args.strategy}, seed {args.seed}, tolerance "
           f"{args.accuracy_tolerance})")
     exhaustive = [o.exhaustive_ok for o in outcomes if o.exhaustive_ok is not None]

@@ -84,11 +84,11 @@ def read_measured_csv(space: Any, source: str) -> tuple[list[str], np.ndarray, n
 
 
 def nb201_accuracy(archs: list[str]) -> np.ndarray:
-    """NAS-Bench-201 CIFAR-10 valid accuracy (mean over seeds) of each arch, from the bundled table."""
-    from nas_latency.data import load_table
+    """NAS-Bench-201 CIFAR-10 valid accuracy (mean over seeds) of each arch, from the bundled table (NaN for an
+    arch it lacks)."""
+    from nas_latency.data import nb201_accuracy as accuracy_by_arch
 
-    frame = load_table("nb201_cifar10_accuracy")
-    lookup = dict(zip(frame["arch_string"].astype(str), frame["cifar10_valid_acc"].astype(float)))
+    lookup = accuracy_by_arch("cifar10_valid_acc")
     return np.array([lookup.get(a, math.nan) for a in archs], dtype=np.float64)
 
 

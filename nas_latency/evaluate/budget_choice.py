@@ -29,6 +29,13 @@ def best_under_budget(archs: Sequence[str], latency_ms: Sequence[float], accurac
     return best, best_acc
 
 
+def meets_target(measured_ms: float, accuracy: float, max_latency_ms: float, best_accuracy: float, *,
+                 gap_points: float = ACCURACY_GAP_POINTS) -> bool:
+    """Does a choice measured at ``measured_ms`` with ``accuracy`` meet the target under ``max_latency_ms``, where
+    the most accurate architecture measured within the budget has ``best_accuracy``?"""
+    return bool(measured_ms <= max_latency_ms and accuracy >= best_accuracy - gap_points)
+
+
 def budget_choices_met(archs: Sequence[str], measured_ms: Sequence[float], guessed_ms: Sequence[float],
                        accuracy: Mapping[str, float], *, quantiles: Sequence[float] = BUDGET_QUANTILES,
                        gap_points: float = ACCURACY_GAP_POINTS) -> list[bool]:
@@ -50,8 +57,8 @@ def budget_choices_met(archs: Sequence[str], measured_ms: Sequence[float], guess
         _, best_acc = best_under_budget(archs, measured, accuracy, budget)
         chosen, chosen_acc = best_under_budget(archs, guessed, accuracy, budget)
         met.append(chosen is not None and best_acc is not None and chosen_acc is not None
-                   and bool(measured[position[chosen]] <= budget) and chosen_acc >= best_acc - gap_points)
+                   and meets_target(measured[position[chosen]], chosen_acc, budget, best_acc, gap_points=gap_points))
     return met
 
 
-__all__ = ["ACCURACY_GAP_POINTS", "BUDGET_QUANTILES", "best_under_budget", "budget_choices_met"]
+__all__ = ["ACCURACY_GAP_POINTS", "BUDGET_QUANTILES", "best_under_budget", "budget_choices_met", "meets_target"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,15 @@ from search_spaces import SearchSpace
 
 MIN_MEASUREMENTS = 3
 HEADER = ("arch", "latency_ms")
+#: the range a measured network latency can lie in, in ms: 1 ns (below it a value is a unit slip or an underflow,
+#: and its logarithm sends the models' predictions to 0) to about 11.6 days
+MIN_LATENCY_MS = 1e-6
+MAX_LATENCY_MS = 1e9
+#: a latency written as text: a plain ASCII decimal number (``7_0``, ``٧`` or ``0x1p3`` are not, though Python's
+#: ``float`` reads them)
+_DECIMAL = re.compile(r"\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*\Z", re.ASCII)
+_NON_FINITE = re.compile(r"\s*[+-]?(nan|inf|infinity)\s*\Z", re.IGNORECASE)
+BOM = "\ufeff"
 
 
 @dataclass(frozen=True)
@@ -37,9 +47,28 @@ def _read_text(source: str) -> tuple[str, str]:
     if source == "-":
         return sys.stdin.read(), "stdin"
     try:
-        return Path(source).read_text(), source
+        return Path(source).read_text(encoding="utf-8"), source
     except OSError as exc:
         raise InvalidInputError(f"{source}: cannot read measurements ({exc.strerror})") from None
+    except UnicodeDecodeError as exc:
+        raise InvalidInputError(f"{source}: not UTF-8 text (byte {exc.start}: {exc.reason})") from None
+
+
+def _latency(value: object, *, where: str) -> float:
+    """``value`` (text from a file, or a number) as a latency in ms, or an error saying what is wrong with it."""
+    if isinstance(value, str) and not (_DECIMAL.match(value) or _NON_FINITE.match(value)):
+        raise InvalidInputError(f"{where}: latency_ms {value!r} is not a number (write a plain decimal number, "
+                                f"such as 12.5 or 1.25e1)")
+    try:
+        latency = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise InvalidInputError(f"{where}: latency_ms {value!r} is not a number") from None
+    if not math.isfinite(latency) or latency <= 0:
+        raise InvalidInputError(f"{where}: latency_ms must be a finite number > 0, got {value!r}")
+    if not MIN_LATENCY_MS <= latency <= MAX_LATENCY_MS:
+        raise InvalidInputError(f"{where}: latency_ms {value!r} is outside the plausible range of a network's "
+                                f"latency, {MIN_LATENCY_MS:g} to {MAX_LATENCY_MS:g} ms (is the unit ms?)")
+    return latency
 
 
 def validate_measurements(
@@ -54,12 +83,7 @@ def validate_measurements(
             canonical = space.canonical(str(arch).strip())
         except NasLatencyError as exc:
             raise InvalidInputError(f"{where}: row {row}: {exc}") from None
-        try:
-            latency = float(value)  # type: ignore[arg-type]
-        except (TypeError, ValueError):
-            raise InvalidInputError(f"{where}: row {row}: latency_ms {value!r} is not a number") from None
-        if not math.isfinite(latency) or latency <= 0:
-            raise InvalidInputError(f"{where}: row {row}: latency_ms must be a finite number > 0, got {value!r}")
+        latency = _latency(value, where=f"{where}: row {row}")
         if canonical in seen:
             raise InvalidInputError(
                 f"{where}: row {row}: architecture {canonical!r} is measured twice (also row {seen[canonical]})"
@@ -79,7 +103,10 @@ def read_measurements_csv(space: SearchSpace, source: str, *, min_rows: int = MI
 
 
 def parse_measurements_csv(space: SearchSpace, text: str, *, where: str, min_rows: int = MIN_MEASUREMENTS) -> MeasuredArchs:
-    reader = csv.reader(io.StringIO(text))
+    """Rows of ``arch,latency_ms`` CSV text. A leading byte-order mark (spreadsheets' "CSV UTF-8"), CRLF line
+    ends, spaces around fields, quoted fields and blank lines are accepted; anything else is an error naming the
+    row."""
+    reader = csv.reader(io.StringIO(text.removeprefix(BOM)))
     try:
         header = next(reader)
     except StopIteration:

@@ -28,10 +28,12 @@ from nas_latency.builtin_models import (
 from nas_latency.device_info import DeviceInfo
 from nas_latency.errors import InvalidInputError, NotFoundError
 from nas_latency.ir import FeatureMatrix, Network
+from nas_latency.macs_power_law import MACS_MODEL, MacsPowerLaw, fit_macs_power_law
 from nas_latency.measurements import MeasuredArchs, measurements_from_mapping
 from nas_latency.models.artifacts import artifact_from_bytes
 from nas_latency.models.base import DeviceAdaptation
 from nas_latency.store import MeasurementRow, Store, open_store
+from nas_latency.store.validate import check_device
 from search_spaces import SearchSpace, get_space, space_names
 
 log = logging.getLogger(__name__)
@@ -62,6 +64,17 @@ class AdaptedDevice:
     adaptation: DeviceAdaptation
     table: np.ndarray | None = None
     log_std_table: np.ndarray | None = None
+    #: the estimate for arbitrary networks where the built-in model takes none (fitted on first use)
+    macs_law: MacsPowerLaw | None = None
+
+
+@dataclass(frozen=True)
+class NetworkPrediction:
+    """Latencies (ms) of arbitrary networks, in request order, and the estimator that gave them
+    (``builtin:<model spec>`` or ``macs_loglinear``)."""
+
+    latency_ms: np.ndarray
+    model: str
 
 
 @dataclass
@@ -172,6 +185,7 @@ class Predictor:
         """Register (or re-register) ``name`` in ``space`` with these measurements; they replace the device's
         previously registered ones in that space. Validated completely before anything is written."""
         space_obj = get_space(space)
+        check_device(name)  # before the adaptation, which may train the built-in model and store it
         measured = measurements if isinstance(measurements, MeasuredArchs) else measurements_from_mapping(
             space_obj, measurements, where=f"measurements of {name}")
         # Adapting first proves the measurements are usable before anything is written.
@@ -289,14 +303,23 @@ class Predictor:
         return np.asarray(latency, dtype=np.float64), np.asarray(std_log, dtype=np.float64)
 
     def predict_networks(self, space: str, networks: Sequence[Network], *, device: str | None = None,
-                         signature: Mapping[str, float] | MeasuredArchs | None = None) -> np.ndarray:
+                         signature: Mapping[str, float] | MeasuredArchs | None = None) -> NetworkPrediction:
         """Latency in ms of arbitrary networks (from ONNX files, layer tables, torch modules) on a device of
-        ``space``; only spaces whose cost-model features come from the IR alone accept them."""
+        ``space``, and the estimator that gave it: the built-in model where the space's cost-model features come
+        from the IR alone (``space.accepts_networks``), else ``macs_loglinear``, a power law of MACs fitted to the
+        device's measurements in the space (:mod:`nas_latency.macs_power_law`)."""
         space_obj = get_space(space)
-        features = space_obj.network_model_features(list(networks))
         cache = self._space(space_obj.name)
         adapted = self.adapted(space_obj.name, device=device, signature=signature)
-        return cache.bundle.model.predict(features, adapted.adaptation)
+        if space_obj.accepts_networks:
+            features = space_obj.network_model_features(list(networks))
+            latency = cache.bundle.model.predict(features, adapted.adaptation)
+            return NetworkPrediction(np.asarray(latency, dtype=np.float64), f"builtin:{cache.bundle.model_spec}")
+        with self._lock:
+            if adapted.macs_law is None:
+                adapted.macs_law = fit_macs_power_law(space_obj, adapted.measured)
+            law = adapted.macs_law
+        return NetworkPrediction(law.predict(networks), MACS_MODEL)
 
     def _rows(self, space: SearchSpace, cache: _SpaceCache, archs: Sequence[str]) -> np.ndarray | None:
         """Row indices into the space's measured archs when every requested arch is one of them (the fast

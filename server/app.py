@@ -31,6 +31,7 @@ from nas_latency.errors import InvalidInputError
 from nas_latency.v1 import latency_service_pb2_grpc as pb_grpc
 from server.auth import TokenAuth
 from server.limits import Limits
+from server.malformed import MalformedRequestInterceptor
 from server.registry import ModelRegistry
 from server.service import SERVICE_NAME, LatencyServicer
 
@@ -53,7 +54,8 @@ def create_server(address: str, registry: ModelRegistry, *, auth: TokenAuth | No
     """
     limits = limits or Limits()
     options = limits.grpc_options() + [("grpc.so_reuseport", 0)]
-    server = grpc.server(ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="rpc"), options=options)
+    server = grpc.server(ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="rpc"), options=options,
+                         interceptors=[MalformedRequestInterceptor()])
     pb_grpc.add_LatencyServiceServicer_to_server(LatencyServicer(registry, auth=auth, limits=limits), server)
     health_servicer = health.HealthServicer(experimental_non_blocking=True)
     for name in ("", SERVICE_NAME):

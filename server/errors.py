@@ -67,6 +67,19 @@ STATUS_CODES: tuple[tuple[type[NasLatencyError], grpc.StatusCode], ...] = (
 )
 
 INTERNAL_REASON = "INTERNAL"
+#: longest status message and ErrorInfo metadata value sent, in characters: the status travels in the response
+#: trailers (the message twice, once base64-encoded inside the details), which clients cap at 8–16 KiB, so an
+#: error quoting a huge input would arrive as RESOURCE_EXHAUSTED instead of itself
+MAX_MESSAGE_CHARS = 1_024
+MAX_METADATA_CHARS = 256
+
+
+def clip(text: str, maximum: int) -> str:
+    """``text``, cut to ``maximum`` characters with a note of how many were left out."""
+    if len(text) <= maximum:
+        return text
+    note = f" … [{len(text) - maximum} more characters]"
+    return text[:maximum] + note
 
 
 def status_code(exc: BaseException) -> grpc.StatusCode:
@@ -98,6 +111,8 @@ def to_status(exc: BaseException) -> status_pb2.Status:
         incident = uuid.uuid4().hex[:12]
         log.error("internal error (incident %s)", incident, exc_info=exc, extra={"incident": incident})
         reason, message, metadata = INTERNAL_REASON, f"internal server error (incident {incident})", {}
+    message = clip(message, MAX_MESSAGE_CHARS)
+    metadata = {key: clip(value, MAX_METADATA_CHARS) for key, value in metadata.items()}
     detail = any_pb2.Any()
     detail.Pack(error_details_pb2.ErrorInfo(reason=reason, domain=ERROR_DOMAIN, metadata=metadata))
     return status_pb2.Status(code=code.value[0], message=message, details=[detail])

@@ -9,6 +9,7 @@ RESOURCE_EXHAUSTED.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from typing import Iterable
 
 from nas_latency.errors import LimitExceededError
 from nas_latency.errors import InvalidInputError
@@ -32,6 +33,10 @@ class Limits:
     max_measurements_per_request: int = 100_000
     #: architectures one GetSignatureSet may ask for
     max_signature_size: int = 1_000
+    #: characters of one identifier: an architecture id, a device or space name, a request id
+    max_identifier_chars: int = 4_096
+    #: characters of one free-text field: a device description, a contribution's environment_json
+    max_text_chars: int = 65_536
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -47,6 +52,11 @@ class Limits:
                 f"{what}: {value} is over the server's limit of {maximum} ({limit})",
                 limit=limit, value=value, maximum=maximum,
             )
+
+    def check_length(self, limit: str, texts: Iterable[str], *, what: str) -> None:
+        """Raise :class:`LimitExceededError` when the longest of ``texts`` has more characters than the limit
+        called ``limit`` allows (the value reported is that length)."""
+        self.check(limit, max(map(len, texts), default=0), what=f"{what}: characters")
 
     def grpc_options(self) -> list[tuple[str, int]]:
         return [

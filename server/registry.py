@@ -34,7 +34,7 @@ from nas_latency.builtin_models import BUNDLE_NAME, BuiltinBundle, bundled_train
 from nas_latency.client import NearestDevice
 from nas_latency.errors import DeadlineExceededError
 from nas_latency.errors import InvalidInputError, NasLatencyError, NotFoundError
-from nas_latency.ir import IR_FEATURE_NAMES, FeatureMatrix, Network
+from nas_latency.ir import Network
 from nas_latency.measurements import MIN_MEASUREMENTS, MeasuredArchs, validate_measurements
 from nas_latency.device_info import DeviceInfo
 from nas_latency.predictor import AdaptedDevice, Predictor, measurement_digest
@@ -44,8 +44,6 @@ from search_spaces import SearchSpace, get_space, space_names
 log = logging.getLogger(__name__)
 
 CONTRIBUTE_SOURCE = "contribute"
-#: the estimator named in responses for arbitrary networks
-MACS_MODEL = "macs_loglinear"
 
 
 @dataclass(frozen=True)
@@ -63,13 +61,12 @@ class Prediction:
 class _Adapted:
     """What the server keeps beside one of the predictor's adapted models (:class:`AdaptedDevice`, which holds
     the adaptation and its prediction tables): the devices sharing it, its reference vector and nearest-device
-    list, and the MACs fit for arbitrary networks."""
+    list."""
 
     adapted: AdaptedDevice
     reference_log: np.ndarray  # ln predictions at the space's reference (signature) archs
     devices: set[str] = field(default_factory=set)
     nearest: tuple[int, tuple[NearestDevice, ...]] | None = None  # (known-devices version, sorted list)
-    macs_fit: Any = None
 
     @property
     def key(self) -> str:
@@ -452,28 +449,14 @@ class ModelRegistry:
 
     def predict_networks(self, space: str, networks: Sequence[Network], *, device: str | None = None,
                          signature: tuple[Sequence[str], Sequence[float]] | None = None) -> Prediction:
-        """Latencies (ms) of arbitrary networks: the space's built-in model where its features come from the IR
-        (``space.accepts_networks``); elsewhere ``ln latency = a + b ln MACs`` fitted by least squares on the
-        device's measurements in ``space`` (named ``macs_loglinear`` in the response: a coarse baseline)."""
-        from nas_latency.models.flops import FlopsRegressor
-
+        """Latencies (ms) of arbitrary networks, by :meth:`Predictor.predict_networks`: the space's built-in model
+        where its features come from the IR (``space.accepts_networks``), elsewhere ``macs_loglinear``, a power
+        law of MACs fitted to the device's measurements in ``space`` (a coarse baseline, named in the response)."""
         state = self._state(space)
         entry = self._entry(state, device, signature)
         nearest = self._nearest(state, entry, device)
-        if state.space.accepts_networks:  # the built-in model's features come from the IR: use it
-            latency = state.predictor.predict_networks(state.space.name, networks, signature=entry.measured)
-            return Prediction(np.asarray(latency, dtype=np.float64), None, state.model, entry.key, nearest)
-        with self._lock:
-            if entry.macs_fit is None:
-                archs = list(entry.measured.archs)
-                macs = state.space.ir_features(archs)[:, IR_FEATURE_NAMES.index("total.macs")]
-                features = FeatureMatrix(("log_macs",), np.log(np.maximum(macs, 1.0))[:, None], tuple(archs))
-                entry.macs_fit = FlopsRegressor().fit(features, np.asarray(entry.measured.latency_ms))
-            fit = entry.macs_fit
-        macs = np.array([float(net.macs) for net in networks], dtype=np.float64)
-        features = FeatureMatrix(("log_macs",), np.log(np.maximum(macs, 1.0))[:, None],
-                                 tuple(net.name for net in networks))
-        return Prediction(np.asarray(fit.predict(features), dtype=np.float64), None, MACS_MODEL, entry.key, nearest)
+        result = state.predictor.predict_networks(state.space.name, networks, signature=entry.measured)
+        return Prediction(result.latency_ms, None, result.model, entry.key, nearest)
 
     def signature_set(self, space: str, size: int) -> list[str]:
         state = self._state(space)

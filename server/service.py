@@ -124,10 +124,12 @@ class LatencyServicer(pb_grpc.LatencyServiceServicer):
         if which == "name":
             if not selector.name:
                 raise InvalidInputError("device.name is empty")
+            self.limits.check_length("max_identifier_chars", [selector.name], what="device.name")
             return selector.name, None
         if which == "signature":
             sig = selector.signature
             self.limits.check("max_measurements_per_request", len(sig.archs), what="inline signature measurements")
+            self.limits.check_length("max_identifier_chars", sig.archs, what="inline signature archs")
             return None, (sig.archs, sig.latency_ms)
         raise InvalidInputError("device is required: a registered name or an inline signature")
 
@@ -157,6 +159,7 @@ class LatencyServicer(pb_grpc.LatencyServiceServicer):
             raise InvalidInputError("give either archs or networks in one request, not both")
         self.limits.check("max_archs_per_request", n_archs, what="archs in one request")
         self.limits.check("max_networks_per_request", n_networks, what="networks in one request")
+        self.limits.check_length("max_identifier_chars", [request.space, *request.archs], what="space and archs")
         device, signature = self._selector(request.device)
         self.registry.wait_loaded(_check_deadline(context))
         prediction: Prediction
@@ -215,6 +218,8 @@ class LatencyServicer(pb_grpc.LatencyServiceServicer):
         space = get_space(request.space)
         m = request.measurements
         self.limits.check("max_measurements_per_request", len(m.archs), what="measurements in one request")
+        self.limits.check_length("max_identifier_chars", [request.name, *m.archs], what="device name and archs")
+        self.limits.check_length("max_text_chars", [request.description], what="description")
         if len(m.archs) != len(m.latency_ms):
             raise InvalidInputError(f"measurements: {len(m.archs)} archs but {len(m.latency_ms)} latencies")
         rows = [(i, arch, value) for i, (arch, value) in enumerate(zip(m.archs, m.latency_ms), start=1)]
@@ -230,6 +235,10 @@ class LatencyServicer(pb_grpc.LatencyServiceServicer):
         space = get_space(request.space)
         records = request.measurements
         self.limits.check("max_measurements_per_request", len(records), what="measurements in one request")
+        self.limits.check_length("max_identifier_chars", [request.device, request.request_id,
+                                                          *(rec.arch for rec in records)],
+                                 what="device name, request id and archs")
+        self.limits.check_length("max_text_chars", [request.environment_json], what="environment_json")
         rows = [(i, rec.arch, rec.latency_ms) for i, rec in enumerate(records, start=1)]
         measured = validate_measurements(space, rows, where=f"contribution to {request.device}", min_rows=1)
         environment = None

@@ -31,7 +31,8 @@ def test_blank_lines_are_ignored_and_rows_keep_their_numbers() -> None:
 @pytest.mark.parametrize(
     "value, needle",
     [("nan", "finite number > 0"), ("0", "finite number > 0"), ("-1", "finite number > 0"), ("inf", "finite"),
-     ("fast", "is not a number"), ("", "is not a number")],
+     ("fast", "is not a number"), ("", "is not a number"), ("7_0", "is not a number"), ("\u0667", "is not a number"),
+     ("0x1p3", "is not a number"), ("1e-300", "outside the plausible range"), ("2e9", "outside the plausible range")],
 )
 def test_bad_latency_names_the_row(value: str, needle: str) -> None:
     rows = [(ARCHS[0], "1"), (ARCHS[1], value), (ARCHS[2], "3")]
@@ -66,3 +67,15 @@ def test_mapping_form_validates_the_same_way() -> None:
     with pytest.raises(InvalidInputError, match=r"signature: row 2: latency_ms"):
         measurements_from_mapping(SPACE, {ARCHS[0]: 1.0, ARCHS[1]: float("nan"), ARCHS[2]: 2.0})
     assert len(measurements_from_mapping(SPACE, {a: 1.0 + i for i, a in enumerate(ARCHS)}).archs) == 5
+
+
+def test_spreadsheet_exports_are_read() -> None:
+    """A byte-order mark, CRLF line ends, spaces around fields and quoted fields, as spreadsheets write them."""
+    text = "\ufeffarch, latency_ms\r\n" + "".join(f'"{a}", {v} \r\n' for a, v in zip(ARCHS[:3], ("1.5", "+2", "3e0")))
+    measured = parse_measurements_csv(SPACE, text, where="m.csv")
+    assert measured.archs == tuple(ARCHS[:3]) and measured.latency_ms == (1.5, 2.0, 3.0)
+
+
+def test_numbers_from_a_mapping_are_range_checked_too() -> None:
+    with pytest.raises(InvalidInputError, match="row 2: latency_ms 1e-09 is outside the plausible range"):
+        measurements_from_mapping(SPACE, {ARCHS[0]: 1.0, ARCHS[1]: 1e-9, ARCHS[2]: 2.0}, where="sig")

@@ -15,6 +15,7 @@ import pytest
 
 from nas_latency.cli import main
 from nas_latency.data import load_table
+from search_spaces import get_space
 
 SPACE = "nasbench201"
 HELD_OUT = "gold_6240"  # onboarded as if new: the model is trained without it
@@ -187,3 +188,84 @@ def test_models_list_shows_the_trained_bundle(home: Path, capsys: pytest.Capture
     rows = [r for r in json.loads(out) if r["space"] == SPACE]
     assert rows and rows[-1]["kind"] == "builtin_bundle"
     assert rows[-1]["model"].startswith("degenerate_aware(")
+
+
+def test_a_network_file_is_estimated_by_the_labelled_macs_law_in_process(
+    home: Path, truth: pd.Series, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """NB201's model takes its own ids only: a layer table gets ``macs_loglinear`` (as through the server), with
+    a note on stderr saying so, and bigger convolutions take longer."""
+    from nas_latency.ir import NetworkBuilder, network_to_json
+    from nas_latency.macs_power_law import fit_macs_power_law
+    from nas_latency.measurements import MeasuredArchs
+
+    archs = signature(capsys, 10)
+    measurements = write_measurements(tmp_path / "m.csv", archs, truth)
+    assert cli(capsys, "devices", "register", "netdev", "--space", SPACE, "--measurements", str(measurements))[0] == 0
+    networks = []
+    for channels in (4, 64, 512):
+        b = NetworkBuilder(f"conv{channels}")
+        b.conv(b.input((1, 3, 32, 32)), channels, 3, padding=1)
+        networks.append(b.build())
+        (tmp_path / f"conv{channels}.json").write_text(network_to_json(networks[-1]))
+    lines = [archs[0], *(f"@{tmp_path / n.name}.json" for n in networks)]
+    (tmp_path / "archs.txt").write_text("\n".join(lines) + "\n")
+    code, out, err = cli(capsys, "predict", "--space", SPACE, "--device", "netdev", "--archs",
+                         str(tmp_path / "archs.txt"), "--format", "csv")
+    assert code == 0, err
+    assert "estimated by macs_loglinear" in err and "3 network file(s)" in err
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert [r["arch"] for r in rows] == lines
+    predicted = np.array([float(r["latency_ms"]) for r in rows[1:]])
+    law = fit_macs_power_law(get_space(SPACE), MeasuredArchs(SPACE, tuple(archs), tuple(truth[a] for a in archs)))
+    np.testing.assert_allclose(predicted, law.predict(networks), rtol=1e-5)
+    assert predicted[0] < predicted[1] < predicted[2]
+
+
+def test_the_first_three_signature_archs_onboard_a_device(
+    home: Path, truth: pd.Series, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The contract's minimum, 3 rows, with the space's own signature order (its first arch is a dead cell)."""
+    archs = signature(capsys, 3)
+    assert get_space(SPACE).degenerate_mask(archs).any()
+    measurements = write_measurements(tmp_path / "m3.csv", archs, truth)
+    code, _, err = cli(capsys, "devices", "register", "three", "--space", SPACE, "--measurements", str(measurements))
+    assert code == 0, err
+    (tmp_path / "q.txt").write_text("\n".join(truth.index[:50]) + "\n")
+    code, out, err = cli(capsys, "predict", "--space", SPACE, "--device", "three", "--archs", str(tmp_path / "q.txt"))
+    assert code == 0, err
+    predicted = np.array([float(r["latency_ms"]) for r in csv.DictReader(io.StringIO(out))])
+    assert predicted.shape == (50,) and np.all(predicted > 0)
+
+
+def test_re_registering_says_what_it_replaced_and_show_refuses_an_empty_space(
+    home: Path, truth: pd.Series, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    archs = signature(capsys, 10)
+    first = write_measurements(tmp_path / "a.csv", archs, truth)
+    second = write_measurements(tmp_path / "b.csv", archs[:5], truth)
+    assert cli(capsys, "devices", "register", "again", "--space", SPACE, "--measurements", str(first))[0] == 0
+    code, _, err = cli(capsys, "devices", "register", "again", "--space", SPACE, "--measurements", str(second))
+    assert code == 0 and "again's 10 earlier nasbench201 measurements were replaced by these 5" in err
+    code, _, err = cli(capsys, "devices", "show", "again", "--space", "fbnet")
+    assert code == 2 and "no measurements in space 'fbnet'" in err
+
+
+def test_a_bad_device_name_is_refused_before_anything_is_written(tmp_path: Path, truth: pd.Series,
+                                                                 capsys: pytest.CaptureFixture[str],
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fresh home: the name is checked before the built-in model would be trained and stored."""
+    monkeypatch.setenv("NAS_LATENCY_HOME", str(tmp_path / "fresh"))
+    measurements = write_measurements(tmp_path / "m.csv", list(truth.index[:5]), truth)
+    code, _, err = cli(capsys, "devices", "register", "bad name!", "--space", SPACE, "--measurements",
+                       str(measurements))
+    assert code == 2 and "bad name!" in err
+    assert not (tmp_path / "fresh").exists() or not any((tmp_path / "fresh").rglob("*.sqlite"))
+
+
+def test_signature_size_help_states_the_stored_order_length(capsys: pytest.CaptureFixture[str]) -> None:
+    from nas_latency.builtin_models import SIGNATURE_ORDER_LENGTH
+
+    with pytest.raises(SystemExit):
+        main(["signature", "--help"])
+    assert f"at most {SIGNATURE_ORDER_LENGTH}," in capsys.readouterr().out

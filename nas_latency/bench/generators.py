@@ -36,6 +36,7 @@ from nas_latency.errors import InvalidInputError
 from nas_latency.ir import Layer, Network, NetworkBuilder, OpKind, TensorSpec, numel
 from nas_latency.ir.ops import ACTIVATION_KINDS, CONV_KINDS
 from nas_latency.models.layer_features import layer_key
+from nas_latency.models.linalg import repeated_median_line
 
 ItemKind = Literal["kernel", "block", "network", "calibration"]
 Level = Literal["quick", "full"]
@@ -493,9 +494,7 @@ def call_overhead_ms(lengths: Sequence[int], times_ms: Sequence[float]) -> float
         raise InvalidInputError(f"calibration needs at least two chain lengths with times, got {list(lengths)}")
     if len(np.unique(x)) != len(x):
         raise InvalidInputError(f"calibration chain lengths must differ, got {list(lengths)}")
-    slopes = (y[:, None] - y[None, :]) / np.where(x[:, None] == x[None, :], np.nan, x[:, None] - x[None, :])
-    slope = float(np.median(np.nanmedian(slopes, axis=1)))
-    intercept = float(np.median(y - slope * x))
+    intercept, _ = repeated_median_line(x, y)
     return float(min(max(intercept, 0.0), float(y[np.argmin(x)])))
 
 

@@ -13,7 +13,7 @@ import time
 from typing import Any
 
 from nas_latency.commands.common import add_format_argument, read_archs, write_rows
-from nas_latency.errors import InvalidInputError
+from nas_latency.errors import InvalidInputError, NotFoundError
 
 
 def add_store_argument(parser: argparse.ArgumentParser) -> None:
@@ -56,7 +56,9 @@ def open_predictor(args: argparse.Namespace):  # noqa: ANN201 - returns Predicto
 def register(subparsers: argparse._SubParsersAction) -> None:
     sig = subparsers.add_parser("signature", help="the architectures a new device should measure")
     sig.add_argument("--space", required=True)
-    sig.add_argument("--size", type=int, default=10, help="number of architectures (default 10)")
+    sig.add_argument("--size", type=int, default=10,
+                     help="number of architectures, most informative first (default 10; at most 64, the length "
+                          "of the order a built-in model stores)")
     add_store_argument(sig)
     add_format_argument(sig, default="json")
     sig.set_defaults(handler=run_signature)
@@ -133,12 +135,18 @@ def run_signature(args: argparse.Namespace) -> int:
 
 def run_register(args: argparse.Namespace) -> int:
     from nas_latency.measurements import read_measurements_csv
+    from nas_latency.store.validate import check_device
     from search_spaces import get_space
 
     space = get_space(args.space)
+    check_device(args.name)
     measured = read_measurements_csv(space, args.measurements)
     with open_predictor(args) as predictor:
+        before = _measurement_count(predictor, args.name, space.name)
         info = predictor.register_device(args.name, space.name, measured, description=args.description)
+    if before:
+        print(f"note: {args.name}'s {before} earlier {space.name} measurements were replaced by these "
+              f"{info.n_measurements} (registering replaces a device's measurements in the space)", file=sys.stderr)
     write_rows([info.__dict__], ["name", "space", "n_measurements", "description"], args.format)
     return 0
 
@@ -150,9 +158,20 @@ def run_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _measurement_count(predictor: Any, name: str, space: str) -> int:
+    """How many measurements ``name`` has in ``space`` (0 for a device not registered)."""
+    try:
+        return predictor.device(name, space).n_measurements
+    except NotFoundError:
+        return 0
+
+
 def run_show(args: argparse.Namespace) -> int:
     with open_predictor(args) as predictor:
         info = predictor.device(args.name, args.space)
+    if info.n_measurements == 0:
+        raise NotFoundError(f"device {info.name!r} has no measurements in space {info.space!r} (`nas-latency devices "
+                            f"list` shows its spaces)")
     write_rows([info.__dict__], ["name", "space", "n_measurements", "description"], args.format)
     return 0
 
@@ -169,6 +188,7 @@ def run_predict(args: argparse.Namespace) -> int:
     import numpy as np
 
     from nas_latency.frontends import load_network_file
+    from nas_latency.macs_power_law import MACS_MODEL
     from nas_latency.measurements import read_measurements_csv
     from search_spaces import get_space
 
@@ -194,7 +214,11 @@ def run_predict(args: argparse.Namespace) -> int:
                                                 signature=signature)
         if files:
             result = predictor.predict_networks(space.name, networks, device=args.device, signature=signature)
-            latency_ms[files] = getattr(result, "latency_ms", result)  # the client answers a RemotePrediction
+            latency_ms[files] = result.latency_ms
+            if result.model == MACS_MODEL:
+                print(f"note: the {space.name} model predicts its own architecture ids only; the {len(files)} "
+                      f"network file(s) are estimated by {MACS_MODEL}, a power law of MACs fitted to the device's "
+                      f"{space.name} measurements (a coarse baseline)", file=sys.stderr)
     rows = [{"arch": a, "latency_ms": round(float(v), 6)} for a, v in zip(archs, latency_ms)]
     columns = ["arch", "latency_ms"]
     if args.uncertainty:

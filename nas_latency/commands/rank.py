@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from nas_latency.commands.common import add_format_argument, read_archs, write_rows
+from nas_latency.commands.onboarding import add_store_argument, open_predictor
 from nas_latency.errors import InvalidInputError
 
 RANK_COLUMNS = ["rank", "arch", "predicted_ms", "measured_ms", "accuracy", "on_true_front", "on_predicted_front"]
@@ -42,14 +43,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--top-k", type=int, default=10, help="k of the top-k overlap (default 10)")
     parser.add_argument("--limit", type=int, default=None,
                         help="print only the N predicted fastest (default: 25 for table, all for csv/json)")
-    parser.add_argument("--store", metavar="URL", help="store URL (default: SQLite in NAS_LATENCY_HOME)")
+    add_store_argument(parser)
     add_format_argument(parser)
     parser.set_defaults(handler=run)
 
 
 def read_measured_csv(space: Any, source: str) -> tuple[list[str], np.ndarray, np.ndarray | None]:
     """``arch,latency_ms[,accuracy]`` rows (validated, canonical archs); accuracy None without that column."""
-    from nas_latency.measurements import validate_measurements
+    from nas_latency.measurements import BOM, validate_measurements
 
     if source == "-":
         text, where = sys.stdin.read(), "stdin"
@@ -59,7 +60,7 @@ def read_measured_csv(space: Any, source: str) -> tuple[list[str], np.ndarray, n
                 text, where = handle.read(), source
         except OSError as exc:
             raise InvalidInputError(f"{source}: cannot read measurements ({exc.strerror})") from None
-    reader = csv.reader(io.StringIO(text))
+    reader = csv.reader(io.StringIO(text.removeprefix(BOM)))
     header = [h.strip() for h in next(reader, [])]
     if header[:2] != ["arch", "latency_ms"] or len(header) > 3 or (len(header) == 3 and header[2] != "accuracy"):
         raise InvalidInputError(f"{where}: row 1: header must be `arch,latency_ms` or `arch,latency_ms,accuracy`, "
@@ -95,7 +96,6 @@ def nb201_accuracy(archs: list[str]) -> np.ndarray:
 def run(args: argparse.Namespace) -> int:
     from nas_latency.evaluate.ranking import rank_report
     from nas_latency.measurements import read_measurements_csv
-    from nas_latency.predictor import Predictor
     from search_spaces import get_space
 
     if args.top_k < 1:
@@ -120,9 +120,7 @@ def run(args: argparse.Namespace) -> int:
         archs = space.measured_archs()
     signature = read_measurements_csv(space, args.signature) if args.signature else None
 
-    from nas_latency.commands.onboarding import StderrProgress
-
-    with Predictor(store_url=args.store, progress=StderrProgress()) as predictor:
+    with open_predictor(args) as predictor:
         predicted = predictor.predict(space.name, archs, device=args.device, signature=signature)
 
     by_arch = dict(zip(measured_archs, measured_ms.tolist()))

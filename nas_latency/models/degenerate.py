@@ -14,20 +14,25 @@ through such a point is wrecked by one outlier, so the wrapper decides from the 
   along the degenerate direction, e.g. predicting 245 ms for a 33 ms cell, makes a normal device look like one
   that drops). Then every degenerate row is predicted as the measured value and the base adaptation stays the
   one without them. Else the base model is adapted again on all points.
+* With fewer non-degenerate points than the base model needs (a device onboarded from the first 3 signature
+  architectures, one of them degenerate), the rule cannot be tested: the base model is adapted on all points,
+  the adaptation records ``degenerate_untested`` and a warning is logged.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import numpy as np
 
-from nas_latency.errors import InvalidInputError
 from nas_latency.ir import FeatureMatrix
 from nas_latency.models.artifacts import Artifact
 from nas_latency.models.base import CrossDeviceModel, DeviceAdaptation
 from nas_latency.models.linalg import check_open_unit, clone, column_index, nest_adaptation
 from nas_latency.models.wrapper import WrappedModel
+
+log = logging.getLogger(__name__)
 
 DEFAULT_DEGENERATE_FEATURE = "is_degenerate"
 
@@ -64,13 +69,16 @@ class DegenerateAware(WrappedModel):
         degenerate = self.degenerate_rows(X)
         info: dict[str, Any] = {"degenerate_measured": int(degenerate.sum()), "drops_degenerate": False,
                                 "degenerate_latency_ms": None, "degenerate_ratio": None}
-        if degenerate.any():
-            live = ~degenerate
-            if live.sum() < self.base_.min_measurements:
-                raise InvalidInputError(
-                    f"adapt: DegenerateAware needs at least {self.base_.min_measurements} measurements of "
-                    f"non-degenerate architectures, got {int(live.sum())} (and {int(degenerate.sum())} degenerate)"
-                )
+        live = ~degenerate
+        if degenerate.any() and live.sum() < self.base_.min_measurements:
+            # too few live points to test the rule on: the base model takes every point, and the adaptation says so
+            info["degenerate_untested"] = True
+            log.warning("%d of the %d measurements are of degenerate architectures, which leaves %d; at least %d "
+                        "are needed to tell whether the device drops degenerate architectures, so the model is "
+                        "adapted on all of them as if it does not", int(degenerate.sum()), len(latency_ms),
+                        int(live.sum()), self.base_.min_measurements)
+            base_adaptation = self.base_._adapt(X, latency_ms)
+        elif degenerate.any():
             base_live = self.base_._adapt(X[live], latency_ms[live])
             predicted = self.base_._predict(X[degenerate], base_live)
             ratio = float(np.median(latency_ms[degenerate] / predicted))

@@ -134,6 +134,26 @@ def rank_correlations(truth: np.ndarray, predicted: np.ndarray) -> np.ndarray:
 
 
 # ---- fingerprints -----------------------------------------------------------------------------------------
+def repeated_median_line(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """Siegel's repeated-median line ``(intercept, slope)`` of ``y`` on ``x``: each point's median slope to the
+    points at another ``x``, the median of those; the intercept the median of ``y − slope · x``. Up to half the
+    points can be outliers without tilting it (a least-squares line follows one far point). Slope 0 when ``x``
+    does not vary."""
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    if x.ndim != 1 or x.shape != y.shape or len(x) < 2:
+        raise InvalidInputError(f"a line needs two equally long 1-D arrays of at least 2 points, got shapes "
+                                f"{x.shape} and {y.shape}")
+    dx = x[:, None] - x[None, :]
+    apart = dx != 0
+    rows = apart.any(axis=1)
+    if not rows.any():
+        return float(np.median(y)), 0.0
+    slopes = np.where(apart, (y[:, None] - y[None, :]) / np.where(apart, dx, 1.0), np.nan)
+    slope = float(np.median(np.nanmedian(slopes[rows], axis=1)))
+    return float(np.median(y - slope * x)), slope
+
+
 def fingerprint(arrays: Mapping[str, np.ndarray], *parts: str) -> str:
     """A short digest of fitted state, stored in each :class:`DeviceAdaptation` so that an adaptation made by
     an earlier fit of the model is refused instead of silently mixed with new weights."""

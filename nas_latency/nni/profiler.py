@@ -49,8 +49,6 @@ import_nni()
 from nni.nas.profiler import Profiler  # noqa: E402  (after import_nni: quiet import)
 
 NB201_SPACE = "nasbench201"
-#: the estimator the generic path falls back on where the space's model does not take arbitrary networks
-MACS_MODEL = "macs_loglinear"
 ProfilerPath = Literal["nasbench201", "generic"]
 
 
@@ -171,7 +169,6 @@ class LatencyProfiler(Profiler):
         self.stats = ProfilerStats()
         self._cache: OrderedDict[tuple[tuple[str, str], ...], float] = OrderedDict()
         self._lock = threading.RLock()
-        self._macs_fit: Any = None
         #: the estimator of the generic path (the built-in model or ``macs_loglinear``), once known
         self.network_model: str | None = None
 
@@ -273,39 +270,10 @@ class LatencyProfiler(Profiler):
         return conversion.network
 
     def _predict_networks(self, networks: list["Network"]) -> np.ndarray:
-        from nas_latency.client import LatencyClient
-
-        if isinstance(self.backend, LatencyClient):
-            reply = self.backend.predict_networks(self.space, networks, **self._selector())
-            self.network_model = reply.model
-            return np.asarray(reply.latency_ms, dtype=np.float64)
-        from search_spaces import get_space
-
-        space = get_space(self.space)
-        if space.accepts_networks:
-            self.network_model = f"builtin:{self.space}"
-            return np.asarray(self.backend.predict_networks(self.space, networks, **self._selector()), dtype=np.float64)
-        return self._macs_loglinear(space, networks)
-
-    def _macs_loglinear(self, space: Any, networks: list["Network"]) -> np.ndarray:
-        """The server's fallback, in-process: ``ln latency = a + b ln MACs`` fitted on the device's measurements."""
-        from nas_latency.ir import IR_FEATURE_NAMES, FeatureMatrix
-        from nas_latency.measurements import measurements_from_mapping
-        from nas_latency.models.flops import FlopsRegressor
-
-        if self._macs_fit is None:
-            if self.device is not None:
-                measured = self.backend.device_measurements(self.device, space.name)
-            else:
-                measured = measurements_from_mapping(space, self.signature or {}, where="signature")
-            archs = list(measured.archs)
-            macs = space.ir_features(archs)[:, IR_FEATURE_NAMES.index("total.macs")]
-            features = FeatureMatrix(("log_macs",), np.log(np.maximum(macs, 1.0))[:, None], tuple(archs))
-            self._macs_fit = FlopsRegressor().fit(features, np.asarray(measured.latency_ms))
-            log.info("%s: the %s model takes no arbitrary networks; using %s fitted on %d measurements", self,
-                     space.name, MACS_MODEL, len(archs))
-        self.network_model = MACS_MODEL
-        macs = np.array([float(net.macs) for net in networks], dtype=np.float64)
-        features = FeatureMatrix(("log_macs",), np.log(np.maximum(macs, 1.0))[:, None],
-                                 tuple(net.name for net in networks))
-        return np.asarray(self._macs_fit.predict(features), dtype=np.float64)
+        """The backend's answer for arbitrary networks (the embedded :class:`Predictor` or the server answer
+        alike: the space's built-in model, or ``macs_loglinear`` where that takes none), its estimator noted."""
+        reply = self.backend.predict_networks(self.space, networks, **self._selector())
+        if reply.model != self.network_model:
+            log.info("%s: networks of %s are predicted by %s", self, self.space, reply.model)
+        self.network_model = reply.model
+        return np.asarray(reply.latency_ms, dtype=np.float64)

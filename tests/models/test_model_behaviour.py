@@ -162,6 +162,22 @@ def test_degenerate_wrapper_detects_a_device_that_drops_dead_cells(data: Data) -
     assert np.array_equal(wrapper.predict(data.features, adaptation), wrapper.base_.predict(data.features, base))
 
 
+def test_the_degenerate_wrapper_adapts_on_every_point_when_too_few_are_live(
+        data: Data, caplog: pytest.LogCaptureFixture) -> None:
+    """Three measurements, the first a dead cell (the first three signature archs of NB201 are such a set): the
+    drop rule needs three live points, so the base model takes all three, and the adaptation and log say so."""
+    wrapper = DegenerateAware(base=BayesianDeviceModel(grid=FIXED)).fit(data.features, data.latency[:, data.train])
+    truth = data.latency[:, data.target]
+    rows = data.signature[:3]
+    assert data.dead[rows].tolist() == [True, False, False]
+    with caplog.at_level("WARNING", logger="nas_latency.models.degenerate"):
+        adaptation = wrapper.adapt(subset(data.features, rows), truth[rows])
+    assert adaptation.info["degenerate_untested"] is True and adaptation.info["drops_degenerate"] is False
+    assert "1 of the 3 measurements are of degenerate architectures" in caplog.text
+    base = wrapper.base_.adapt(subset(data.features, rows), truth[rows])
+    assert np.array_equal(wrapper.predict(data.features, adaptation), wrapper.base_.predict(data.features, base))
+
+
 def test_geometric_ensemble_is_the_geometric_mean_of_its_members(data: Data, tmp_path: Path) -> None:
     train_table = data.latency[:, data.train]
     mix = LogMixModel().fit(data.features, train_table)

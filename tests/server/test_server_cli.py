@@ -9,6 +9,7 @@ from typing import Any, Callable
 import pytest
 
 from nas_latency.cli import main
+from nas_latency.ir import NetworkBuilder, network_to_json
 
 SPACE = "nasbench201"
 TOKEN = "s3cret-token"
@@ -34,8 +35,17 @@ def setup(serve: Callable[..., Any], sqlite_url: str, tmp_path: Path, signature_
     signature.write_text("arch,latency_ms\n" + "".join(f"{a},{v!r}\n" for a, v in other.items()))
     archs = tmp_path / "archs.txt"
     archs.write_text("\n".join(sample_archs) + "\n")
+    measured = tmp_path / "measured.csv"
+    truth = bundled_measurements(sample_archs[:40], 10)
+    measured.write_text("arch,latency_ms\n" + "".join(f"{a},{v!r}\n" for a, v in truth.items()))
+    b = NetworkBuilder("conv")
+    b.conv(b.input((1, 3, 32, 32)), 16, 3, padding=1)
+    (tmp_path / "conv.json").write_text(network_to_json(b.build()))
+    networks = tmp_path / "networks.txt"
+    networks.write_text(f"{sample_archs[0]}\n@{tmp_path / 'conv.json'}\n")
     return {"local": ["--store", sqlite_url], "remote": ["--server", running.address, "--token-file", str(token_file)],
-            "measurements": str(measurements), "signature": str(signature), "archs": str(archs)}
+            "measurements": str(measurements), "signature": str(signature), "archs": str(archs),
+            "measured": str(measured), "networks": str(networks), "address": running.address}
 
 
 COMMANDS = [
@@ -49,6 +59,9 @@ COMMANDS = [
     ["predict", "--space", SPACE, "--signature", "{signature}", "--archs", "{archs}", "--format", "json"],
     ["predict", "--space", SPACE, "--device", "cli-dev", "--archs", "{archs}", "--uncertainty"],
     ["models", "list", "--format", "csv"],
+    ["rank", "--space", SPACE, "--device", "cli-dev", "--archs", "{archs}", "--format", "json"],
+    ["rank", "--space", SPACE, "--signature", "{signature}", "--measured", "{measured}", "--format", "csv"],
+    ["predict", "--space", SPACE, "--device", "cli-dev", "--archs", "{networks}"],
 ]
 
 
@@ -59,9 +72,22 @@ def test_remote_commands_print_what_in_process_commands_print(setup: dict[str, A
         local = run(capsys, *argv, *setup["local"])
         remote = run(capsys, *argv, *setup["remote"])
         assert local[0] == 0, (argv, local[2])
+        if command[:2] == ["devices", "register"]:  # the second run replaces the first's measurements, and says so
+            assert remote[:2] == local[:2] and "10 earlier nasbench201 measurements were replaced" in remote[2]
+            continue
         assert remote == local, argv
     rows = json.loads(run(capsys, *[p.format(**setup) for p in COMMANDS[7]], *setup["remote"])[1])
     assert len(rows) == 200 and all(r["latency_ms"] > 0 for r in rows)
+
+
+def test_remote_spaces_also_say_whether_the_models_are_loaded(setup: dict[str, Any],
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    local = json.loads(run(capsys, "spaces", "--format", "json")[1])
+    code, out, err = run(capsys, "spaces", "--format", "json", "--server", setup["address"])
+    assert code == 0, err
+    remote = json.loads(out)
+    assert [{k: row[k] for k in local[0]} for row in remote] == local
+    assert {row["space"]: row["model_loaded"] for row in remote}[SPACE] is True
 
 
 ERRORS = [

@@ -102,6 +102,16 @@ def relu_chain(n_layers: int) -> dict[str, Any]:
     return network_to_dict(b.build())
 
 
+def _raw_predict(address: str) -> Callable[[bytes], Any]:
+    """Send ``data`` as the Predict request's bytes, unparsed (the generated stub would serialize a message)."""
+    def call(data: bytes) -> Any:
+        with grpc.insecure_channel(address) as channel:
+            predict = channel.unary_unary("/nas_latency.v1.LatencyService/Predict",
+                                          request_serializer=lambda raw: raw, response_deserializer=lambda raw: raw)
+            return predict(data, timeout=10)
+    return call
+
+
 # (id, call, exception class, status code, reason)
 CASES: list[tuple[str, Callable[[Any], Any], type[Exception], grpc.StatusCode, str]] = [
     ("bad-arch-string", lambda c: c["client"].predict(SPACE, [GOOD_ARCH, "|conv~0|+|"], device="dev1"),
@@ -159,6 +169,20 @@ CASES: list[tuple[str, Callable[[Any], Any], type[Exception], grpc.StatusCode, s
         space=SPACE, device=r.DeviceSelector(name="dev1"), archs=[GOOD_ARCH],
         networks=[r.Network(onnx_model=corrupt_onnx())])),
      InvalidInputError, grpc.StatusCode.INVALID_ARGUMENT, "INVALID_INPUT"),
+    ("arch-id-too-long", lambda c: c["client"].predict(SPACE, ["z" * 70_000], device="dev1"),
+     LimitExceededError, grpc.StatusCode.INVALID_ARGUMENT, "LIMIT_EXCEEDED"),
+    ("description-too-long", lambda c: c["writer"].register_device("dev-long", SPACE, dict(c["good"]),
+                                                                   description="D" * 70_000),
+     LimitExceededError, grpc.StatusCode.INVALID_ARGUMENT, "LIMIT_EXCEEDED"),
+    ("environment-too-long", lambda c: c["writer"].contribute_measurements(
+        "dev1", SPACE, {GOOD_ARCH: 1.0}, environment={"note": "E" * 70_000}),
+     LimitExceededError, grpc.StatusCode.INVALID_ARGUMENT, "LIMIT_EXCEEDED"),
+    ("long-bad-arch-quoted-in-part", lambda c: c["client"].predict(SPACE, ["z" * 4_000], device="dev1"),
+     InvalidInputError, grpc.StatusCode.INVALID_ARGUMENT, "INVALID_INPUT"),
+    ("long-unknown-space-quoted-in-part", lambda c: c["client"].predict("s" * 4_000, [GOOD_ARCH], device="dev1"),
+     NotFoundError, grpc.StatusCode.NOT_FOUND, "NOT_FOUND"),
+    ("unparseable-request-bytes", lambda c: c["raw_predict"](b"\x08\x07\x12\x04junk\xff\xff\xff"),
+     InvalidInputError, grpc.StatusCode.INVALID_ARGUMENT, "INVALID_INPUT"),
     ("signature-length-mismatch", lambda c: c["stub"].Predict(pb.PredictRequest(
         space=SPACE, archs=[GOOD_ARCH],
         device=r.DeviceSelector(signature=r.Measurements(archs=list(c["good"]), latency_ms=[1.0, 2.0])))),
@@ -177,7 +201,7 @@ def test_malformed_request(case: tuple, shared: Any, client: LatencyClient, writ
     negative = dict(good)
     negative[signature_archs[2]] = -3.0
     context = {"client": client, "writer": writer, "stub": stub, "good": good, "nan": nan, "negative": negative,
-               "wrong": shared.client(token="not-the-token")}
+               "wrong": shared.client(token="not-the-token"), "raw_predict": _raw_predict(shared.address)}
     try:
         call(context)
     except grpc.RpcError as raw:  # the raw stub: read the status ourselves, then through the client's mapping
@@ -191,6 +215,7 @@ def test_malformed_request(case: tuple, shared: Any, client: LatencyClient, writ
     assert exc.reason == reason
     assert exc.status_code == code  # type: ignore[attr-defined]
     assert exc.message
+    assert len(exc.message) < 1_200  # a long input is quoted in part, so the status fits the trailers
     if isinstance(exc, UnsupportedOperatorError):
         assert (exc.node, exc.operator) == ("the_einsum", "Einsum")
     if isinstance(exc, LimitExceededError) and code is grpc.StatusCode.INVALID_ARGUMENT:
@@ -205,6 +230,22 @@ def test_error_messages_name_the_problem(client: LatencyClient) -> None:
         client.signature_set("nasbench999", 3)
     with pytest.raises(LimitExceededError, match="1001 is over the server's limit of 1000"):
         client.predict(SPACE, [GOOD_ARCH] * 1001, device="dev1")
+
+
+def test_unparseable_bytes_are_named_as_such_in_unary_and_streaming_calls(shared: Any) -> None:
+    junk = b"\x08\x07\x12\x04junk\xff\xff\xff"
+    with pytest.raises(grpc.RpcError) as unary:
+        _raw_predict(shared.address)(junk)
+    with grpc.insecure_channel(shared.address) as channel:
+        stream = channel.stream_stream("/nas_latency.v1.LatencyService/StreamPredict",
+                                       request_serializer=lambda raw: raw, response_deserializer=lambda raw: raw)
+        with pytest.raises(grpc.RpcError) as streaming:
+            list(stream(iter([junk]), timeout=10))
+    for raised in (unary.value, streaming.value):
+        assert raised.code() == grpc.StatusCode.INVALID_ARGUMENT
+        exc = error_from_rpc(raised)
+        assert type(exc) is InvalidInputError
+        assert "not a valid protobuf message" in exc.message and "DecodeError" in exc.message
 
 
 def test_reads_need_no_token(client: LatencyClient) -> None:

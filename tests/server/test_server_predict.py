@@ -11,8 +11,10 @@ import pytest
 
 from nas_latency.client import NearestDevice
 from nas_latency.errors import NasLatencyError
-from nas_latency.ir import IR_FEATURE_NAMES, FeatureMatrix, NetworkBuilder
-from nas_latency.models.flops import FlopsRegressor
+from nas_latency.frontends import onnx_to_ir
+from nas_latency.ir import Network, NetworkBuilder
+from nas_latency.macs_power_law import fit_macs_power_law
+from nas_latency.measurements import MeasuredArchs
 from nas_latency.predictor import Predictor
 from search_spaces import get_space
 
@@ -122,14 +124,11 @@ def test_stream_error_ends_the_stream_with_its_status(running: Any, signature_ar
     assert len(results) == 1
 
 
-def _mac_line(signature: dict[str, float], macs: list[float]) -> np.ndarray:
+def _mac_line(signature: dict[str, float], networks: list[Network]) -> np.ndarray:
+    """What the embedded library estimates for these networks on a device with these measurements."""
     space = get_space(SPACE)
-    archs = list(signature)
-    arch_macs = space.ir_features(archs)[:, IR_FEATURE_NAMES.index("total.macs")]
-    fit = FlopsRegressor().fit(FeatureMatrix(("log_macs",), np.log(np.maximum(arch_macs, 1))[:, None], tuple(archs)),
-                               np.array([signature[a] for a in archs]))
-    x = np.log(np.maximum(np.array(macs, dtype=float), 1))[:, None]
-    return fit.predict(FeatureMatrix(("log_macs",), x, tuple(str(i) for i in range(len(macs)))))
+    measured = MeasuredArchs(SPACE, tuple(signature), tuple(signature.values()))
+    return fit_macs_power_law(space, measured).predict(networks)
 
 
 def _conv_onnx() -> tuple[bytes, int]:
@@ -160,7 +159,8 @@ def test_arbitrary_networks_use_the_labelled_macs_estimator(running: Any, signat
     result = client.predict_networks(SPACE, [ir, tiny, onnx_bytes], device="edge")
     assert result.model == "macs_loglinear"
     assert result.latency_log_std is None
-    expected = _mac_line(signature, [ir.macs, tiny.macs, onnx_macs])
+    expected = _mac_line(signature, [ir, tiny, onnx_to_ir(onnx_bytes).network])
+    assert onnx_to_ir(onnx_bytes).network.macs == onnx_macs
     np.testing.assert_allclose(result.latency_ms, expected, rtol=1e-12)
     same = client.predict_networks(SPACE, [ir], signature=signature)
     np.testing.assert_allclose(same.latency_ms, expected[:1], rtol=1e-12)

@@ -28,6 +28,7 @@ from nas_latency.builtin_models import (
 from nas_latency.device_info import DeviceInfo
 from nas_latency.errors import InvalidInputError, NotFoundError
 from nas_latency.ir import FeatureMatrix, Network
+from nas_latency.ir.ops import VIEW_KINDS, OpKind
 from nas_latency.macs_power_law import MACS_MODEL, MacsPowerLaw, fit_macs_power_law
 from nas_latency.measurements import MeasuredArchs, measurements_from_mapping
 from nas_latency.models.artifacts import artifact_from_bytes
@@ -37,6 +38,9 @@ from nas_latency.store.validate import check_device
 from search_spaces import SearchSpace, get_space, space_names
 
 log = logging.getLogger(__name__)
+
+#: layer kinds that do no work at run time
+NO_WORK_KINDS = VIEW_KINDS | {OpKind.ZERO}
 
 REGISTER_SOURCE = "register"
 #: adapted devices kept in memory (each holds its predictions for the space's measured archs)
@@ -85,6 +89,15 @@ class _SpaceCache:
     version: int
     index: dict[str, int] | None = None
     features: FeatureMatrix | None = None
+
+
+def check_has_work(network: Network) -> None:
+    """Refuse a network that computes nothing a cost model can price: no layers, or only views and zeros (what is
+    left of a network whose operators a frontend skipped). Predicting it would answer about 0 ms."""
+    if not any(layer.op not in NO_WORK_KINDS for layer in network.layers):
+        kinds = ", ".join(sorted({layer.op.value for layer in network.layers})) or "none"
+        raise InvalidInputError(f"network {network.name!r} computes nothing to predict the latency of (its "
+                                f"{len(network.layers)} layer(s): {kinds}); were its operators skipped?")
 
 
 class Predictor:
@@ -309,6 +322,8 @@ class Predictor:
         from the IR alone (``space.accepts_networks``), else ``macs_loglinear``, a power law of MACs fitted to the
         device's measurements in the space (:mod:`nas_latency.macs_power_law`)."""
         space_obj = get_space(space)
+        for network in networks:
+            check_has_work(network)
         cache = self._space(space_obj.name)
         adapted = self.adapted(space_obj.name, device=device, signature=signature)
         if space_obj.accepts_networks:

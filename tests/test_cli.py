@@ -61,6 +61,27 @@ def test_describe_a_layer_table_json_round_trips(tmp_path: Path, capsys: pytest.
     assert json.loads(out)["macs"] == space.to_ir(arch).macs
 
 
+def test_describe_json_lists_the_skipped_operators_and_suffixes_are_case_blind(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import numpy as np
+    import onnx
+
+    helper = onnx.helper
+    weights = onnx.numpy_helper.from_array(np.zeros((4, 3, 1, 1), dtype=np.float32), name="w")
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["x", "w"], ["c"], name="conv"),
+         helper.make_node("LeakyRelu", ["c"], ["y"], name="leaky")], "g",
+        [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 3, 8, 8])],
+        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 4, 8, 8])], initializer=[weights])
+    path = tmp_path / "net.ONNX"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    code, out, err = run_cli(capsys, "describe", str(path), "--on-unsupported", "skip", "--format", "json")
+    assert code == 0, err
+    document = json.loads(out)
+    assert document["summary"]["skipped_operators"] == 1
+    assert [(s["node"], s["operator"]) for s in document["skipped"]] == [("leaky", "LeakyRelu")]
+
+
 def test_featurize_reads_stdin_and_keeps_order(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     from search_spaces import get_space
 

@@ -269,3 +269,34 @@ def test_signature_size_help_states_the_stored_order_length(capsys: pytest.Captu
     with pytest.raises(SystemExit):
         main(["signature", "--help"])
     assert f"at most {SIGNATURE_ORDER_LENGTH}," in capsys.readouterr().out
+
+
+def test_network_files_are_found_beside_the_list_and_unsupported_operators_can_be_skipped(
+    home: Path, truth: pd.Series, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`@model.onnx` in an --archs file is relative to that file's folder (not the working directory); a model with
+    an operator the IR lacks (LeakyRelu) fails, or with --on-unsupported skip is predicted with the skip reported."""
+    import onnx
+
+    helper = onnx.helper
+    weights = onnx.numpy_helper.from_array(np.zeros((16, 3, 3, 3), dtype=np.float32), name="w")
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["x", "w"], ["c"], name="conv", pads=[1, 1, 1, 1]),
+         helper.make_node("LeakyRelu", ["c"], ["y"], name="leaky")], "leaky_net",
+        [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 3, 32, 32])],
+        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 16, 32, 32])], initializer=[weights])
+    lists = tmp_path / "lists"
+    lists.mkdir()
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), lists / "Leaky.ONNX")
+    (lists / "archs.txt").write_text("@Leaky.ONNX\n")
+    archs = signature(capsys, 10)
+    measurements = write_measurements(tmp_path / "m.csv", archs, truth)
+    monkeypatch.chdir(tmp_path)  # not the list's folder
+    base = ["predict", "--space", SPACE, "--signature", str(measurements), "--archs", str(lists / "archs.txt")]
+    code, _, err = cli(capsys, *base)
+    assert code == 2 and "node 'leaky' (LeakyRelu)" in err and "--on-unsupported skip" in err
+    code, out, err = cli(capsys, *base, "--on-unsupported", "skip")
+    assert code == 0, err
+    assert "skipped 1 unsupported operator(s)" in err and "leaky: LeakyRelu" in err
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert rows[0]["arch"] == "@Leaky.ONNX" and float(rows[0]["latency_ms"]) > 0

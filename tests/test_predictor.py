@@ -132,3 +132,18 @@ def test_a_stored_model_of_another_spec_is_kept_with_a_warning(tmp_path: Path,
         assert again.bundle("fbnet").model_spec == "nnls_mix"
     assert any("not this release's default" in r.getMessage() and "models train --space fbnet" in r.getMessage()
                for r in caplog.records)
+
+
+@pytest.mark.parametrize("space_name", ["nasbench201", "ganesan_mobile"])
+def test_a_network_that_computes_nothing_is_refused_before_any_model_is_loaded(predictor: Predictor,
+                                                                               space_name: str) -> None:
+    """What is left of a network whose operators were all skipped (views and zeros) would predict about 0 ms."""
+    from nas_latency.ir import NetworkBuilder
+
+    b = NetworkBuilder("skipped")
+    b.flatten(b.zero(b.identity(b.input((1, 3, 8, 8)))))
+    signature = {"|nor_conv_3x3~0|+|none~0|none~1|+|skip_connect~0|none~1|none~2|": 1.0}
+    with pytest.raises(InvalidInputError, match=r"network 'skipped' computes nothing .*\(its 3 layer\(s\): "
+                                                r"flatten, identity, zero\); were its operators skipped\?"):
+        predictor.predict_networks(space_name, [b.build()], signature=signature)
+    assert predictor.store.list_artifacts() == []

@@ -55,7 +55,7 @@ def resolve_network(target: str, space_name: str | None, on_unsupported: str) ->
     """A network from an architecture id of ``space_name``, or a file: ``@path`` or a path ending in
     ``.onnx`` (ONNX model) or ``.json`` (layer table)."""
     path_text = target[1:] if target.startswith("@") else target
-    is_file = target.startswith("@") or path_text.endswith((".onnx", ".json"))
+    is_file = target.startswith("@") or path_text.lower().endswith((".onnx", ".json"))
     if is_file:
         from nas_latency.frontends import load_network_file
 

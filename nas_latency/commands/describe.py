@@ -75,12 +75,13 @@ def run(args: argparse.Namespace) -> int:
     report_skipped(resolved.skipped, resolved.source)
     network = resolved.network
     summary = totals(network, args.dtype_bytes) | {"skipped_operators": len(resolved.skipped)}
+    skipped = [{"node": item.node, "operator": item.operator, "reason": item.reason} for item in resolved.skipped]
     if args.summary:
         write_document(summary, args.format)
         return 0
     rows = layer_rows(network, args.dtype_bytes)
     if args.format == "json":
-        sys.stdout.write(json.dumps({"summary": summary, "layers": rows}, indent=2) + "\n")
+        sys.stdout.write(json.dumps({"summary": summary, "layers": rows, "skipped": skipped}, indent=2) + "\n")
         return 0
     write_rows(rows, LAYER_COLUMNS, args.format)
     if args.format == "table":

@@ -10,9 +10,10 @@ import argparse
 import json
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
-from nas_latency.commands.common import add_format_argument, read_archs, write_rows
+from nas_latency.commands.common import add_format_argument, read_archs, report_skipped, write_rows
 from nas_latency.errors import InvalidInputError, NotFoundError
 
 
@@ -95,8 +96,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     who.add_argument("--device", help="a registered device")
     who.add_argument("--signature", metavar="CSV", help="measurements arch,latency_ms of an unregistered device")
     pred.add_argument("--archs", required=True,
-                      help="one architecture id per line (or @file.onnx / @layers.json where the space accepts "
-                           "arbitrary networks), or - for stdin")
+                      help="one architecture id per line, or a network file @model.onnx / @layers.json (a "
+                           "relative path is relative to this file's folder; the estimate is the space's model "
+                           "where it takes arbitrary networks, else a power law of MACs), or - for stdin")
+    pred.add_argument("--on-unsupported", choices=("error", "skip"), default="error",
+                      help="for network files: fail on an operator the IR cannot represent (default), or skip it "
+                           "and report it on stderr")
     pred.add_argument("--uncertainty", action="store_true",
                       help="also print latency_log_std (the predictive standard deviation of ln latency) and the "
                            "95 %% interval low95_ms, high95_ms (architecture ids only)")
@@ -201,7 +206,13 @@ def run_predict(args: argparse.Namespace) -> int:
     if files and args.uncertainty:
         raise InvalidInputError(f"--uncertainty covers architecture ids only; line {files[0] + 1} is a network "
                                 f"file ({archs[files[0]]})")
-    networks = [load_network_file(archs[i][1:]).network for i in files] if files else []
+    networks = []
+    folder = Path(args.archs).parent if args.archs != "-" else Path.cwd()
+    for i in files:
+        path = folder / archs[i][1:]  # an absolute path stays itself
+        conversion = load_network_file(path, on_unsupported=args.on_unsupported)
+        report_skipped(conversion.skipped, str(path))
+        networks.append(conversion.network)
     with open_predictor(args) as predictor:
         latency_ms = np.zeros(len(archs))
         std_log = np.zeros(len(archs))

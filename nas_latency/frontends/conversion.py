@@ -185,7 +185,7 @@ class IRAssembler:
         if self.on_unsupported == "error":
             raise UnsupportedOperatorError(
                 f"{where} cannot be represented in the IR: {origin.reason}; "
-                "pass on_unsupported='skip' to skip it explicitly",
+                "skip it explicitly with on_unsupported='skip' (CLI: --on-unsupported skip)",
                 node=origin.node,
                 operator=origin.operator,
             )

@@ -120,11 +120,26 @@ _REFLECTED = {"radd": "add", "iadd": "add", "rmul": "mul", "imul": "mul", "rsub"
               "truediv": "div", "rtruediv": "div", "itruediv": "div", "rmatmul": "matmul"}
 
 
+def _overrides_forward(cls: type, leaf: type) -> bool:
+    """Whether a class between ``cls`` and the leaf type ``leaf`` (torch's own classes excluded) defines its own
+    ``forward``: timm's ``BatchNormAct2d(nn.BatchNorm2d)`` adds an activation, a LoRA ``nn.Linear`` a low-rank
+    branch, so converting such a module as its base layer would drop compute without a word."""
+    for klass in cls.__mro__:
+        if klass is leaf or klass.__module__.startswith("torch."):
+            return False
+        if "forward" in vars(klass):
+            return True
+    return False
+
+
 def is_leaf_module(module: nn.Module) -> bool:
     """Whether the tracers treat ``module`` as one operator: the known leaf types, and any other ``torch.nn``
-    module except containers (so that, say, ``nn.LSTM`` becomes one unsupported node instead of a failed trace)."""
-    if isinstance(module, LEAF_MODULE_TYPES):
-        return True
+    module except containers (so that, say, ``nn.LSTM`` becomes one unsupported node instead of a failed trace).
+    A subclass of a leaf type with a ``forward`` of its own is traced into instead (its ``super().forward`` call
+    becomes the functional layer)."""
+    for leaf in LEAF_MODULE_TYPES:
+        if isinstance(module, leaf):
+            return not _overrides_forward(type(module), leaf)
     return type(module).__module__.startswith(("torch.nn.", "torch.ao.nn.")) and not isinstance(module, _CONTAINERS)
 
 
@@ -366,6 +381,9 @@ class _TorchOps:
                     count_include_pad=bool(count_include_pad), ceil_mode=bool(ceil_mode), name=n,
                 ),
             )
+        if _pair(kernel) == tuple(src.shape[2:]) and _pair(padding) == (0, 0):
+            # one window over the whole input is a global max pool, as the ONNX frontend reads the same export
+            return self.asm.layer(node, _shape(out), lambda n: self.b.global_max_pool(src.name, name=n))
         return self.asm.layer(
             node, _shape(out),
             lambda n: self.b.max_pool(

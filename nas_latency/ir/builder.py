@@ -7,7 +7,7 @@ from typing import Sequence
 
 from nas_latency.errors import InvalidInputError
 from nas_latency.ir.network import Layer, Network, Shape, TensorSpec, numel
-from nas_latency.ir.shapes import window_output_size
+from nas_latency.ir.shapes import broadcast_shape, window_output_size
 from nas_latency.ir.ops import ACTIVATION_KINDS, OpKind, conv_kind
 
 IntPair = int | tuple[int, int]
@@ -247,11 +247,7 @@ class NetworkBuilder:
 
 
 def _broadcast(shapes: Sequence[Shape], *, where: str) -> Shape:
-    rank = max(len(s) for s in shapes)
-    out: list[int] = []
-    for i in range(rank):
-        dims = {s[i - rank + len(s)] for s in shapes if i - rank + len(s) >= 0} - {1}
-        if len(dims) > 1:
-            raise InvalidInputError(f"{where}: shapes {list(shapes)} do not broadcast")
-        out.append(dims.pop() if dims else 1)
-    return tuple(out)
+    out = broadcast_shape(shapes)
+    if out is None:
+        raise InvalidInputError(f"{where}: shapes {list(shapes)} do not broadcast")
+    return out

@@ -13,12 +13,23 @@ from dataclasses import dataclass, field
 from typing import Iterator
 
 from nas_latency.errors import InvalidInputError
-from nas_latency.ir.ops import CONV_KINDS, VIEW_KINDS, WINDOW_POOL_KINDS, OpKind, conv_kind
-from nas_latency.ir.shapes import window_output_size
+from nas_latency.ir.ops import (
+    ACTIVATION_KINDS,
+    CONV_KINDS,
+    ELEMENTWISE_BINARY_KINDS,
+    GLOBAL_POOL_KINDS,
+    VIEW_KINDS,
+    WINDOW_POOL_KINDS,
+    OpKind,
+    conv_kind,
+)
+from nas_latency.ir.shapes import broadcast_shape, window_output_size
 
 Shape = tuple[int, ...]
 
 DEFAULT_DTYPE_BYTES = 4  # float32
+#: kinds whose output has the shape of their one input
+SHAPE_KEEPING_KINDS = ACTIVATION_KINDS | {OpKind.BATCH_NORM, OpKind.CHANNEL_SHUFFLE, OpKind.ZERO, OpKind.IDENTITY}
 
 
 def numel(shape: Shape) -> int:
@@ -150,6 +161,7 @@ class Layer:
             raise InvalidInputError(
                 f"{where}: output shape {self.output_shape} must keep the leading dimensions of input {self.input_shapes[0]}"
             )
+        self._check_kind(where)
         if self.op in CONV_KINDS:
             if self.groups < 1 or self.in_channels % self.groups or self.out_channels % self.groups:
                 raise InvalidInputError(
@@ -159,6 +171,60 @@ class Layer:
             expected = conv_kind(self.in_channels, self.out_channels, self.groups)
             if expected is not self.op:
                 raise InvalidInputError(f"{where}: groups={self.groups} makes this a {expected.value}")
+
+
+    def _check_kind(self, where: str) -> None:
+        """The shape rules of the kinds besides windows and linear layers (the builder's inference, checked)."""
+        op, shapes, out = self.op, self.input_shapes, self.output_shape
+        if op in ELEMENTWISE_BINARY_KINDS:
+            if len(shapes) < 2:
+                raise InvalidInputError(f"{where}: needs at least two inputs, got {len(shapes)}")
+            expected = broadcast_shape(shapes)
+            if expected is None:
+                raise InvalidInputError(f"{where}: input shapes {list(shapes)} do not broadcast")
+            if out != expected:
+                raise InvalidInputError(f"{where}: output shape {out} does not follow from inputs {list(shapes)} "
+                                        f"(expected {expected})")
+            return
+        if op is not OpKind.CONCAT and len(shapes) != 1:
+            raise InvalidInputError(f"{where}: takes one input, got {len(shapes)}")
+        if self.groups != 1 and op not in CONV_KINDS and op is not OpKind.CHANNEL_SHUFFLE:
+            raise InvalidInputError(f"{where}: groups applies to convolutions and channel_shuffle only, got "
+                                    f"{self.groups}")
+        source = shapes[0]
+        if op is OpKind.CONCAT:
+            rank = len(source)
+            axis = self.axis if self.axis is not None else 1
+            if not -rank <= axis < rank:
+                raise InvalidInputError(f"{where}: axis {axis} is outside rank {rank}")
+            axis %= rank
+            if any(len(s) != rank or any(a != b for i, (a, b) in enumerate(zip(s, source)) if i != axis)
+                   for s in shapes[1:]):
+                raise InvalidInputError(f"{where}: inputs {list(shapes)} differ outside axis {axis}")
+            expected = tuple(sum(s[axis] for s in shapes) if i == axis else d for i, d in enumerate(source))
+        elif op in SHAPE_KEEPING_KINDS:
+            expected = source
+            if op is OpKind.SOFTMAX and self.axis is not None and not -len(source) <= self.axis < len(source):
+                raise InvalidInputError(f"{where}: axis {self.axis} is outside rank {len(source)}")
+            if op is OpKind.BATCH_NORM and len(source) < 2:
+                raise InvalidInputError(f"{where}: needs an input with a channel dimension, got {source}")
+            if op is OpKind.CHANNEL_SHUFFLE and (len(source) != 4 or self.groups < 2 or source[1] % self.groups):
+                raise InvalidInputError(f"{where}: groups={self.groups} must be >= 2 and divide the channels of "
+                                        f"an (N, C, H, W) input, got {source}")
+        elif op in GLOBAL_POOL_KINDS:
+            if len(source) != 4:
+                raise InvalidInputError(f"{where}: expects an (N, C, H, W) input, got {source}")
+            expected = (*source[:2], 1, 1)
+        elif op is OpKind.FLATTEN:
+            axis = self.axis if self.axis is not None else 1
+            if not 0 <= axis < len(source):
+                raise InvalidInputError(f"{where}: axis {axis} is outside rank {len(source)}")
+            expected = (*source[:axis], numel(source[axis:]))
+        else:  # windows and linear layers: checked by the caller; a reshape (also a frontend's stand-in for a
+            return  # skipped node, which may change the element count) takes any output shape
+        if out != expected:
+            raise InvalidInputError(f"{where}: output shape {out} does not follow from input {source} "
+                                    f"(expected {expected})")
 
 
 @dataclass(frozen=True, slots=True)

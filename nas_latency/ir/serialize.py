@@ -19,14 +19,25 @@ from pathlib import Path
 from typing import Any
 
 from nas_latency.errors import InvalidInputError
-from nas_latency.ir.network import Layer, Network, Shape, TensorSpec
-from nas_latency.ir.ops import parse_op_kind
+from nas_latency.ir.network import Layer, Network, Shape, TensorSpec, numel
+from nas_latency.ir.ops import CONV_KINDS, WINDOW_POOL_KINDS, OpKind, parse_op_kind
 
 FORMAT_NAME = "nas-latency/layer-table"
 FORMAT_VERSION = 1
 
 _LAYER_DEFAULTS = {f.name: f.default for f in fields(Layer) if f.name not in {"name", "op", "inputs", "input_shapes", "output_shape"}}
 _TUPLE_ATTRS = {"kernel", "stride", "padding", "dilation"}
+_WINDOW_KINDS = CONV_KINDS | WINDOW_POOL_KINDS
+#: the op kinds each attribute applies to (elsewhere it must be left at its default)
+_APPLIES_TO: dict[str, frozenset[OpKind]] = {
+    "kernel": _WINDOW_KINDS, "stride": _WINDOW_KINDS, "padding": _WINDOW_KINDS, "dilation": _WINDOW_KINDS,
+    "groups": CONV_KINDS | {OpKind.CHANNEL_SHUFFLE},
+    "bias": CONV_KINDS | {OpKind.LINEAR},
+    "affine": frozenset({OpKind.BATCH_NORM}),
+    "count_include_pad": frozenset({OpKind.AVG_POOL}),
+    "ceil_mode": WINDOW_POOL_KINDS,
+    "axis": frozenset({OpKind.CONCAT, OpKind.SOFTMAX, OpKind.FLATTEN}),
+}
 
 
 def network_to_dict(network: Network) -> dict[str, Any]:
@@ -134,20 +145,40 @@ def network_from_dict(data: Any, *, source: str = "layer table") -> Network:
                 if not isinstance(value, bool):
                     raise InvalidInputError(f"{where}: {key} must be true or false, got {value!r}")
                 attrs[key] = value
+        op = parse_op_kind(str(item["op"]), where=where)
+        stray = sorted(key for key, value in attrs.items()
+                       if op not in _APPLIES_TO[key] and value != _LAYER_DEFAULTS[key])
+        if stray:
+            raise InvalidInputError(f"{where}: {', '.join(stray)} {'does' if len(stray) == 1 else 'do'} not apply to "
+                                    f"a {op.value} layer")
         layer = Layer(
             name=str(item["name"]),
-            op=parse_op_kind(str(item["op"]), where=where),
+            op=op,
             inputs=tuple(srcs),
             input_shapes=in_shapes,
             output_shape=_shape(item["output_shape"], where=f"{where} output_shape"),
             **attrs,
         )
+        try:
+            layer.check()
+        except InvalidInputError as exc:
+            raise InvalidInputError(f"{source}: layers[{i}]: {exc.message}") from None
+        if layer.op is OpKind.RESHAPE and numel(layer.output_shape) != numel(in_shapes[0]):
+            raise InvalidInputError(f"{where}: cannot reshape {in_shapes[0]} ({numel(in_shapes[0])} elements) to "
+                                    f"{layer.output_shape} ({numel(layer.output_shape)})")
         layers.append(layer)
         shapes[layer.name] = layer.output_shape
+    if not layers:
+        raise InvalidInputError(f"{source}: has no layers: there is nothing to predict the latency of")
     outputs = data["outputs"]
     if not all(isinstance(o, str) for o in outputs):
         raise InvalidInputError(f"{source}: 'outputs' must be a list of tensor names")
-    return Network(name, tuple(inputs), tuple(layers), tuple(outputs))
+    if len(set(outputs)) != len(outputs):
+        raise InvalidInputError(f"{source}: an output is listed twice in {outputs}")
+    try:
+        return Network(name, tuple(inputs), tuple(layers), tuple(outputs))
+    except InvalidInputError as exc:
+        raise InvalidInputError(f"{source}: {exc.message}") from None
 
 
 def network_from_json(text: str, *, source: str = "layer table") -> Network:

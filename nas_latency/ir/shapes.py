@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Sequence
 
 
 def window_output_size(
@@ -14,3 +15,15 @@ def window_output_size(
     if ceil_mode and (out - 1) * stride >= size + pad_begin:
         out -= 1  # the last window must start inside the input or the leading padding
     return out
+
+
+def broadcast_shape(shapes: Sequence[tuple[int, ...]]) -> tuple[int, ...] | None:
+    """The shape ``shapes`` broadcast to (NumPy/PyTorch rules), or ``None`` if they do not broadcast."""
+    rank = max(len(s) for s in shapes)
+    out: list[int] = []
+    for i in range(rank):
+        dims = {s[i - rank + len(s)] for s in shapes if i - rank + len(s) >= 0} - {1}
+        if len(dims) > 1:
+            return None
+        out.append(dims.pop() if dims else 1)
+    return tuple(out)

@@ -10,13 +10,14 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 from functools import lru_cache
 
 import pytest
 import torch
 
 from nas_latency.frontends import export_onnx, onnx_to_ir, torch_to_ir
-from nas_latency.ir import Network, canonicalize, structure_diff, structure_key
+from nas_latency.ir import Network, OpKind, canonicalize, structure_diff, structure_key
 from search_spaces import get_space
 
 SPACES = ["nasbench201", "fbnet", "ganesan_mobile"]
@@ -71,3 +72,17 @@ def test_onnx_frontend_equals_the_fast_path_after_canonicalize(space_name: str, 
     assert conversion.skipped == ()
     _assert_equal(arch, canonicalize(fast), canonicalize(conversion.network))
     assert conversion.network.macs == fast.macs
+
+
+def test_a_max_pool_over_the_whole_input_is_global_in_both_frontends(tmp_path: Path) -> None:
+    """torch's MaxPool2d(7) on a 7×7 map and its ONNX export land in the same IR kind."""
+    from torch import nn
+
+    module = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.MaxPool2d(7)).eval()
+    example = torch.randn(1, 3, 7, 7)
+    from_torch = torch_to_ir(module, example).network
+    path = tmp_path / "pool.onnx"
+    export_onnx(module, example, path)
+    from_onnx = onnx_to_ir(path).network
+    assert [layer.op for layer in from_torch.layers] == [OpKind.CONV, OpKind.GLOBAL_MAX_POOL]
+    assert structure_key(canonicalize(from_torch)) == structure_key(canonicalize(from_onnx))

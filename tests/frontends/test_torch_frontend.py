@@ -130,6 +130,55 @@ def test_identity_reuse_shared_modules_inplace_ops_and_two_inputs(method: TraceM
     assert len(conversion.network.outputs) == 2
 
 
+class BatchNormAct2d(nn.BatchNorm2d):
+    """timm's pattern: a norm layer subclass whose forward adds an activation."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__(channels)
+        self.act = nn.SiLU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(super().forward(x))
+
+
+class LoRALinear(nn.Linear):
+    def __init__(self, n_in: int, n_out: int) -> None:
+        super().__init__(n_in, n_out)
+        self.down = nn.Linear(n_in, 4, bias=False)
+        self.up = nn.Linear(4, n_out, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x) + self.up(self.down(x))
+
+
+class PlainConv(nn.Conv2d):
+    """A subclass that changes nothing about the computation: still one layer."""
+
+
+class Subclassed(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = PlainConv(3, 16, 3, padding=1)
+        self.norm = BatchNormAct2d(16)
+        self.head = LoRALinear(16, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(F.adaptive_avg_pool2d(self.norm(self.conv(x)), 1).flatten(1))
+
+
+@pytest.mark.parametrize("method", ["auto", "eager"])
+def test_a_subclass_of_a_layer_with_its_own_forward_is_traced_into(method: TraceMethod) -> None:
+    """Converting BatchNormAct2d as a batch norm and LoRALinear as one linear would drop their extra compute.
+    (torch.fx cannot trace batch norm's own forward, which checks the input's rank: ``auto`` falls back to eager.)"""
+    module = Subclassed().eval()
+    network = torch_to_ir(module, torch.randn(1, 3, 8, 8), method=method).network
+    assert [layer.op for layer in network.layers] == [
+        OpKind.CONV, OpKind.BATCH_NORM, OpKind.SILU, OpKind.GLOBAL_AVG_POOL, OpKind.FLATTEN,
+        OpKind.LINEAR, OpKind.LINEAR, OpKind.LINEAR, OpKind.ADD]
+    assert network.params == sum(p.numel() for p in module.parameters())
+    assert network.macs == 16 * 8 * 8 * 27 + 16 * 10 + 16 * 4 + 4 * 10
+
+
 def test_root_leaf_module_converts_on_both_paths() -> None:
     conv = nn.Conv2d(3, 6, 3, stride=2, groups=3)  # fx traces its forward into F.conv2d, eager hooks the module
     keys = {structure_key(torch_to_ir(conv, torch.randn(1, 3, 9, 9), method=m).network) for m in METHODS}

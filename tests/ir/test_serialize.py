@@ -174,3 +174,50 @@ def test_not_an_object_or_not_json() -> None:
         network_from_json("[]")
     with pytest.raises(InvalidInputError, match="layer table: not valid JSON"):
         network_from_json("{")
+
+
+def _table(*layers: dict[str, Any], outputs: list[str] | None = None) -> dict[str, Any]:
+    """A layer table on one (1, 3, 32, 32) input named x."""
+    return {"inputs": [{"name": "x", "shape": [1, 3, 32, 32]}], "layers": list(layers),
+            "outputs": outputs if outputs is not None else [layers[-1]["name"]] if layers else ["x"]}
+
+
+def _layer(name: str, op: str, out: list[int], inputs: tuple[str, ...] = ("x",), **attrs: Any) -> dict[str, Any]:
+    return {"name": name, "op": op, "inputs": list(inputs), "output_shape": out, **attrs}
+
+
+CONV16 = _layer("c", "conv", [1, 16, 32, 32], kernel=[3, 3], stride=[1, 1], padding=[1, 1, 1, 1])
+SHAPE_RULE_CASES = [
+    (_table(_layer("r", "relu", [1, 64, 64, 64])), r"layers\[0\]: layer 'r' \(relu\): output shape \(1, 64, 64, 64\)"
+                                                    r" does not follow from input \(1, 3, 32, 32\)"),
+    (_table(CONV16, _layer("a", "add", [1, 999, 7, 7], ("x", "c"))), r"layers\[1\]: .*do not broadcast"),
+    (_table(CONV16, _layer("a", "add", [1, 16, 7, 7], ("c", "c"))), r"expected \(1, 16, 32, 32\)"),
+    (_table(_layer("a", "add", [1, 3, 32, 32])), r"layer 'a' \(add\): needs at least two inputs"),
+    (_table(_layer("b", "batch_norm", [1, 300, 32, 32], affine=True)), r"expected \(1, 3, 32, 32\)"),
+    (_table(_layer("g", "global_avg_pool", [1, 3, 32, 32])), r"expected \(1, 3, 1, 1\)"),
+    (_table(_layer("k", "concat", [1, 7, 32, 32], ("x", "x"), axis=1)), r"expected \(1, 6, 32, 32\)"),
+    (_table(_layer("k", "concat", [1, 6, 32, 32], ("x", "x"), axis=7)), r"axis 7 is outside rank 4"),
+    (_table(_layer("f", "flatten", [1, 5], axis=1)), r"expected \(1, 3072\)"),
+    (_table(_layer("s", "reshape", [1, 5])), r"layers\[0\] \('s'\): cannot reshape \(1, 3, 32, 32\) \(3072 elements\)"),
+    (_table(_layer("r", "relu", [1, 3, 32, 32], ("x", "x"))), r"layer 'r' \(relu\): takes one input, got 2"),
+    (_table(_layer("s", "channel_shuffle", [1, 3, 32, 32], groups=7)), r"groups=7 must be >= 2 and divide"),
+    (_table(_layer("s", "softmax", [1, 3, 32, 32], axis=9)), r"axis 9 is outside rank 4"),
+    (_table(_layer("l", "linear", [1, 3, 32, 10], groups=0)), r"groups does not apply to a linear layer"),
+    (_table(_layer("r", "relu", [1, 3, 32, 32], kernel=[9, 9])), r"layers\[0\] \('r'\): kernel does not apply to a "
+                                                                  r"relu layer"),
+    (_table(_layer("r", "relu", [1, 3, 32, 32]), outputs=["r", "r"]), r"an output is listed twice"),
+    (_table(), r"has no layers: there is nothing to predict the latency of"),
+]
+
+
+@pytest.mark.parametrize(("document", "pattern"), SHAPE_RULE_CASES, ids=[c[1][:40] for c in SHAPE_RULE_CASES])
+def test_every_kind_s_shape_rule_is_checked_and_the_error_names_the_file(document: dict[str, Any],
+                                                                         pattern: str) -> None:
+    with pytest.raises(InvalidInputError, match=r"^net\.json: .*" + pattern):
+        network_from_dict(document, source="net.json")
+
+
+def test_defaults_of_attributes_that_do_not_apply_are_accepted() -> None:
+    """What older writers put on every layer (groups 1, bias false) is not an error."""
+    net = network_from_dict(_table(_layer("r", "relu", [1, 3, 32, 32], groups=1, bias=False, ceil_mode=False)))
+    assert [layer.op.value for layer in net.layers] == ["relu"]

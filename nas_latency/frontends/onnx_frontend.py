@@ -9,7 +9,9 @@ to ``batch_size``, runs ONNX shape inference (strict first, lenient if strict fa
   are literal ``Constant`` ones and zeros, which is how torch exports ``affine=False``);
 * activations ``Relu``, ``Clip`` to [0, 6] (``RELU6``) or [0, inf) (``RELU``), ``Sigmoid``, ``HardSigmoid``,
   ``HardSwish``, ``Tanh``, ``Softmax``, ``Gelu``; ``Sigmoid`` whose only reader is ``Mul(x, sigmoid(x))`` is one
-  ``SILU`` layer (torch exports ``nn.SiLU`` that way);
+  ``SILU`` layer (torch exports ``nn.SiLU`` that way), ``HardSigmoid(alpha=1/6)`` read only by
+  ``Mul(x, hardsigmoid(x))`` one ``HARD_SWISH`` (``nn.Hardswish`` below opset 14), and
+  ``Mul(Mul(x, Add(Erf(Div(x, √2)), 1)), 0.5)`` one ``GELU`` (``nn.GELU`` below opset 20);
 * ``Add``/``Mul``/``Sum`` of network tensors; ``Mul`` by an all-zero constant is ``ZERO``; ``+ 0`` and ``* 1``
   are no layer; ``Concat``; ``AveragePool``, ``MaxPool`` (a ``MaxPool`` whose single window covers the whole
   unpadded input is ``GLOBAL_MAX_POOL``: torch exports ``AdaptiveMaxPool2d(1)`` that way), ``GlobalAveragePool``,
@@ -70,7 +72,6 @@ UNKNOWN = _Unknown()
 
 _SIMPLE_ACTIVATIONS: dict[str, OpKind] = {
     "Relu": OpKind.RELU,
-    "HardSigmoid": OpKind.HARD_SIGMOID,
     "HardSwish": OpKind.HARD_SWISH,
     "Tanh": OpKind.TANH,
     "Gelu": OpKind.GELU,
@@ -314,6 +315,9 @@ class _OnnxConverter:
     def run(self) -> Conversion:
         self._inputs()
         self._infer_shapes()
+        for node in self.nodes:  # Constant nodes first: a pattern may read one the exporter placed after its start
+            if node.op_type == "Constant" and node.domain in ("", "ai.onnx"):
+                self._constant(node, [])
         for i, node in enumerate(self.nodes):
             if i not in self.fused:
                 self._node(i, node)
@@ -514,6 +518,51 @@ class _OnnxConverter:
             self.values[user[1].output[0]] = ref
             return ref
         return self._activation(i, node, name, ins, OpKind.SIGMOID)
+
+    def _op_HardSigmoid(self, i: int, node: onnx.NodeProto, name: str, ins: list[Any]) -> TensorRef:
+        user = self._sole_consumer(node.output[0])
+        gate = sorted([node.input[0], node.output[0]])
+        a = _attrs(node)
+        torch_gate = math.isclose(a.get("alpha", 0.2), 1 / 6, rel_tol=1e-6) and a.get("beta", 0.5) == 0.5
+        if torch_gate and user is not None and user[1].op_type == "Mul" and sorted(user[1].input) == gate:
+            self.fused.add(user[0])  # x * hardsigmoid(x): one hard swish (torch exports nn.Hardswish so below opset 14)
+            ref = self._activation(i, node, name, ins, OpKind.HARD_SWISH)
+            self.values[user[1].output[0]] = ref
+            return ref
+        return self._activation(i, node, name, ins, OpKind.HARD_SIGMOID)
+
+    def _other_constant(self, node: onnx.NodeProto, tensor: str) -> float | None:
+        """The uniform value of ``node``'s operand other than ``tensor``, if it is a constant; else None."""
+        others = [n for n in node.input if n != tensor]
+        if len(node.input) != 2 or len(others) != 1:
+            return None
+        value = self.values.get(others[0])
+        return _uniform(value) if isinstance(value, np.ndarray) else None
+
+    def _op_Div(self, i: int, node: onnx.NodeProto, name: str, ins: list[Any]) -> TensorRef:
+        """``x / √2 → Erf → + 1 → · x → · 0.5``, the exact GELU as torch exports ``nn.GELU`` below opset 20, is one
+        ``GELU`` layer; any other division is not representable."""
+        x = node.input[0]
+        chain: list[tuple[int, onnx.NodeProto]] = []
+        current = node.output[0]
+        for op_type in ("Erf", "Add", "Mul", "Mul"):
+            user = self._sole_consumer(current)
+            if user is None or user[1].op_type != op_type:
+                break
+            chain.append(user)
+            current = user[1].output[0]
+        if len(chain) == 4 and is_symbol(ins[0]):
+            divisor = _uniform(ins[1]) if isinstance(ins[1], np.ndarray) else None
+            (_, add), (_, gate), (_, half) = chain[1:]
+            if (divisor is not None and math.isclose(divisor, math.sqrt(2), rel_tol=1e-5)
+                    and self._other_constant(add, chain[0][1].output[0]) == 1.0
+                    and sorted(gate.input) == sorted([x, add.output[0]])
+                    and self._other_constant(half, gate.output[0]) == 0.5):
+                self.fused.update(index for index, _ in chain)
+                ref = self._activation(i, node, name, ins, OpKind.GELU)
+                self.values[half.output[0]] = ref
+                return ref
+        raise Unsupported("the IR has no operator for ONNX Div (but in the exact GELU x · (1 + erf(x / √2)) / 2)")
 
     def _op_Softmax(self, i: int, node: onnx.NodeProto, name: str, ins: list[Any]) -> TensorRef:
         x = self._src(ins[0])

@@ -86,3 +86,21 @@ def test_a_max_pool_over_the_whole_input_is_global_in_both_frontends(tmp_path: P
     from_onnx = onnx_to_ir(path).network
     assert [layer.op for layer in from_torch.layers] == [OpKind.CONV, OpKind.GLOBAL_MAX_POOL]
     assert structure_key(canonicalize(from_torch)) == structure_key(canonicalize(from_onnx))
+
+
+@pytest.mark.parametrize("opset", [13, 17])
+@pytest.mark.parametrize("activation", ["gelu", "hardswish", "hardsigmoid"])
+def test_activations_torch_decomposes_on_export_are_one_layer(activation: str, opset: int) -> None:
+    """Below opset 20 torch writes nn.GELU as Div/Erf/Add/Mul/Mul, and below 14 nn.Hardswish as HardSigmoid·x:
+    the ONNX frontend reads them back as the one layer the torch frontend sees."""
+    from torch import nn
+
+    layer = {"gelu": nn.GELU(), "hardswish": nn.Hardswish(), "hardsigmoid": nn.Hardsigmoid()}[activation]
+    module = nn.Sequential(nn.Conv2d(3, 4, 1), layer, nn.Conv2d(4, 4, 1)).eval()
+    example = torch.randn(1, 3, 8, 8)
+    buffer = io.BytesIO()
+    export_onnx(module, example, buffer, opset_version=opset)
+    from_onnx = onnx_to_ir(buffer.getvalue()).network
+    expected = {"gelu": OpKind.GELU, "hardswish": OpKind.HARD_SWISH, "hardsigmoid": OpKind.HARD_SIGMOID}[activation]
+    assert [layer.op for layer in from_onnx.layers] == [OpKind.CONV, expected, OpKind.CONV]
+    assert structure_key(canonicalize(from_onnx)) == structure_key(canonicalize(torch_to_ir(module, example).network))

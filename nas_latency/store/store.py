@@ -453,7 +453,9 @@ class Store:
     def put_artifact(
         self, space: str, name: str, *, kind: str, manifest: Mapping[str, Any], blob: bytes
     ) -> ArtifactRef:
-        """Store a new version (previous latest + 1, starting at 1) of artifact ``(space, name)``."""
+        """Store a new version (previous latest + 1, starting at 1) of artifact ``(space, name)``. The same kind,
+        manifest and bytes as the latest version are not stored again (two replicas that trained the same model on
+        an empty store): the latest version's reference is returned."""
         space = check_space(space)
         name = check_name(name, "artifact name", ARTIFACT_NAME_PATTERN)
         kind = check_name(kind, "artifact kind", SOURCE_PATTERN)
@@ -467,8 +469,11 @@ class Store:
         now = self._backend.ts_param(_now())
         with self._tx(write=True) as tx:
             self._backend.lock(tx.cursor, f"nas-latency:artifact:{space}:{name}")
-            row = tx.one("SELECT MAX(version) FROM artifacts WHERE space = ? AND name = ?", (space, name))
-            version = int(row[0] or 0) + 1 if row else 1
+            latest = tx.one("SELECT version, kind, manifest, sha256 FROM artifacts WHERE space = ? AND name = ?"
+                            " ORDER BY version DESC LIMIT 1", (space, name))
+            if latest is not None and (latest[1], latest[3]) == (kind, sha256) and latest[2] == manifest_json:
+                return ArtifactRef(space=space, name=name, version=int(latest[0]), sha256=sha256)
+            version = int(latest[0]) + 1 if latest is not None else 1
             tx.execute(
                 "INSERT INTO artifacts (space, name, version, kind, manifest, blob, size_bytes, sha256, created_at)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",

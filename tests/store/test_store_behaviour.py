@@ -374,6 +374,10 @@ def test_two_stores_see_each_others_commits(make_store: Callable[..., Store]) ->
     assert two.get_artifact(NB, "m").ref == ref
     assert two.put_artifact(NB, "m", kind="mlp", manifest={}, blob=b"abcd").version == 2
     assert one.get_artifact(NB, "m").blob == b"abcd"
+    # the same model stored again by the other replica (both trained it on an empty store) is one version
+    assert one.put_artifact(NB, "m", kind="mlp", manifest={}, blob=b"abcd").version == 2
+    assert one.put_artifact(NB, "m", kind="mlp", manifest={"seed": 1}, blob=b"abcd").version == 3
+    assert [info.version for info in two.list_artifacts(NB)] == [1, 2, 3]
 
 
 def test_reopen_keeps_data_and_close_is_final(make_store: Callable[..., Store]) -> None:

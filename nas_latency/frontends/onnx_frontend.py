@@ -195,6 +195,8 @@ def _fold(op: str, ins: list[Any], attrs: dict[str, Any], opset: int) -> list[An
         return [np.concatenate([a for a in arr if a is not None], axis=int(attrs["axis"]))]
     if op == "Cast":
         return [arr[0].astype(helper.tensor_dtype_to_np_dtype(int(attrs["to"])))]
+    if op == "Mod":  # shape arithmetic, e.g. nn.MultiheadAttention's head split
+        return [np.fmod(arr[0], arr[1]) if attrs.get("fmod", 0) else np.mod(arr[0], arr[1])]
     if op in ("Add", "Sub", "Mul", "Div"):
         a, b = arr[0], arr[1]
         if op == "Div":

@@ -255,3 +255,14 @@ def test_custom_domain_operator_is_unsupported(cases: types.ModuleType) -> None:
     with pytest.raises(UnsupportedOperatorError, match="custom operator") as info:
         onnx_to_ir(model)
     assert info.value.node == "fancy"
+
+
+def test_shape_arithmetic_with_mod_is_folded() -> None:
+    """nn.MultiheadAttention's export computes reshape targets with Mod (integer mod, or C's fmod)."""
+    import numpy as np
+
+    from nas_latency.frontends.onnx_frontend import _fold
+
+    a, b = np.array([7, -7], dtype=np.int64), np.array([3, 3], dtype=np.int64)
+    assert _fold("Mod", [a, b], {}, 17)[0].tolist() == [1, 2]
+    assert _fold("Mod", [a, b], {"fmod": 1}, 17)[0].tolist() == [1, -1]

@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import sys
 import time
 from dataclasses import dataclass
@@ -155,17 +156,20 @@ class Outcome:
 
 def judge(device: str, result: Any, measured: dict[str, float]) -> Outcome:
     from nas_latency.data import nb201_accuracy
+    from nas_latency.errors import FailedPreconditionError, InvalidInputError
     from nas_latency.evaluate.budget_choice import best_under_budget
 
     valid = nb201_accuracy("cifar10_valid_acc")
     test = nb201_accuracy("cifar10_test_acc")
     chosen = result.chosen
     if chosen is None:
-        raise RuntimeError(f"the search on {device} evaluated nothing under {result.max_latency_ms} ms")
+        raise FailedPreconditionError(f"the search on {device} evaluated nothing under {result.max_latency_ms} ms: "
+                                      f"every one of the {result.proposed} proposed was predicted over it")
     archs = list(measured)
     best_arch, best_acc = best_under_budget(archs, [measured[a] for a in archs], valid, result.max_latency_ms)
     if best_arch is None or best_acc is None:
-        raise RuntimeError(f"no bundled arch of {device} is measured under {result.max_latency_ms} ms")
+        raise InvalidInputError(f"no bundled arch of {device} is measured under {result.max_latency_ms} ms: "
+                                f"the target cannot be judged; raise --max-latency-ms")
     return Outcome(device, result.max_latency_ms, chosen.arch, chosen.predicted_latency_ms, measured[chosen.arch],
                    valid[chosen.arch], test[chosen.arch], best_arch, best_acc, measured[best_arch], len(result.trials),
                    result.rejected, result.wall_s)
@@ -352,9 +356,40 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def check_arguments(args: argparse.Namespace) -> None:
+    """Everything a run can be refused for, before it trains a model or starts a server."""
+    from nas_latency.data import device_columns
+    from nas_latency.errors import InvalidInputError, NotFoundError
+
+    bundled = device_columns("nb201_latency")
+    for device in args.devices if args.sweep else [args.device]:
+        if device not in bundled:
+            raise NotFoundError(f"{device!r} is not a bundled NAS-Bench-201 device; bundled: {', '.join(bundled)}")
+    if args.trials < 1:
+        raise InvalidInputError(f"--trials must be at least 1, got {args.trials}")
+    if not (math.isfinite(args.max_latency_ms) and args.max_latency_ms > 0):
+        raise InvalidInputError(f"--max-latency-ms must be a positive number, got {args.max_latency_ms}")
+    if not (math.isfinite(args.accuracy_tolerance) and args.accuracy_tolerance >= 0):
+        raise InvalidInputError(f"--accuracy-tolerance must be >= 0, got {args.accuracy_tolerance}")
+    if args.sweep and not all(0 < q < 1 for q in args.quantiles):
+        raise InvalidInputError(f"--quantiles must lie in (0, 1), got {args.quantiles}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    from nas_latency.cli import EXIT_BAD_INPUT, EXIT_FAILURE
+    from nas_latency.errors import InvalidInputError, NasLatencyError, NotFoundError
+
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    try:
+        return _run(args)
+    except NasLatencyError as exc:  # as the CLI reports it: one line, exit 2 for bad input
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT if isinstance(exc, (InvalidInputError, NotFoundError)) else EXIT_FAILURE
+
+
+def _run(args: argparse.Namespace) -> int:
+    check_arguments(args)
     start = time.perf_counter()
     if args.sweep:
         outcomes = run_sweep(args)

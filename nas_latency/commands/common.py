@@ -79,3 +79,19 @@ def report_skipped(skipped: Sequence[Any], source: str) -> None:
     print(f"warning: {source}: skipped {len(skipped)} unsupported operator(s):", file=sys.stderr)
     for item in skipped:
         print(f"  {item.node}: {item.operator} ({item.reason})", file=sys.stderr)
+
+
+def check_writable(path: str | Path, *, what: str) -> Path:
+    """Refuse, before any work, an output file that cannot be written (its folder is made if missing). An
+    existing file is left as it is; a probe file made here is removed."""
+    path = Path(path)
+    existed = path.exists()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("ab"):
+            pass
+    except OSError as exc:
+        raise InvalidInputError(f"{what} {path}: cannot be written ({exc.strerror or exc})") from None
+    if not existed:
+        path.unlink()
+    return path

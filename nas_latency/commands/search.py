@@ -13,7 +13,7 @@ import math
 import sys
 from typing import Any
 
-from nas_latency.commands.common import add_format_argument, write_document
+from nas_latency.commands.common import add_format_argument, check_writable, write_document
 from nas_latency.commands.onboarding import add_store_argument, open_predictor
 from nas_latency.errors import FailedPreconditionError, InvalidInputError
 
@@ -68,6 +68,8 @@ def run(args: argparse.Namespace) -> int:
         raise InvalidInputError(f"--max-latency-ms must be a positive number, got {args.max_latency_ms}")
     if not (math.isfinite(args.accuracy_tolerance) and args.accuracy_tolerance >= 0):
         raise InvalidInputError(f"--accuracy-tolerance must be >= 0, got {args.accuracy_tolerance}")
+    if args.plot:
+        check_writable(args.plot, what="--plot")
     from nas_latency.data import nb201_accuracy
     from nas_latency.nni.search import search_nasbench201
 

@@ -1,8 +1,9 @@
 """Import NNI 3.0 quietly and without side effects outside ``NAS_LATENCY_HOME``.
 
 NNI prints its INFO logs to **stdout** in colour on first import (our stdout carries results only), warns about
-every torch class it does not know, and its dependencies cache fonts under ``~/.cache/matplotlib``. Everything
-in :mod:`nas_latency.nni` imports NNI through :func:`import_nni`, which turns all three off once.
+every torch class it does not know, its dependencies cache fonts under ``~/.cache/matplotlib``, and importing it
+makes ``torch._dynamo`` create ``$TMPDIR/torchinductor_<user>``. Everything in :mod:`nas_latency.nni` imports NNI
+through :func:`import_nni`, which turns all four off once.
 """
 
 from __future__ import annotations
@@ -29,17 +30,19 @@ class _DropExpectedPerTrialWarnings(logging.Filter):
 
 def import_nni() -> ModuleType:
     """The ``nni`` package, imported once: stdout logging off (records propagate to the application's handlers at
-    WARNING and above), torch-version warnings suppressed, ``MPLCONFIGDIR`` defaulted into ``NAS_LATENCY_HOME``."""
+    WARNING and above), torch-version warnings suppressed, ``MPLCONFIGDIR`` and ``TORCHINDUCTOR_CACHE_DIR`` defaulted into
+    ``NAS_LATENCY_HOME``."""
     global _NNI
     with _LOCK:
         if _NNI is not None:
             return _NNI
-        if not os.environ.get("MPLCONFIGDIR"):
-            from nas_latency.store.home import nas_latency_home
+        for variable, folder in (("MPLCONFIGDIR", "matplotlib"), ("TORCHINDUCTOR_CACHE_DIR", "torchinductor")):
+            if not os.environ.get(variable):  # matplotlib's font cache; torch._dynamo's $TMPDIR/torchinductor_<user>
+                from nas_latency.store.home import nas_latency_home
 
-            mpl_dir = nas_latency_home() / "matplotlib"
-            mpl_dir.mkdir(mode=0o700, exist_ok=True)
-            os.environ["MPLCONFIGDIR"] = str(mpl_dir)
+                path = nas_latency_home() / folder
+                path.mkdir(mode=0o700, exist_ok=True)
+                os.environ[variable] = str(path)
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # "<class torch...> is found to be not a nn.Module" for new torch

@@ -98,14 +98,25 @@ class LatencyConstraint:
 
 
 def latency_filter(constraint: LatencyConstraint, *, patience: int = 1000,
-                   metric_for_invalid: float | None = None) -> Any:
+                   metric_for_invalid: float | None = None, max_invalid_metrics: int | None = None) -> Any:
     """NNI's ``Filter`` middleware over ``constraint``: put it last in ``Chain(strategy, ...)``. A rejected model
     is marked Invalid and never reaches the engine. ``patience`` consecutive rejections end the search;
     ``metric_for_invalid`` (if given) is reported for rejected models, so model-based strategies (TPE) learn
-    to avoid them."""
+    to avoid them, for the first ``max_invalid_metrics`` rejections (all by default); later ones end without a
+    metric. TPE sorts its whole history for every proposal, so under a tight budget, where thousands of proposals
+    are rejected, an unbounded history made 300 trials take minutes."""
     from nni.nas.strategy.middleware import Filter
 
-    return Filter(constraint, metric_for_invalid=metric_for_invalid, patience=patience)
+    if max_invalid_metrics is not None and max_invalid_metrics < 0:
+        raise InvalidInputError(f"max_invalid_metrics must be >= 0, got {max_invalid_metrics}")
+
+    class BoundedFeedbackFilter(Filter):
+        def submit_models(self, *models: Any) -> None:
+            if max_invalid_metrics is not None and self._filter_count_total >= max_invalid_metrics:
+                self.metric_for_invalid = None
+            super().submit_models(*models)
+
+    return BoundedFeedbackFilter(constraint, metric_for_invalid=metric_for_invalid, patience=patience)
 
 
 def range_filter(profiler: Profiler, *, max_latency_ms: float | None = None,

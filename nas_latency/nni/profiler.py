@@ -7,13 +7,14 @@
 
 Two paths from a sample to a prediction:
 
-* **fast path** (NNI's ``NasBench201`` hub space, or any space whose simplified choices are exactly its six
-  ``cell/i_j`` op choices): sample → NAS-Bench-201 string → the space's built-in model. No module is built.
-* **generic path** (any other ModelSpace): sample → ``model_space.freeze(sample)`` (a torch module) →
+* **fast path** (NNI's ``NasBench201`` hub space as NAS-Bench-201 builds its CIFAR-10 networks: 16 stem
+  channels, 5 cells per stage, 10 labels): sample → NAS-Bench-201 string → the space's built-in model. No module
+  is built.
+* **generic path** (any other ModelSpace, the hub space with other settings included): sample → ``model_space.freeze(sample)`` (a torch module) →
   :func:`~nas_latency.frontends.torch_to_ir` on ``example_input`` → the network's predicted latency on a device
   registered in ``space``. Where that space's built-in model takes arbitrary networks (``accepts_networks``) it
-  is used; elsewhere ``ln latency = a + b ln MACs`` fitted on the device's measurements (the same fallback the
-  server uses, so embedded and remote answers agree). Operators the IR cannot represent raise, or with
+  is used; elsewhere ``macs_loglinear``, a power law of MACs fitted on the device's measurements
+  (:mod:`nas_latency.macs_power_law`, the same estimate in-process and through the server). Operators the IR cannot represent raise, or with
   ``on_unsupported="skip"`` are skipped explicitly and counted in :attr:`ProfilerStats.skipped_operators`.
 
 Predictions are cached per sample, so a constraint (:mod:`nas_latency.nni.constraints`) and a latency-aware
@@ -33,7 +34,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Literal, Mapping, Sequence
 
 import numpy as np
 
-from nas_latency.errors import InvalidInputError
+from nas_latency.errors import InvalidInputError, NotFoundError
 from nas_latency.nni._compat import import_nni
 
 if TYPE_CHECKING:
@@ -75,25 +76,26 @@ def sample_key(sample: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
     return tuple(sorted((str(label), repr(value)) for label, value in sample.items()))
 
 
-def is_nasbench201_space(model_space: Any) -> bool:
-    """Whether ``model_space`` is NNI's ``NasBench201`` hub space, or a space whose simplified choices are exactly
-    its six ``cell/i_j`` choices over NNI's five op names (so a sample maps one to one onto an NB201 string)."""
-    from search_spaces.nasbench201.nni_adapter import NNI_LABELS, NNI_TO_NB201
+#: NNI's ``NasBench201`` settings that build NAS-Bench-201's own CIFAR-10 networks (what the fast path prices)
+NB201_HUB_CONFIG = {"channels": 16, "num_modules": 5, "num_labels": 10}
 
+
+def _nasbench201_hub(model_space: Any) -> Any:
+    """NNI's ``NasBench201`` class if ``model_space`` is one (else None)."""
     try:
         from nni.nas.hub.pytorch import NasBench201
-
-        if isinstance(model_space, NasBench201):
-            return True
     except ImportError:  # pragma: no cover - the hub ships with nni 3.0
-        pass
-    simplify = getattr(model_space, "simplify", None)
-    if simplify is None:
+        return None
+    return NasBench201 if isinstance(model_space, NasBench201) else None
+
+
+def is_nasbench201_space(model_space: Any) -> bool:
+    """Whether ``model_space`` is NNI's ``NasBench201`` hub space built as NAS-Bench-201's CIFAR-10 networks
+    (:data:`NB201_HUB_CONFIG`), so that a sample maps one to one onto an NB201 string the device's model prices.
+    Any other space, and the hub space with other stem channels, cells per stage or labels, is not."""
+    if _nasbench201_hub(model_space) is None:
         return False
-    choices = simplify()
-    if set(choices) != set(NNI_LABELS):
-        return False
-    return all(set(getattr(choices[label], "values", ())) == set(NNI_TO_NB201) for label in NNI_LABELS)
+    return all(getattr(model_space, key, None) == value for key, value in NB201_HUB_CONFIG.items())
 
 
 def _open_backend(predictor: "Predictor | LatencyClient | None", server: str | None,
@@ -155,8 +157,12 @@ class LatencyProfiler(Profiler):
                     f"NNI's NasBench201 space is the nas-latency space {NB201_SPACE!r}, not {space!r}")
             space = NB201_SPACE
         elif space is None:
-            raise InvalidInputError("space= is required for a model space other than NNI's NasBench201: the "
-                                    "nas-latency space whose device measurements calibrate the prediction")
+            other = ("NNI's NasBench201 built with " + ", ".join(
+                f"{key}={getattr(model_space, key, None)}" for key in NB201_HUB_CONFIG) + " (NAS-Bench-201's "
+                "networks have " + ", ".join(f"{k}={v}" for k, v in NB201_HUB_CONFIG.items()) + ")"
+                if _nasbench201_hub(model_space) is not None else "a model space other than NNI's NasBench201")
+            raise InvalidInputError(f"space= is required for {other}: the nas-latency space whose device measurements "
+                                    "calibrate the prediction (samples are traced through the torch frontend)")
         elif example_input is None:
             raise InvalidInputError("example_input= is required to trace samples of this model space to the IR")
         self.space = space
@@ -166,6 +172,15 @@ class LatencyProfiler(Profiler):
         self.on_unsupported = on_unsupported
         self.cache_size = cache_size
         self.backend, self._owns_backend = _open_backend(predictor, server, store_url)
+        if device is not None:  # an unknown device fails here, not inside the strategy at the first sample
+            try:
+                info = self.backend.device(device, space)
+            except BaseException:
+                self.close()
+                raise
+            if info.n_measurements == 0:
+                self.close()
+                raise NotFoundError(f"device {device!r} has no measurements in space {space!r}")
         self.stats = ProfilerStats()
         self._cache: OrderedDict[tuple[tuple[str, str], ...], float] = OrderedDict()
         self._lock = threading.RLock()
@@ -231,6 +246,19 @@ class LatencyProfiler(Profiler):
         from search_spaces.nasbench201.nni_adapter import from_nni_sample
 
         return from_nni_sample(sample)
+
+    def fastest(self) -> tuple[str, float]:
+        """Fast path: the NAS-Bench-201 string predicted fastest on the device, and its latency (ms), over every
+        architecture of the space (one batched backend call, not counted in :attr:`stats`). The floor under which
+        no budget can be met."""
+        if self.path != "nasbench201":
+            raise InvalidInputError("fastest() needs the NasBench201 fast path; this profiler traces samples")
+        from search_spaces import get_space
+
+        archs = get_space(NB201_SPACE).measured_archs()
+        latency = np.asarray(self.backend.predict(NB201_SPACE, archs, **self._selector()), dtype=np.float64)
+        best = int(np.argmin(latency))
+        return archs[best], float(latency[best])
 
     def cached(self) -> dict[tuple[tuple[str, str], ...], float]:
         """A copy of the cache: sample key → latency_ms."""

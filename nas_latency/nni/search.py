@@ -41,6 +41,9 @@ ModelFormat = Literal["simplified", "raw"]
 NB201_METRICS = ("cifar10_valid_acc", "cifar10_test_acc")
 #: consecutive over-budget proposals after which a search gives up (NNI Filter's ``patience``)
 DEFAULT_PATIENCE = 2000
+#: rejected proposals reported to the strategy with ``invalid_metric`` (later ones end without a metric): TPE's
+#: cost per proposal grows with its history, and a tight budget rejects thousands
+MAX_INVALID_METRICS = 1000
 ProgressCallback = Callable[[int, int], None]
 
 
@@ -241,9 +244,10 @@ def run_search(model_space: Any, evaluator: Any, profiler: Any, *, max_latency_m
     when the evaluator asks for it) or ``"raw"``. ``progress(done, trials)`` is called after every evaluation.
     ``arch_of`` names each sample in the result (default: the profiler's ``arch_of`` when it has one);
     ``tolerance`` is the metric tolerance of :attr:`SearchResult.chosen` (see :func:`choose`).
-    ``invalid_metric`` is reported to the strategy for a rejected sample (never evaluated); default: 0.0 for TPE,
-    which learns nothing from a sample without a metric (right for accuracies; give a value below every real
-    metric otherwise), none for evolution and random search."""
+    ``invalid_metric`` is reported to the strategy for a rejected sample (never evaluated), for the first
+    ``MAX_INVALID_METRICS`` of them; default: 0.0 for TPE, which learns nothing from a sample without a metric
+    (right for accuracies; give a value below every real metric otherwise), none for evolution and random
+    search."""
     from nni.nas.execution import SequentialExecutionEngine
     from nni.nas.execution.event import ModelEventType
     from nni.nas.space import RawFormatModelSpace, SimplifiedModelSpace
@@ -262,7 +266,8 @@ def run_search(model_space: Any, evaluator: Any, profiler: Any, *, max_latency_m
     base = make_strategy(strategy, seed=seed, n_labels=n_labels, trials=trials)
     if invalid_metric is None and strategy == "tpe":
         invalid_metric = 0.0
-    chain = Chain(base, latency_filter(constraint, patience=patience, metric_for_invalid=invalid_metric))
+    chain = Chain(base, latency_filter(constraint, patience=patience, metric_for_invalid=invalid_metric,
+                                       max_invalid_metrics=MAX_INVALID_METRICS))
     engine = SequentialExecutionEngine(max_model_count=trials)
     done = [0]
     if progress is not None:
@@ -315,6 +320,12 @@ def search_nasbench201(*, device: str | None = None, signature: Mapping[str, flo
     profiler = LatencyProfiler(space, device=device, signature=signature, predictor=predictor, server=server,
                                store_url=store_url)
     try:
+        if profiler.path == "nasbench201":  # a budget under every architecture fails now, not after `patience`
+            arch, fastest_ms = profiler.fastest()
+            if fastest_ms > max_latency_ms:
+                raise InvalidInputError(
+                    f"no NAS-Bench-201 architecture is predicted within {max_latency_ms} ms on "
+                    f"{device or 'the signature device'}: the fastest is predicted at {fastest_ms:.4g} ms ({arch})")
         result = run_search(space, evaluator if evaluator is not None else BundledAccuracyEvaluator(metric), profiler,
                             max_latency_ms=max_latency_ms, trials=trials, strategy=strategy, seed=seed,
                             progress=progress, tolerance=tolerance)

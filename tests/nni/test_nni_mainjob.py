@@ -91,3 +91,17 @@ def test_sweep_judges_the_search_and_the_exhaustive_choice(capsys: pytest.Captur
     retest = twin_met({a: measured[twin_of[a]] for a in twins})
     assert (f"the exhaustive choice met the target {twin_met(predicted)}/1 times by the predictions and {retest}/1 "
             f"times by a second measurement") in out
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--device", "nope"], "'nope' is not a bundled NAS-Bench-201 device"),
+    (["--trials", "0"], "--trials must be at least 1"),
+    (["--max-latency-ms", "nan"], "--max-latency-ms must be a positive number"),
+    (["--sweep", "--devices", "titanx_1", "nope"], "'nope' is not a bundled"),
+    (["--sweep", "--quantiles", "1.5"], "--quantiles must lie in (0, 1)"),
+])
+def test_bad_arguments_exit_2_before_anything_is_trained_or_written(
+        argv: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "home" / "mainjob").exists()

@@ -49,6 +49,21 @@ def test_hub_space_labels_and_ops_are_the_adapters(hub) -> None:  # type: ignore
         assert set(choices[label].values) == {"none", "skip_connect", "conv_1x1", "conv_3x3", "avg_pool_3x3"}
 
 
+@pytest.mark.parametrize("settings", [{"stem_out_channels": 64}, {"num_modules_per_stack": 10},
+                                      {"num_labels": 1000}])
+def test_the_hub_space_with_other_settings_is_not_the_benchmark(settings: dict[str, int]) -> None:
+    """The same six choices, but not NAS-Bench-201's networks: no fast path (it would price the benchmark's)."""
+    from nni.nas.hub.pytorch import NasBench201
+
+    wider = NasBench201(**settings)
+    assert tuple(wider.simplify()) == NNI_LABELS and not is_nasbench201_space(wider)
+    name, value = next(iter(settings.items()))
+    shown = {"stem_out_channels": "channels", "num_modules_per_stack": "num_modules"}.get(name, name)
+    with pytest.raises(InvalidInputError, match=rf"space= is required for NNI's NasBench201 built with .*{shown}="
+                                                rf"{value}.* \(NAS-Bench-201's networks have channels=16"):
+        LatencyProfiler(wider, signature={"a": 1.0})
+
+
 #: every op once, and a different op on each edge (so a swapped edge or op would show)
 ALL_OPS = "|nor_conv_3x3~0|+|skip_connect~0|nor_conv_1x1~1|+|avg_pool_3x3~0|none~1|nor_conv_3x3~2|"
 

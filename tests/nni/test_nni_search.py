@@ -177,5 +177,77 @@ def test_an_impossible_budget_is_a_clear_failure(server_address: str, capsys: py
     from nas_latency.cli import main
 
     assert main(["search", "--space", SPACE, "--device", PROBE, "--max-latency-ms", "0.01", "--trials", "5",
-                 "--strategy", "random", "--server", server_address]) == 1
-    assert "no architecture evaluated" in capsys.readouterr().err
+                 "--strategy", "random", "--server", server_address]) == 2  # bad input, before any proposal
+    assert "no NAS-Bench-201 architecture is predicted within 0.01 ms on probe" in capsys.readouterr().err
+
+
+def test_a_budget_under_every_architecture_fails_at_once(nb201_store_url: str) -> None:
+    from nas_latency.errors import InvalidInputError
+    from nas_latency.nni.search import search_nasbench201
+
+    with Predictor(store_url=nb201_store_url) as predictor:
+        with pytest.raises(InvalidInputError, match=r"no NAS-Bench-201 architecture is predicted within 0\.001 ms on "
+                                                    r"probe: the fastest is predicted at [\d.]+ ms \(\|"):
+            search_nasbench201(device=PROBE, max_latency_ms=0.001, trials=10, predictor=predictor)
+        profiler = LatencyProfiler(nasbench201_space(), device=PROBE, predictor=predictor)
+        arch, fastest_ms = profiler.fastest()
+        assert fastest_ms == pytest.approx(float(predictor.predict(SPACE, [arch], device=PROBE)[0]))
+        assert profiler.stats.backend_calls == 0
+
+
+def test_an_unknown_device_fails_when_the_profiler_is_made(nb201_store_url: str) -> None:
+    from nas_latency.errors import NotFoundError
+
+    with Predictor(store_url=nb201_store_url) as predictor:
+        with pytest.raises(NotFoundError, match="no-such-device"):
+            LatencyProfiler(nasbench201_space(), device="no-such-device", predictor=predictor)
+
+
+def test_an_unwritable_plot_is_refused_before_the_search(server_address: str, tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    from nas_latency.cli import main
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    code = main(["search", "--space", SPACE, "--device", PROBE, "--max-latency-ms", "50", "--trials", "5",
+                 "--server", server_address, "--plot", str(blocker / "plot.png")])
+    captured = capsys.readouterr()
+    assert code == 2 and "--plot" in captured.err and "cannot be written" in captured.err and not captured.out
+
+
+def test_rejections_reported_to_the_strategy_are_bounded() -> None:
+    """TPE sorts its whole history on every proposal: only the first ``max_invalid_metrics`` rejections carry
+    ``metric_for_invalid``; every rejection still ends (TrainingEnd), so the strategy forgets it."""
+    from types import SimpleNamespace
+
+    from nni.nas.execution.event import ModelEventType
+
+    from nas_latency.nni.constraints import LatencyConstraint, latency_filter
+
+    profiler = SimpleNamespace(profile=lambda sample: 10.0)
+    middleware = latency_filter(LatencyConstraint(profiler, max_latency_ms=1.0), metric_for_invalid=0.0,
+                                max_invalid_metrics=2)
+    events: list[ModelEventType] = []
+    middleware.dispatch_model_event = lambda event_type, **kwargs: events.append(event_type)
+    for i in range(5):
+        middleware.submit_models(SimpleNamespace(sample={"i": i}))
+    assert events.count(ModelEventType.FinalMetric) == 2 and events.count(ModelEventType.TrainingEnd) == 5
+
+
+def test_importing_nni_writes_nothing_outside_the_home(tmp_path: Path) -> None:
+    """torch._dynamo (imported by NNI) makes $TMPDIR/torchinductor_<user>; matplotlib caches fonts in ~."""
+    import os
+    import subprocess
+    import sys
+
+    folders = {name: tmp_path / name for name in ("tmp", "user", "home")}
+    for folder in folders.values():
+        folder.mkdir()
+    env = {**os.environ, "TMPDIR": str(folders["tmp"]), "HOME": str(folders["user"]),
+           "NAS_LATENCY_HOME": str(folders["home"])}
+    for variable in ("MPLCONFIGDIR", "TORCHINDUCTOR_CACHE_DIR", "XDG_CACHE_HOME"):
+        env.pop(variable, None)
+    subprocess.run([sys.executable, "-c", "from nas_latency.nni._compat import import_nni; import_nni()"],
+                   env=env, check=True, timeout=120)
+    assert not list(folders["tmp"].iterdir()) and not list(folders["user"].iterdir())
+    assert {p.name for p in folders["home"].iterdir()} == {"matplotlib", "torchinductor"}

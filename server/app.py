@@ -131,7 +131,7 @@ def configure_logging(level: int = logging.INFO, fmt: str = "json") -> None:
 def serve(address: str, *, store_url: str | None = None, token_file: str | None = None,
           tls_cert: str | None = None, tls_key: str | None = None, spaces: Sequence[str] | None = None,
           limits: Limits | None = None, max_workers: int = DEFAULT_MAX_WORKERS, grace_s: float = DEFAULT_GRACE_S,
-          device_ttl_s: float = 1.0, refresh_s: float = 5.0) -> int:
+          device_ttl_s: float = 1.0, refresh_s: float = 5.0, devices_refresh_s: float = 60.0) -> int:
     """Run a server until SIGTERM or SIGINT, then stop gracefully. Returns the exit code (0)."""
     if (tls_cert is None) != (tls_key is None):
         raise InvalidInputError("give both --tls-cert and --tls-key, or neither")
@@ -142,7 +142,8 @@ def serve(address: str, *, store_url: str | None = None, token_file: str | None 
         except OSError as exc:
             raise InvalidInputError(f"cannot read the TLS key or certificate: {exc}") from None
     auth = TokenAuth.from_file(token_file)
-    registry = ModelRegistry(store_url=store_url, spaces=spaces, device_ttl_s=device_ttl_s, refresh_s=refresh_s)
+    registry = ModelRegistry(store_url=store_url, spaces=spaces, device_ttl_s=device_ttl_s, refresh_s=refresh_s,
+                             devices_refresh_s=devices_refresh_s)
     try:
         server, port = create_server(address, registry, auth=auth, limits=limits, tls=tls, max_workers=max_workers)
     except BaseException:

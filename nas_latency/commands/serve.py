@@ -28,6 +28,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              "(other replicas' writes show within it; default 1)")
     parser.add_argument("--refresh-s", type=float, default=5.0,
                         help="check the store for newer models and devices this often (default 5)")
+    parser.add_argument("--devices-refresh-s", type=float, default=60.0,
+                        help="re-read every known device for the nearest-device lists this often (another "
+                             "replica's registrations show there within it; predictions follow --device-ttl-s; "
+                             "default 60)")
+    parser.add_argument("--max-identifier-chars", type=int,
+                        help="characters of an arch id, device or space name, request id (default 4096)")
+    parser.add_argument("--max-text-chars", type=int,
+                        help="characters of a description or environment_json (default 65536)")
     parser.add_argument("--log-format", choices=("json", "text"), default="json", help="stderr log format")
     parser.set_defaults(handler=run)
 
@@ -45,7 +53,12 @@ def run(args: argparse.Namespace) -> int:
         overrides["max_layers_per_network"] = args.max_layers
     if args.max_message_mib is not None:
         overrides["max_message_bytes"] = args.max_message_mib * MIB
+    if args.max_identifier_chars is not None:
+        overrides["max_identifier_chars"] = args.max_identifier_chars
+    if args.max_text_chars is not None:
+        overrides["max_text_chars"] = args.max_text_chars
     configure_logging(logging.DEBUG if args.verbose >= 2 else logging.INFO, args.log_format)
     return serve(args.address, store_url=args.store, token_file=args.token_file, tls_cert=args.tls_cert,
                  tls_key=args.tls_key, spaces=args.spaces, limits=Limits(**overrides), max_workers=args.max_workers,
-                 grace_s=args.grace_s, device_ttl_s=args.device_ttl_s, refresh_s=args.refresh_s)
+                 grace_s=args.grace_s, device_ttl_s=args.device_ttl_s, refresh_s=args.refresh_s,
+                 devices_refresh_s=args.devices_refresh_s)

@@ -11,7 +11,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from nas_latency.client import DeadlineExceededError, LatencyClient
+from nas_latency.client import DeadlineExceededError, LatencyClient, LimitExceededError
 from nas_latency.errors import InvalidInputError
 from server.registry import ModelRegistry
 from server.service import SERVICE_NAME
@@ -103,12 +103,14 @@ def test_reflection_lists_the_services(serve: Callable[..., Any], sqlite_url: st
 def test_sigterm_stops_gracefully_with_json_logs(spawn: Callable[..., Any], sqlite_url: str,
                                                  signature_archs: list[str],
                                                  bundled_measurements: Callable[..., dict[str, float]]) -> None:
-    server = spawn(sqlite_url, "--grace-s", "5")
+    server = spawn(sqlite_url, "--grace-s", "5", "--devices-refresh-s", "30", "--max-identifier-chars", "200")
     with LatencyClient(server.address, timeout_s=60) as client:
         client.wait_until_serving(120)
         signature = bundled_measurements(signature_archs, 0)
         stream = client.stream_predict(iter([signature_archs[:2]] * 3), space=SPACE, signature=signature)
         assert len(list(stream)) == 3
+        with pytest.raises(LimitExceededError, match="max_identifier_chars"):  # the option reached the limits
+            client.predict(SPACE, ["x" * 201], signature=signature)
     assert server.terminate(timeout_s=30) == 0
     assert all(entry.get("ts") and entry.get("level") and "msg" in entry for entry in server.logs)
     assert len(server.logs) == len([line for line in server.raw if line.strip()]), "every log line is JSON"

@@ -300,3 +300,16 @@ def test_network_files_are_found_beside_the_list_and_unsupported_operators_can_b
     assert "skipped 1 unsupported operator(s)" in err and "leaky: LeakyRelu" in err
     rows = list(csv.DictReader(io.StringIO(out)))
     assert rows[0]["arch"] == "@Leaky.ONNX" and float(rows[0]["latency_ms"]) > 0
+
+
+def test_an_unknown_arch_is_named_with_its_list_and_line(
+    home: Path, truth: pd.Series, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    archs = signature(capsys, 10)
+    measurements = write_measurements(tmp_path / "m.csv", archs, truth)
+    listing = tmp_path / "q.txt"
+    listing.write_text(f"{archs[0]}\n\n{archs[1]}\n|nor_conv_3x3~0|+|\n")
+    for command in ("predict", "rank"):
+        code, _, err = cli(capsys, command, "--space", SPACE, "--signature", str(measurements), "--archs",
+                           str(listing))
+        assert code == 2 and f"{listing}: line 4: " in err, (command, err)

@@ -25,9 +25,9 @@ def write_document(document: Mapping[str, Any], fmt: OutputFormat) -> None:
     sys.stdout.write(render_document(document, fmt))
 
 
-def read_archs(source: str) -> list[str]:
-    """Architecture ids, one per line, from a file or ``-`` (stdin). Blank lines are ignored; surrounding
-    whitespace is stripped. An empty list is an error."""
+def read_arch_lines(source: str) -> list[tuple[int, str]]:
+    """``(line number, architecture id)``, one per line, from a file or ``-`` (stdin). Blank lines are ignored;
+    surrounding whitespace is stripped. An empty list is an error."""
     if source == "-":
         text = sys.stdin.read()
         where = "stdin"
@@ -38,10 +38,29 @@ def read_archs(source: str) -> list[str]:
         except OSError as exc:
             raise InvalidInputError(f"{source}: cannot read architecture list ({exc.strerror})") from None
         where = source
-    archs = [line.strip() for line in text.splitlines() if line.strip()]
-    if not archs:
+    lines = [(number, line.strip()) for number, line in enumerate(text.splitlines(), start=1) if line.strip()]
+    if not lines:
         raise InvalidInputError(f"{where}: no architectures (expected one per line)")
-    return archs
+    return lines
+
+
+def read_archs(source: str) -> list[str]:
+    """Architecture ids, one per line (see :func:`read_arch_lines`)."""
+    return [arch for _, arch in read_arch_lines(source)]
+
+
+def locate_bad_arch(space: Any, lines: Sequence[tuple[int, str]], source: str, error: InvalidInputError) -> None:
+    """Re-raise ``error`` (a prediction refused an architecture id) naming the list and the line of the first id
+    ``space`` does not accept; ``error`` itself if every id is accepted."""
+    where = "stdin" if source == "-" else source
+    for number, arch in lines:
+        if arch.startswith("@"):
+            continue
+        try:
+            space.canonical(arch)
+        except InvalidInputError as exc:
+            raise InvalidInputError(f"{where}: line {number}: {exc.message}") from None
+    raise error
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from nas_latency.commands.common import add_format_argument, read_archs, report_skipped, write_rows
+from nas_latency.commands.common import (
+    add_format_argument,
+    locate_bad_arch,
+    read_arch_lines,
+    report_skipped,
+    write_rows,
+)
 from nas_latency.errors import InvalidInputError, NotFoundError
 
 
@@ -200,7 +206,8 @@ def run_predict(args: argparse.Namespace) -> int:
     space = get_space(args.space)
     if args.signature == "-" and args.archs == "-":
         raise InvalidInputError("--signature and --archs cannot both read stdin")
-    archs = read_archs(args.archs)
+    lines = read_arch_lines(args.archs)
+    archs = [arch for _, arch in lines]
     signature = read_measurements_csv(space, args.signature) if args.signature else None
     files = [i for i, a in enumerate(archs) if a.startswith("@")]
     if files and args.uncertainty:
@@ -217,12 +224,15 @@ def run_predict(args: argparse.Namespace) -> int:
         latency_ms = np.zeros(len(archs))
         std_log = np.zeros(len(archs))
         ids = [i for i, a in enumerate(archs) if not a.startswith("@")]
-        if ids and args.uncertainty:
-            latency_ms[ids], std_log[ids] = predictor.predict_with_uncertainty(
-                space.name, [archs[i] for i in ids], device=args.device, signature=signature)
-        elif ids:
-            latency_ms[ids] = predictor.predict(space.name, [archs[i] for i in ids], device=args.device,
-                                                signature=signature)
+        try:
+            if ids and args.uncertainty:
+                latency_ms[ids], std_log[ids] = predictor.predict_with_uncertainty(
+                    space.name, [archs[i] for i in ids], device=args.device, signature=signature)
+            elif ids:
+                latency_ms[ids] = predictor.predict(space.name, [archs[i] for i in ids], device=args.device,
+                                                    signature=signature)
+        except InvalidInputError as exc:
+            locate_bad_arch(space, lines, args.archs, exc)
         if files:
             result = predictor.predict_networks(space.name, networks, device=args.device, signature=signature)
             latency_ms[files] = result.latency_ms

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from nas_latency.commands.common import add_format_argument, read_archs, write_rows
+from nas_latency.commands.common import add_format_argument, locate_bad_arch, read_arch_lines, write_rows
 from nas_latency.commands.onboarding import add_store_argument, open_predictor
 from nas_latency.errors import InvalidInputError
 
@@ -111,7 +111,11 @@ def run(args: argparse.Namespace) -> int:
         read_measured_csv(space, args.measured) if args.measured else ([], np.zeros(0), None)
     )
     if args.archs:
-        archs = [space.canonical(a) for a in read_archs(args.archs)]
+        lines = read_arch_lines(args.archs)
+        try:
+            archs = [space.canonical(a) for _, a in lines]
+        except InvalidInputError as exc:
+            locate_bad_arch(space, lines, args.archs, exc)
         if len(set(archs)) != len(archs):
             raise InvalidInputError(f"{args.archs}: candidates are not distinct")
     elif measured_archs:

@@ -30,8 +30,8 @@ class _DropExpectedPerTrialWarnings(logging.Filter):
 
 def import_nni() -> ModuleType:
     """The ``nni`` package, imported once: stdout logging off (records propagate to the application's handlers at
-    WARNING and above), torch-version warnings suppressed, ``MPLCONFIGDIR`` and ``TORCHINDUCTOR_CACHE_DIR`` defaulted into
-    ``NAS_LATENCY_HOME``."""
+    WARNING and above), torch-version warnings suppressed, ``MPLCONFIGDIR`` and ``TORCHINDUCTOR_CACHE_DIR``
+    defaulted into ``NAS_LATENCY_HOME``."""
     global _NNI
     with _LOCK:
         if _NNI is not None:

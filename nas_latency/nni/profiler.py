@@ -10,12 +10,13 @@ Two paths from a sample to a prediction:
 * **fast path** (NNI's ``NasBench201`` hub space as NAS-Bench-201 builds its CIFAR-10 networks: 16 stem
   channels, 5 cells per stage, 10 labels): sample → NAS-Bench-201 string → the space's built-in model. No module
   is built.
-* **generic path** (any other ModelSpace, the hub space with other settings included): sample → ``model_space.freeze(sample)`` (a torch module) →
-  :func:`~nas_latency.frontends.torch_to_ir` on ``example_input`` → the network's predicted latency on a device
-  registered in ``space``. Where that space's built-in model takes arbitrary networks (``accepts_networks``) it
-  is used; elsewhere ``macs_loglinear``, a power law of MACs fitted on the device's measurements
-  (:mod:`nas_latency.macs_power_law`, the same estimate in-process and through the server). Operators the IR cannot represent raise, or with
-  ``on_unsupported="skip"`` are skipped explicitly and counted in :attr:`ProfilerStats.skipped_operators`.
+* **generic path** (any other ModelSpace, the hub space with other settings included): sample →
+  ``model_space.freeze(sample)`` (a torch module) → :func:`~nas_latency.frontends.torch_to_ir` on
+  ``example_input`` → the network's predicted latency on a device registered in ``space``. Where that space's
+  built-in model takes arbitrary networks (``accepts_networks``) it is used; elsewhere ``macs_loglinear``, a power
+  law of MACs fitted on the device's measurements (:mod:`nas_latency.macs_power_law`, the same estimate
+  in-process and through the server). Operators the IR cannot represent raise, or with ``on_unsupported="skip"``
+  are skipped explicitly and counted in :attr:`ProfilerStats.skipped_operators`.
 
 Predictions are cached per sample, so a constraint (:mod:`nas_latency.nni.constraints`) and a latency-aware
 objective that both ask cost one prediction. The backend is an embedded

@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import math
 import sys
 import time
 from dataclasses import dataclass
@@ -358,6 +357,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def check_arguments(args: argparse.Namespace) -> None:
     """Everything a run can be refused for, before it trains a model or starts a server."""
+    from nas_latency.commands.search import check_search_arguments
     from nas_latency.data import device_columns
     from nas_latency.errors import InvalidInputError, NotFoundError
 
@@ -365,12 +365,7 @@ def check_arguments(args: argparse.Namespace) -> None:
     for device in args.devices if args.sweep else [args.device]:
         if device not in bundled:
             raise NotFoundError(f"{device!r} is not a bundled NAS-Bench-201 device; bundled: {', '.join(bundled)}")
-    if args.trials < 1:
-        raise InvalidInputError(f"--trials must be at least 1, got {args.trials}")
-    if not (math.isfinite(args.max_latency_ms) and args.max_latency_ms > 0):
-        raise InvalidInputError(f"--max-latency-ms must be a positive number, got {args.max_latency_ms}")
-    if not (math.isfinite(args.accuracy_tolerance) and args.accuracy_tolerance >= 0):
-        raise InvalidInputError(f"--accuracy-tolerance must be >= 0, got {args.accuracy_tolerance}")
+    check_search_arguments(args)
     if args.sweep and not all(0 < q < 1 for q in args.quantiles):
         raise InvalidInputError(f"--quantiles must lie in (0, 1), got {args.quantiles}")
 

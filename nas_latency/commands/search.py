@@ -61,13 +61,18 @@ class _TrialProgress:
             self._bar.close()
 
 
-def run(args: argparse.Namespace) -> int:
+def check_search_arguments(args: argparse.Namespace) -> None:
+    """``--trials``, ``--max-latency-ms`` and ``--accuracy-tolerance`` (also the main job's)."""
     if args.trials < 1:
         raise InvalidInputError(f"--trials must be at least 1, got {args.trials}")
     if not (math.isfinite(args.max_latency_ms) and args.max_latency_ms > 0):
         raise InvalidInputError(f"--max-latency-ms must be a positive number, got {args.max_latency_ms}")
     if not (math.isfinite(args.accuracy_tolerance) and args.accuracy_tolerance >= 0):
         raise InvalidInputError(f"--accuracy-tolerance must be >= 0, got {args.accuracy_tolerance}")
+
+
+def run(args: argparse.Namespace) -> int:
+    check_search_arguments(args)
     if args.plot:
         check_writable(args.plot, what="--plot")
     from nas_latency.data import nb201_accuracy

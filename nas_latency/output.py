@@ -13,6 +13,8 @@ FORMATS: tuple[OutputFormat, ...] = ("table", "json", "csv")
 
 
 def _cell(value: Any) -> str:
+    if value is None:  # a missing value: an empty cell, not the word None
+        return ""
     if isinstance(value, float):
         if math.isnan(value):
             return "nan"

@@ -19,11 +19,12 @@
    and a twin on the cold-weight times), the mapping model on the blocks, the footprint curve, one stacked network
    model per layer model;
 5. **signature set**: the space's signature architectures (``Predictor.signature_set('nasbench201', 10)``) are
-   measured as whole networks and the device is registered with them (``Predictor.register_device``); they also
-   give a first, small check of the stacked models (they were not used to fit them);
+   measured as whole networks; they also give a first, small check of the stacked models (they were not used to
+   fit them);
 6. **store**: the device (with its environment as metadata), the kernel and block measurements (spaces
-   ``bench.kernels`` and ``bench.blocks``, source ``bench:<runtime>``) and the stacked models (artifacts
-   ``bench/<NAME>/stacked/<model>``).
+   ``bench.kernels`` and ``bench.blocks``, source ``bench:<runtime>``), the stacked models (artifacts
+   ``bench/<NAME>/stacked/<model>``) and, last, the registration with the signature measurements
+   (``Predictor.register_device``), so a run stopped on the way leaves no registered device without its models.
 """
 
 from __future__ import annotations
@@ -449,8 +450,6 @@ def onboard_device(options: DeviceOptions, store: Store, *, progress: Progress |
                                               f"measured on {options.runtime}: {signature_result.failed[:3]}")
             measured = {m.item.key: m.stats.median_ms for m in signature_result.measured}
             report.signature = measured
-            predictor.register_device(options.name, SIGNATURE_SPACE, measured,
-                                      description=options.description or _describe(environment))
             truth = np.array(list(measured.values()))
             networks = [m.item.network for m in signature_result.measured]
             from nas_latency.evaluate.metrics import summarize
@@ -473,14 +472,16 @@ def onboard_device(options: DeviceOptions, store: Store, *, progress: Progress |
     store.replace_measurements(options.name, BLOCK_SPACE,
                                measurement_rows(block_phase.measured + footprint_phase.measured, environment,
                                                 statistic=KERNEL_STATISTIC), source=source)
-    if signature_result.measured:
-        store.add_measurements(options.name, SIGNATURE_SPACE,
-                               measurement_rows(signature_result.measured, environment), source=source)
     for name, model in stacked.items():
         artifact = model.to_artifact()
         ref = store.put_artifact(ARTIFACT_SPACE, stacked_artifact_name(options.name, name), kind=STACKED_KIND,
                                  manifest=artifact.manifest(), blob=artifact.to_bytes())
         report.artifacts.append(f"{ref.space}/{ref.name} v{ref.version}")
+    if signature_result.measured:  # last: a run stopped before this leaves no device registered without its models
+        predictor.register_device(options.name, SIGNATURE_SPACE, report.signature,
+                                  description=options.description or _describe(environment))
+        store.add_measurements(options.name, SIGNATURE_SPACE,
+                               measurement_rows(signature_result.measured, environment), source=source)
     phase("store")
 
     report.counts = {
@@ -526,6 +527,11 @@ def load_stacked_models(store: Store, device: str, models: Sequence[str] | None 
         raise NotFoundError(
             f"no bench models for device {device!r} in {store.url}; "
             f"run `nas-latency bench device --name {device}` first")
+    stored_names = sorted(i.name[len(prefix):] for i in infos)
+    if models is not None:
+        unknown = sorted(set(models) - set(stored_names))
+        if unknown:
+            raise NotFoundError(f"device {device!r} has no bench model(s) {unknown}; it has {stored_names}")
     out: dict[str, StackedNetworkModel] = {}
     for info in sorted(infos, key=lambda i: list(LAYER_MODELS).index(i.name[len(prefix):])
                        if i.name[len(prefix):] in LAYER_MODELS else 99):
@@ -535,10 +541,6 @@ def load_stacked_models(store: Store, device: str, models: Sequence[str] | None 
         stored = store.get_artifact(ARTIFACT_SPACE, info.name, info.version)
         out[name] = StackedNetworkModel.from_artifact(artifact_from_bytes(stored.blob, source=info.name),
                                                       source=f"{store.url} {info.name} v{info.version}")
-    if models is not None:
-        unknown = sorted(set(models) - set(out))
-        if unknown:
-            raise NotFoundError(f"device {device!r} has no bench model(s) {unknown}; it has {sorted(out)}")
     return out
 
 

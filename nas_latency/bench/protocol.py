@@ -41,7 +41,7 @@ import os
 import platform
 import time
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from importlib import metadata
 from typing import Any, Callable, Iterator, Literal, Protocol, Sequence
 
@@ -50,7 +50,7 @@ import numpy as np
 from nas_latency import __version__
 from nas_latency.errors import InvalidInputError
 
-StopReason = Literal["stable", "time_cap", "max_samples"]
+StopReason = Literal["stable", "time_cap", "max_samples", "rounds_disagree"]
 Timer = Literal["wall", "cpu"]
 TIMERS: tuple[Timer, ...] = ("wall", "cpu")
 Clock = Callable[[], float]
@@ -145,6 +145,8 @@ class TimingStats:
     #: total CPU time / total wall time of the timed runs: 1.0 when the thread was never descheduled
     cpu_share: float | None = None
     other_samples_ms: tuple[float, ...] = field(default=(), repr=False)
+    #: timed runs of all samples (rounds pooled), where ``number`` differed between rounds; else None
+    total_runs: int | None = None
 
     @property
     def fastest_round_ms(self) -> float:
@@ -161,8 +163,8 @@ class TimingStats:
 
     @property
     def n_runs(self) -> int:
-        """Timed runs behind the kept samples."""
-        return self.number * self.n_samples
+        """Timed runs behind the samples (the kept ones, for one round)."""
+        return self.total_runs if self.total_runs is not None else self.number * self.n_samples
 
     def summary(self) -> dict[str, Any]:
         """JSON-able figures (no raw samples) for a store row's environment."""
@@ -177,8 +179,14 @@ class TimingStats:
         }
 
 
+#: the fewest samples whose extreme order statistics bound the median with at least 95 % confidence
+#: (1 − 2 · 0.5^6 = 96.9 %; with 5 it is 93.75 %, with 3 only 75 %): the stopping rule waits for them
+MIN_CI_SAMPLES = 6
+
+
 def median_ci_rel(sorted_values: np.ndarray) -> float:
-    """Relative half-width of the distribution-free 95 % CI of the median of ascending ``sorted_values``."""
+    """Relative half-width of the distribution-free 95 % CI of the median of ascending ``sorted_values``. Below
+    :data:`MIN_CI_SAMPLES` no interval reaches 95 %: the full range is returned (a lower confidence)."""
     n = len(sorted_values)
     half = 0.98 * math.sqrt(n)  # 1.96 / 2 * sqrt(n)
     lo = max(0, int(math.floor(n / 2 - half)))
@@ -189,10 +197,16 @@ def median_ci_rel(sorted_values: np.ndarray) -> float:
     return float(sorted_values[hi] - sorted_values[lo]) / (2.0 * median)
 
 
+#: the IQR is taken as at least this share of the median, so a timer that quantizes (most samples equal: IQR 0)
+#: does not make every sample off the quartiles an outlier
+MIN_IQR_SHARE = 0.001
+
+
 def reject_outliers(values: np.ndarray, k: float) -> np.ndarray:
-    """Boolean mask of the values inside Tukey's fences ``[Q1 − k·IQR, Q3 + k·IQR]``."""
+    """Boolean mask of the values inside Tukey's fences ``[Q1 − k·IQR, Q3 + k·IQR]`` (IQR at least
+    :data:`MIN_IQR_SHARE` of the median)."""
     q1, q3 = np.percentile(values, [25, 75])
-    iqr = q3 - q1
+    iqr = max(q3 - q1, MIN_IQR_SHARE * abs(float(np.median(values))))
     return (values >= q1 - k * iqr) & (values <= q3 + k * iqr)
 
 
@@ -221,8 +235,8 @@ def choose_number(per_run_s: float, protocol: MeasurementProtocol) -> int:
 
 def summarize_samples(samples_ms: Sequence[float], protocol: MeasurementProtocol, *, number: int,
                       stop_reason: StopReason, elapsed_s: float, keep_samples: bool = False,
-                      round_medians_ms: Sequence[float] = (), other_samples_ms: Sequence[float] = ()
-                      ) -> TimingStats:
+                      round_medians_ms: Sequence[float] = (), other_samples_ms: Sequence[float] = (),
+                      total_runs: int | None = None) -> TimingStats:
     """Statistics of per-run times (ms) of the protocol's timer: outliers rejected (Tukey fences), then median,
     IQR, CV, ...; ``other_samples_ms`` are the same runs on the other timer (CPU time for a wall-time protocol and
     the reverse), when the runtime reports both."""
@@ -230,13 +244,15 @@ def summarize_samples(samples_ms: Sequence[float], protocol: MeasurementProtocol
     other = np.asarray(other_samples_ms, dtype=np.float64)
     if other.size and other.size != values.size:
         raise InvalidInputError("measure: wall and CPU samples differ in number")
-    wall, cpu = (values, other) if protocol.timer == "wall" else (other, values)
     if values.size == 0:
         raise InvalidInputError("measure: no samples")
     if np.any(~np.isfinite(values)) or np.any(values < 0):
         raise InvalidInputError(f"measure: the sampler returned a non-finite or negative time ({values.min()} ms)")
     keep = reject_outliers(values, protocol.outlier_k)
     kept = np.sort(values[keep])
+    kept_other = other[keep] if other.size else other
+    # both timers' medians over the same kept runs as the median itself
+    wall, cpu = (values[keep], kept_other) if protocol.timer == "wall" else (kept_other, values[keep])
     mean = float(kept.mean())
     q1, q3 = np.percentile(kept, [25, 75])
     return TimingStats(
@@ -260,6 +276,7 @@ def summarize_samples(samples_ms: Sequence[float], protocol: MeasurementProtocol
         cpu_median_ms=float(np.median(cpu)) if cpu.size else None,
         cpu_share=float(cpu.sum() / wall.sum()) if cpu.size and wall.size and wall.sum() > 0 else None,
         other_samples_ms=tuple(float(v) for v in other) if keep_samples else (),
+        total_runs=total_runs,
     )
 
 
@@ -285,7 +302,7 @@ def measure(sampler: Sampler, protocol: MeasurementProtocol | None = None, *, cl
             samples.append(wall / number * 1e3)
             if cpu is not None:
                 others.append(cpu / number * 1e3)
-            if len(samples) >= protocol.min_samples:
+            if len(samples) >= max(protocol.min_samples, MIN_CI_SAMPLES):
                 if median_ci_rel(np.sort(np.asarray(samples))) <= protocol.rel_ci:
                     reason = "stable"
                     break
@@ -317,10 +334,14 @@ def combine_rounds(rounds: Sequence[TimingStats], protocol: MeasurementProtocol,
     if len(others) != len(pooled):
         others = []
     unstable = [r.stop_reason for r in rounds if r.stop_reason != "stable"]
-    return summarize_samples(pooled, protocol, number=rounds[0].number,
-                             stop_reason=unstable[0] if unstable else "stable",
-                             elapsed_s=sum(r.elapsed_s for r in rounds), keep_samples=keep_samples,
-                             round_medians_ms=[r.median_ms for r in rounds], other_samples_ms=others)
+    combined = summarize_samples(pooled, protocol, number=rounds[0].number,
+                                 stop_reason=unstable[0] if unstable else "stable",
+                                 elapsed_s=sum(r.elapsed_s for r in rounds), keep_samples=keep_samples,
+                                 round_medians_ms=[r.median_ms for r in rounds], other_samples_ms=others,
+                                 total_runs=sum(r.n_runs for r in rounds))
+    if combined.stable and combined.ci_rel > protocol.rel_ci:  # each round settled, but on different medians
+        combined = replace(combined, stable=False, stop_reason="rounds_disagree")
+    return combined
 
 
 # ---- execution context --------------------------------------------------------------------------------------

@@ -21,7 +21,13 @@ import sys
 from pathlib import Path
 from typing import Any, Callable
 
-from nas_latency.commands.common import add_format_argument, read_archs, write_document, write_rows
+from nas_latency.commands.common import (
+    add_format_argument,
+    check_writable_folder,
+    read_archs,
+    write_document,
+    write_rows,
+)
 from nas_latency.errors import InvalidInputError
 
 
@@ -55,8 +61,9 @@ def _add_runtime_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_timer_argument(parser: argparse.ArgumentParser, default: str | None = "wall") -> None:
+    first = ("the timer the device was onboarded with (default), " if default is None else "wall time (default), ")
     parser.add_argument("--timer", choices=("wall", "cpu"), default=default,
-                        help="wall time (default) or the CPU time of the measuring thread (one thread only: leaves out "
+                        help=first + "wall time or the CPU time of the measuring thread (one thread only: leaves out "
                              "the time other processes held the CPU)")
 
 
@@ -163,6 +170,19 @@ def run_space(args: argparse.Namespace) -> int:
     pin = parse_cpus(args.pin)
     check_timer(args.timer, threads=args.threads, runtime=args.runtime)
     archs = space.sample(args.sample, seed=args.seed) if args.sample else read_archs(args.archs)
+    if args.device:  # everything storing can fail on is checked before the measuring, not after it
+        from nas_latency.store import open_store
+        from nas_latency.store.validate import check_device
+
+        check_device(args.device)
+        seen: dict[str, int] = {}
+        for number, arch in enumerate(archs, start=1):
+            canonical = space.canonical(arch)
+            if canonical in seen:
+                raise InvalidInputError(f"{args.archs}: architecture {number} ({arch}) is the same as architecture "
+                                        f"{seen[canonical]}: a device stores one latency per architecture")
+            seen[canonical] = number
+        open_store(args.store).close()
     items = space_network_items(space.name, archs)
     runner = make_runner(args.runtime, threads=args.threads)
     protocol = replace(PROTOCOLS["quick"] if args.quick else PROTOCOLS["network"], timer=args.timer)
@@ -287,6 +307,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
         pin_cpus=parse_cpus(args.pin), timer=args.timer,
     )
     options.check()
+    if args.out:  # before the measuring, which stores what it measures
+        check_writable_folder(args.out, what="--out")
     bars = _Bars()
     with open_store(args.store) as store:
         try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -113,4 +114,18 @@ def check_writable(path: str | Path, *, what: str) -> Path:
         raise InvalidInputError(f"{what} {path}: cannot be written ({exc.strerror or exc})") from None
     if not existed:
         path.unlink()
+    return path
+
+
+def check_writable_folder(path: str | Path, *, what: str) -> Path:
+    """Refuse, before any work, an output folder that cannot be made or written (a probe file is made and
+    removed)."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".nas-latency-write-probe-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise InvalidInputError(f"{what} {path}: cannot be written ({exc.strerror or exc})") from None
     return path

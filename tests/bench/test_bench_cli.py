@@ -170,3 +170,52 @@ def test_bad_arguments_exit_2(argv: list[str], env: Path, capsys: pytest.Capture
     code, out, err = run(argv, capsys)
     assert code == 2, (argv, out, err)
     assert out == "" and err
+
+
+def test_what_storing_or_reporting_would_fail_on_is_refused_before_measuring(
+        onboarded: dict, env: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bad device name, a duplicate architecture, an unusable store, an unwritable report folder or a model the
+    device lacks: exit 2 before any network is measured (the runner is never asked for a sampler)."""
+    import nas_latency.bench.runners as runners
+    from nas_latency.store import open_store
+
+    def never(*args: object, **kwargs: object) -> None:
+        raise AssertionError("measured before refusing")
+
+    for runner in (runners.TorchEagerRunner, runners.OnnxRuntimeRunner):
+        monkeypatch.setattr(runner, "sampler", never)
+    archs = tmp_path / "archs.txt"
+    arch = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|"
+    archs.write_text(f"{arch}\n{arch}\n")
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    with open_store(None) as store:
+        devices_before = [d.name for d in store.list_devices()]
+    cases = [
+        (["bench", "space", "--space", "nasbench201", "--sample", "1", "--quick", "--device", "bad name!"],
+         "bad name!"),
+        (["bench", "space", "--space", "nasbench201", "--archs", str(archs), "--quick", "--device", "dup-dev"],
+         "architecture 2"),
+        (["bench", "space", "--space", "nasbench201", "--sample", "1", "--quick", "--device", "d",
+          "--store", "bogus://x"], "bogus"),
+        (["bench", "evaluate", "--name", DEVICE, "--quick", "--nasbench201", "3", "--fbnet", "0",
+          "--classic", "none", "--passes", "1", "--out", str(blocker / "sub")], "--out"),
+        (["bench", "evaluate", "--name", DEVICE, "--quick", "--models", "no-such-model"],
+         "has no bench model(s) ['no-such-model']; it has ["),
+    ]
+    for argv, needle in cases:
+        code, out, err = run(argv, capsys)
+        assert code == 2 and needle in err and out == "", (argv, err)
+    with open_store(None) as store:
+        assert [d.name for d in store.list_devices()] == devices_before
+
+
+def test_the_cuda_runtime_without_a_gpu_is_refused_at_once(env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU: the cuda runtime is allowed")
+    code, out, err = run(["bench", "space", "--space", "nasbench201", "--sample", "2", "--quick", "--runtime",
+                          "cuda"], capsys)
+    assert code == 1 and out == "" and "needs a GPU" in err and len(err) < 500

@@ -129,6 +129,27 @@ def test_rounds_are_pooled_and_their_spread_reported() -> None:
     assert combined.round_spread == pytest.approx(0.2 / combined.median_ms, rel=0.02)
     assert combined.cv > 0.05  # the shift between rounds is part of the noise
     assert combined.summary()["round_spread"] == combined.round_spread
+    # each round settled, but on medians 20 % apart: the pooled median is not known to 1 %
+    assert all(r.stable for r in rounds) and combined.ci_rel > protocol.rel_ci
+    assert not combined.stable and combined.stop_reason == "rounds_disagree"
+    assert combined.n_runs == sum(r.n_runs for r in rounds)
+
+
+def test_pooled_rounds_with_different_inner_loops_count_their_runs() -> None:
+    protocol = PROTOCOLS["default"]
+    fast, clock = synthetic(base_s=2e-5, sigma=0.001, seed=3)
+    slow, clock2 = synthetic(base_s=4e-5, sigma=0.001, seed=4)
+    rounds = [measure(fast, protocol, clock=clock, keep_samples=True),
+              measure(slow, protocol, clock=clock2, keep_samples=True)]
+    assert rounds[0].number != rounds[1].number
+    assert combine_rounds(rounds, protocol).n_runs == sum(r.n_runs for r in rounds)
+
+
+def test_no_95_percent_interval_below_six_samples() -> None:
+    """With 3 samples [min, max] holds the median 75 % of the time: the stopping rule waits for 6 (96.9 %)."""
+    sampler, clock = synthetic(base_s=2e-3, sigma=1e-6, seed=5)
+    stats = measure(sampler, MeasurementProtocol(min_samples=3, max_samples=30, rel_ci=0.05), clock=clock)
+    assert stats.stable and stats.n_samples + stats.n_rejected == 6
 
 
 def test_order_statistics_and_fences() -> None:
@@ -136,6 +157,9 @@ def test_order_statistics_and_fences() -> None:
     assert 0.1 < median_ci_rel(values) < 0.25
     mask = reject_outliers(np.array([1.0, 1.0, 1.1, 0.9, 1.0, 50.0]), 3.0)
     assert mask.tolist() == [True, True, True, True, True, False]
+    # a quantizing timer: most samples equal (IQR 0); a tick above them is not an outlier, a preemption is
+    quantized = np.array([1.0] * 8 + [1.0005, 1.001, 1.5])
+    assert reject_outliers(quantized, 3.0).tolist() == [True] * 10 + [False]
 
 
 @pytest.mark.parametrize("bad", [

@@ -26,11 +26,11 @@ from nas_latency.builtin_models import (
     train_bundle,
 )
 from nas_latency.device_info import DeviceInfo
-from nas_latency.errors import InvalidInputError, NotFoundError
+from nas_latency.errors import FailedPreconditionError, InvalidInputError, NotFoundError
 from nas_latency.ir import FeatureMatrix, Network
 from nas_latency.ir.ops import VIEW_KINDS, OpKind
 from nas_latency.macs_power_law import MACS_MODEL, MacsPowerLaw, fit_macs_power_law
-from nas_latency.measurements import MeasuredArchs, measurements_from_mapping
+from nas_latency.measurements import MIN_MEASUREMENTS, MeasuredArchs, measurements_from_mapping
 from nas_latency.models.artifacts import artifact_from_bytes
 from nas_latency.models.base import DeviceAdaptation
 from nas_latency.store import MeasurementRow, Store, open_store
@@ -236,6 +236,10 @@ class Predictor:
         if not latencies:
             self.store.get_device(name)  # NotFoundError naming an unknown device
             raise NotFoundError(f"device {name!r} has no measurements in space {space_obj.name!r}; register it there")
+        if len(latencies) < MIN_MEASUREMENTS:  # a valid request; the device is not ready for it
+            raise FailedPreconditionError(
+                f"device {name!r} has {len(latencies)} measurement(s) in space {space_obj.name!r}; predicting needs "
+                f"at least {MIN_MEASUREMENTS} (contribute or register more)")
         return measurements_from_mapping(space_obj, latencies, where=f"device {name}")
 
     def _device_latencies(self, name: str, space: str) -> dict[str, float]:

@@ -33,7 +33,7 @@ import numpy as np
 from nas_latency.builtin_models import BUNDLE_NAME, BuiltinBundle, bundled_training_table
 from nas_latency.client import NearestDevice
 from nas_latency.errors import DeadlineExceededError
-from nas_latency.errors import InvalidInputError, NasLatencyError, NotFoundError
+from nas_latency.errors import FailedPreconditionError, InvalidInputError, NasLatencyError, NotFoundError
 from nas_latency.ir import Network
 from nas_latency.measurements import MIN_MEASUREMENTS, MeasuredArchs, validate_measurements
 from nas_latency.device_info import DeviceInfo
@@ -485,7 +485,7 @@ class ModelRegistry:
                     self._device_entry(state, name, fresh=True)
                     self._refresh_known(state, names=[name])
                 refitted = True
-            except InvalidInputError as exc:  # e.g. fewer than 3 measurements in the space so far
+            except (InvalidInputError, FailedPreconditionError) as exc:  # e.g. fewer than 3 measurements so far
                 log.info("device %s not refitted: %s", name, exc)
         return result, self._predictor.device(name, space_name), refitted
 

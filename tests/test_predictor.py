@@ -147,3 +147,16 @@ def test_a_network_that_computes_nothing_is_refused_before_any_model_is_loaded(p
                                                 r"flatten, identity, zero\); were its operators skipped\?"):
         predictor.predict_networks(space_name, [b.build()], signature=signature)
     assert predictor.store.list_artifacts() == []
+
+
+def test_a_device_with_too_few_measurements_is_not_ready_rather_than_a_bad_request(predictor: Predictor) -> None:
+    from nas_latency.errors import FailedPreconditionError
+    from nas_latency.store import MeasurementRow
+
+    archs = get_space("nasbench201").sample(2, seed=3)
+    predictor.store.upsert_device("half-done")
+    predictor.store.add_measurements("half-done", "nasbench201", [MeasurementRow(a, 4.0) for a in archs],
+                                     source="contribute")
+    with pytest.raises(FailedPreconditionError, match="'half-done' has 2 measurement\\(s\\) in space 'nasbench201'; "
+                                                      "predicting needs at least 3"):
+        predictor.predict("nasbench201", archs, device="half-done")

@@ -444,7 +444,7 @@ def onboard_device(options: DeviceOptions, store: Store, *, progress: Progress |
             archs = predictor.signature_set(SIGNATURE_SPACE, options.signature_size)
             items = space_network_items(SIGNATURE_SPACE, archs)
             signature_result = run_sweep(items, runner, network_protocol, rounds=2, progress=progress,
-                                         label="signature set")
+                                         label="signature set (2 rounds)")
             if len(signature_result.measured) < 3:
                 raise FailedPreconditionError(f"only {len(signature_result.measured)} signature networks could be "
                                               f"measured on {options.runtime}: {signature_result.failed[:3]}")

@@ -242,7 +242,7 @@ def run_device(args: argparse.Namespace) -> int:
     for failure in report.failures:
         print(f"warning: not measured: {failure}", file=sys.stderr)
     print(f"onboarded {report.name!r} ({report.runtime}, {report.level}) in {document['total_s']} s: "
-          f"{report.counts.get('kernels', 0) + report.counts.get('adaptive_kernels', 0)} micro-kernels, "
+          f"{report.counts.get('kernels', 0)} micro-kernels (+{report.counts.get('adaptive_kernels', 0)} adaptive), "
           f"{report.counts.get('blocks', 0)} blocks, {report.counts.get('signature_networks', 0)} signature networks; "
           f"kernel CV median {100 * report.noise['kernels'].get('cv_median', float('nan')):.2f} %", file=sys.stderr)
     if args.format == "json":

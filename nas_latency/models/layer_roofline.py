@@ -47,6 +47,9 @@ def _quantile(model: Any, name: str) -> float:
     return float(value)
 
 
+#: the largest exponent the refined roofline evaluates (exp(300) is finite in float64)
+_MAX_EXPONENT = 300.0
+
 class RooflineLayerModel(LatencyRegressor):
     """Device roofline: peak FLOP rate and bandwidth from the micro-kernels, plus a fixed per-layer cost."""
 
@@ -101,9 +104,11 @@ class RefinedRooflineLayerModel(LatencyRegressor):
     _N_PARAMS = 3 + len(_SHAPE_TERMS)
 
     def _times(self, theta: np.ndarray, flops: np.ndarray, moved: np.ndarray, shape: np.ndarray) -> np.ndarray:
-        t0 = np.exp(theta[0])
-        eta_m = np.exp(theta[1])
-        log_eta_c = theta[2] + shape @ theta[3:]
+        # the optimizer may try far-off parameters: exponents are kept where exp stays finite (no overflow warning;
+        # the fitted values are far inside)
+        t0 = np.exp(np.clip(theta[0], -_MAX_EXPONENT, _MAX_EXPONENT))
+        eta_m = np.exp(np.clip(theta[1], -_MAX_EXPONENT, _MAX_EXPONENT))
+        log_eta_c = np.clip(theta[2] + shape @ theta[3:], -_MAX_EXPONENT, _MAX_EXPONENT)
         compute = flops / (self.peak_flops_per_ms_ * np.exp(log_eta_c))
         memory = moved / (self.bandwidth_bytes_per_ms_ * eta_m)
         return t0 + np.maximum(compute, memory)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -82,8 +83,21 @@ def artifact_from_bytes(data: bytes, *, source: str = "artifact") -> Artifact:
             f"{source}: artifact format version {version!r} is not supported by this release "
             f"(expects {ARTIFACT_FORMAT_VERSION}); retrain with `nas-latency models train`"
         )
-    with np.load(io.BytesIO(arrays_bytes), allow_pickle=False) as npz:
-        arrays = {name: npz[name] for name in npz.files}
+    written_by = manifest.get("package_version")
+    if not isinstance(written_by, str) or not written_by:
+        raise InvalidInputError(f"{source}: artifact manifest names no package_version")
+    if _version_tuple(written_by) > _version_tuple(__version__):
+        raise FailedPreconditionError(
+            f"{source}: artifact was written by nas-latency {written_by}, newer than this {__version__}; upgrade, or "
+            f"retrain with `nas-latency models train`")
+    if not isinstance(manifest.get("kind"), str):
+        raise InvalidInputError(f"{source}: artifact manifest names no model kind")
+    try:  # the arrays are a zip of their own: damage there must not surface as numpy's or zipfile's own errors
+        with np.load(io.BytesIO(arrays_bytes), allow_pickle=False) as npz:
+            arrays = {name: npz[name] for name in npz.files}
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as exc:
+        raise InvalidInputError(f"{source}: the artifact's arrays are damaged or not plain numeric arrays "
+                                f"({type(exc).__name__}: {exc})") from None
     missing = set(manifest.get("arrays", [])) - set(arrays)
     if missing:
         raise InvalidInputError(f"{source}: artifact is missing arrays {sorted(missing)}")
@@ -96,6 +110,11 @@ def artifact_from_bytes(data: bytes, *, source: str = "artifact") -> Artifact:
         package_version=manifest.get("package_version", "?"),
         format_version=version,
     )
+
+
+def _version_tuple(version: str) -> tuple[int, ...]:
+    """``"0.1.0"`` → ``(0, 1, 0)``; a part that is not a number counts as 0 (``"0.2.0rc1"`` → ``(0, 2, 0)``)."""
+    return tuple(int(match.group()) if (match := re.match(r"\d+", part)) else 0 for part in version.split("."))
 
 
 def load_artifact(path: str | Path) -> Artifact:

@@ -120,10 +120,18 @@ class CostModel(ABC):
     @classmethod
     def from_artifact(cls: type[M], artifact: Artifact, *, source: str = "artifact") -> M:
         check_artifact(artifact, kind=cls.kind, feature_schema_hash=None, source=source)
-        model = cls(**artifact.params)
+        try:
+            model = cls(**artifact.params)
+        except TypeError as exc:  # parameters of another kind or another release
+            raise InvalidInputError(f"{source}: the {cls.kind!r} artifact's parameters do not fit this release's "
+                                    f"model ({exc})") from None
         model.feature_schema_hash_ = artifact.feature_schema_hash
         model.feature_names_ = tuple(artifact.extra.get("feature_names", ()))
-        model._restore(artifact.arrays, artifact.extra)
+        try:
+            model._restore(artifact.arrays, artifact.extra)
+        except (KeyError, ValueError, TypeError, IndexError) as exc:
+            raise InvalidInputError(f"{source}: the {cls.kind!r} artifact is incomplete or damaged "
+                                    f"({type(exc).__name__}: {exc})") from None
         return model
 
     def save(self, path: str | Path) -> Path:

@@ -326,3 +326,41 @@ def test_bad_parameters_are_invalid_input(data: tuple[FeatureMatrix, np.ndarray]
     with pytest.raises(InvalidInputError, match="3 training devices"):
         BayesianDeviceModel().fit(features, table[:, :2])
     BayesianDeviceModel(grid=SMALL_GRID[:1]).fit(features, table[:, :2])  # one grid entry: no selection needed
+
+
+def _rewritten(blob: bytes, *, manifest: Callable[[dict], None] | None = None, arrays: bytes | None = None) -> bytes:
+    """The artifact ``blob`` with its manifest edited in place and/or its arrays member replaced."""
+    with zipfile.ZipFile(io.BytesIO(blob)) as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    if manifest is not None:
+        document = json.loads(members[MANIFEST_NAME])
+        manifest(document)
+        members[MANIFEST_NAME] = json.dumps(document).encode()
+    if arrays is not None:
+        members[ARRAYS_NAME] = arrays
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return out.getvalue()
+
+
+def test_damaged_newer_or_foreign_artifacts_are_refused_with_the_project_s_errors(
+        fitted: dict[str, CostModel]) -> None:
+    blob = fitted["blr"].to_artifact().to_bytes()
+    with zipfile.ZipFile(io.BytesIO(blob)) as archive:
+        arrays = archive.read(ARRAYS_NAME)
+    cases: list[tuple[bytes, type[Exception], str]] = [
+        (_rewritten(blob, manifest=lambda m: m.update(package_version="99.0.0")), FailedPreconditionError,
+         "written by nas-latency 99.0.0, newer than this"),
+        (_rewritten(blob, manifest=lambda m: m.pop("package_version")), InvalidInputError, "no package_version"),
+        (_rewritten(blob, arrays=arrays[: len(arrays) // 2]), InvalidInputError, "arrays are damaged"),
+        (_rewritten(blob, arrays=b"garbage"), InvalidInputError, "arrays are damaged"),
+        (_rewritten(blob, manifest=lambda m: m["params"].update(bogus=1)), InvalidInputError,
+         "parameters do not fit this release's model"),
+    ]
+    for data, error, message in cases:
+        with pytest.raises(error, match=message):
+            model_from_bytes(data)
+    with pytest.raises(FailedPreconditionError, match="holds a 'blr' model, not a 'nnls_mix' model"):
+        LogMixModel.from_artifact(model_from_bytes(blob).to_artifact())

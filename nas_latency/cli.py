@@ -38,6 +38,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def exit_code(exc: NasLatencyError) -> int:
+    """The exit status of a command that ended with ``exc``: 2 for bad input (malformed, or naming something that
+    does not exist), 1 for any other failure."""
+    return EXIT_BAD_INPUT if isinstance(exc, (InvalidInputError, NotFoundError)) else EXIT_FAILURE
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -47,12 +53,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         return int(args.handler(args))
-    except (InvalidInputError, NotFoundError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
     except NasLatencyError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return EXIT_FAILURE
+        return exit_code(exc)
     except BrokenPipeError:  # e.g. `nas-latency featurize ... | head`
         sys.stderr.close()
         return EXIT_OK

@@ -371,8 +371,8 @@ def check_arguments(args: argparse.Namespace) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from nas_latency.cli import EXIT_BAD_INPUT, EXIT_FAILURE
-    from nas_latency.errors import InvalidInputError, NasLatencyError, NotFoundError
+    from nas_latency.cli import exit_code
+    from nas_latency.errors import NasLatencyError
 
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
@@ -380,7 +380,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _run(args)
     except NasLatencyError as exc:  # as the CLI reports it: one line, exit 2 for bad input
         print(f"error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT if isinstance(exc, (InvalidInputError, NotFoundError)) else EXIT_FAILURE
+        return exit_code(exc)
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -211,8 +211,8 @@ def run_predict(args: argparse.Namespace) -> int:
     signature = read_measurements_csv(space, args.signature) if args.signature else None
     files = [i for i, a in enumerate(archs) if a.startswith("@")]
     if files and args.uncertainty:
-        raise InvalidInputError(f"--uncertainty covers architecture ids only; line {files[0] + 1} is a network "
-                                f"file ({archs[files[0]]})")
+        raise InvalidInputError(f"--uncertainty covers architecture ids only; line {lines[files[0]][0]} is a "
+                                f"network file ({archs[files[0]]})")
     networks = []
     folder = Path(args.archs).parent if args.archs != "-" else Path.cwd()
     for i in files:

@@ -511,27 +511,27 @@ class _OnnxConverter:
         op = kind or _SIMPLE_ACTIVATIONS[node.op_type]
         return self._layer(name, self._expected(node), lambda n: self.b.activation(x.name, op, axis=axis, name=n))
 
-    def _op_Sigmoid(self, i: int, node: onnx.NodeProto, name: str, ins: list[Any]) -> TensorRef:
+    def _gated(self, i: int, node: onnx.NodeProto, name: str, ins: list[Any], kind: OpKind) -> TensorRef | None:
+        """``node`` (an activation of ``x``) read only by ``Mul(x, node(x))``: one ``kind`` layer for both (the Mul is
+        fused), or None when the graph is not that pattern."""
         user = self._sole_consumer(node.output[0])
-        gate = sorted([node.input[0], node.output[0]])
-        if user is not None and user[1].op_type == "Mul" and sorted(user[1].input) == gate:
-            self.fused.add(user[0])  # x * sigmoid(x): one SiLU
-            ref = self._activation(i, node, name, ins, OpKind.SILU)
-            self.values[user[1].output[0]] = ref
-            return ref
-        return self._activation(i, node, name, ins, OpKind.SIGMOID)
+        if user is None or user[1].op_type != "Mul" or sorted(user[1].input) != sorted([node.input[0], node.output[0]]):
+            return None
+        self.fused.add(user[0])
+        ref = self._activation(i, node, name, ins, kind)
+        self.values[user[1].output[0]] = ref
+        return ref
+
+    def _op_Sigmoid(self, i: int, node: onnx.NodeProto, name: str, ins: list[Any]) -> TensorRef:
+        # x * sigmoid(x): one SiLU
+        return self._gated(i, node, name, ins, OpKind.SILU) or self._activation(i, node, name, ins, OpKind.SIGMOID)
 
     def _op_HardSigmoid(self, i: int, node: onnx.NodeProto, name: str, ins: list[Any]) -> TensorRef:
-        user = self._sole_consumer(node.output[0])
-        gate = sorted([node.input[0], node.output[0]])
         a = _attrs(node)
         torch_gate = math.isclose(a.get("alpha", 0.2), 1 / 6, rel_tol=1e-6) and a.get("beta", 0.5) == 0.5
-        if torch_gate and user is not None and user[1].op_type == "Mul" and sorted(user[1].input) == gate:
-            self.fused.add(user[0])  # x * hardsigmoid(x): one hard swish (torch exports nn.Hardswish so below opset 14)
-            ref = self._activation(i, node, name, ins, OpKind.HARD_SWISH)
-            self.values[user[1].output[0]] = ref
-            return ref
-        return self._activation(i, node, name, ins, OpKind.HARD_SIGMOID)
+        # x * hardsigmoid(x) with torch's constants: one hard swish (torch exports nn.Hardswish so below opset 14)
+        gated = self._gated(i, node, name, ins, OpKind.HARD_SWISH) if torch_gate else None
+        return gated or self._activation(i, node, name, ins, OpKind.HARD_SIGMOID)
 
     def _other_constant(self, node: onnx.NodeProto, tensor: str) -> float | None:
         """The uniform value of ``node``'s operand other than ``tensor``, if it is a constant; else None."""

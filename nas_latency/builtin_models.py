@@ -33,7 +33,7 @@ MIN_STORE_MEASUREMENTS = 100
 # Which model each space ships, and how its signature set is chosen: decided by leave-device-out
 # evaluation (`nas-latency evaluate`), see README "Measured figures".
 DEFAULT_MODEL_SPECS: dict[str, str] = {
-    "nasbench201": "degenerate_aware(loo_select(without_costs(blr_evidence),cost_nnls))",
+    "nasbench201": "degenerate_aware(loo_select(without_costs(blr_evidence),cost_nnls,pruned_cost_nnls))",
     "fbnet": "loo_average(without_costs(geo_ensemble(nnls_mix,blr_evidence)),cost_nnls)",
     "ganesan_mobile": "geo_ensemble(nnls_mix_measured,gp_mix)",
 }

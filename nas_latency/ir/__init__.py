@@ -2,6 +2,7 @@
 
 from nas_latency.ir.builder import NetworkBuilder
 from nas_latency.ir.features import IR_FEATURE_NAMES, FeatureMatrix, IRFeaturizer, network_features
+from nas_latency.ir.liveness import needed_layers, pruned_features
 from nas_latency.ir.network import DEFAULT_DTYPE_BYTES, Layer, Network, Shape, TensorSpec, numel
 from nas_latency.ir.ops import OpKind, conv_kind
 from nas_latency.ir.passes import canonicalize, eliminate_common_subexpressions, remove_identities
@@ -34,7 +35,9 @@ __all__ = [
     "network_from_json",
     "network_to_dict",
     "network_to_json",
+    "needed_layers",
     "numel",
+    "pruned_features",
     "remove_identities",
     "structure_diff",
     "structure_key",

@@ -13,9 +13,10 @@ kind                   class                    what
 ``nnls_mix_measured``  :class:`MeasuredLogMixModel` ``nnls_mix`` on the measured training latencies
 ``gp_mix``             :class:`GPMixModel`      GP over networks, the training devices as its covariance
 ``cost_nnls``          :class:`CostPriceModel`  per device, non-negative prices of the IR cost features
+``pruned_cost_nnls``   :class:`PrunedCostPriceModel` the same on the costs of the layers whose values are read
 ``loo_select``         :class:`LeaveOneOutSelection` per device, a member chosen by leave-one-out (F-test)
 ``loo_average``        :class:`LeaveOneOutAverage` per device, members weighted by leave-one-out (pseudo-BMA)
-``without_costs``      :class:`WithoutCosts`    wrapper: the base model never sees the ``cost.*`` columns
+``without_costs``      :class:`WithoutCosts`    wrapper: the base model never sees the cost columns
 =====================  =======================  ==========================================================
 
 Artifacts carry their kind, so :func:`model_from_artifact` / :func:`load_model` rebuild any of them. The
@@ -39,7 +40,7 @@ from nas_latency.models.base import (
 )
 from nas_latency.models.blr import DEFAULT_GRID, BayesianDeviceModel
 from nas_latency.models.blr_evidence import EvidenceBayesianDeviceModel
-from nas_latency.models.cost_nnls import CostPriceModel
+from nas_latency.models.cost_nnls import CostPriceModel, PrunedCostPriceModel
 from nas_latency.models.degenerate import DegenerateAware
 from nas_latency.models.ensemble import GeometricEnsemble
 from nas_latency.models.flops import FlopsCrossDevice, FlopsRegressor
@@ -52,8 +53,8 @@ from nas_latency.models.without_costs import WithoutCosts
 MODEL_CLASSES: dict[str, type[CostModel]] = {
     cls.kind: cls
     for cls in (FlopsRegressor, FlopsCrossDevice, LogMixModel, BayesianDeviceModel, DegenerateAware, GeometricEnsemble,
-                MeasuredLogMixModel, GPMixModel, EvidenceBayesianDeviceModel, CostPriceModel, LeaveOneOutSelection,
-                LeaveOneOutAverage, WithoutCosts)
+                MeasuredLogMixModel, GPMixModel, EvidenceBayesianDeviceModel, CostPriceModel, PrunedCostPriceModel,
+                LeaveOneOutSelection, LeaveOneOutAverage, WithoutCosts)
 }
 
 #: every other registered kind as "module:Class", imported on first use (some need torch or lightgbm at fit time)
@@ -113,6 +114,7 @@ __all__ = [
     "Artifact",
     "BayesianDeviceModel",
     "CostPriceModel",
+    "PrunedCostPriceModel",
     "CostModel",
     "CrossDeviceModel",
     "DegenerateAware",

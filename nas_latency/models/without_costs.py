@@ -1,8 +1,10 @@
-"""``without_costs``: a wrapper that hides the ``cost.*`` feature columns from the model it wraps.
+"""``without_costs``: a wrapper that hides the cost feature columns (``cost.*``, ``pruned_cost.*``) from the model
+it wraps.
 
 A space's ``model_features`` end with the network's IR costs (``cost.conv.macs``, ``cost.total.bytes_read``, ...)
-for :class:`~nas_latency.models.cost_nnls.CostPriceModel`. The transfer models were chosen by leave-device-out
-validation on the columns before them, and the extra 24–34 columns change what they fit (a wider physical prior
+for :class:`~nas_latency.models.cost_nnls.CostPriceModel` (NAS-Bench-201's also with the pruned network's,
+``pruned_cost.*``). The transfer models were chosen by leave-device-out
+validation on the columns before them, and the extra 24–48 columns change what they fit (a wider physical prior
 for ``blr_evidence``, longer ridge models for ``nnls_mix``): on FBNet the samsung_a50 Spearman fell from 0.87 to
 0.79. Wrapped, such a model sees exactly the features it was validated on, next to a ``cost_nnls`` that sees the
 costs, inside one ``loo_select``.
@@ -19,29 +21,38 @@ from nas_latency.errors import InvalidInputError
 from nas_latency.ir import FeatureMatrix
 from nas_latency.models.artifacts import Artifact
 from nas_latency.models.base import CrossDeviceModel, DeviceAdaptation
-from nas_latency.models.cost_nnls import COST_PREFIX
+from nas_latency.models.cost_nnls import COST_PREFIXES
 from nas_latency.models.linalg import clone, nest_adaptation
 from nas_latency.models.wrapper import WrappedModel
 
 
-def kept_columns(names: tuple[str, ...], cost_prefix: str) -> np.ndarray:
-    """Indices of the columns whose name does not start with ``cost_prefix``."""
-    kept = [i for i, name in enumerate(names) if not name.startswith(cost_prefix)]
+def kept_columns(names: tuple[str, ...], cost_prefixes: tuple[str, ...]) -> np.ndarray:
+    """Indices of the columns whose name starts with none of ``cost_prefixes``."""
+    kept = [i for i, name in enumerate(names) if not name.startswith(cost_prefixes)]
     if not kept:
         raise InvalidInputError(
-            f"without_costs: every one of the {len(names)} feature columns is a {cost_prefix}* column"
+            f"without_costs: every one of the {len(names)} feature columns starts with one of "
+            f"{', '.join(cost_prefixes)}"
         )
     return np.asarray(kept, dtype=np.int64)
 
 
+def check_prefixes(cost_prefixes: object) -> tuple[str, ...]:
+    """``cost_prefixes`` as a tuple of non-empty strings, or an InvalidInputError naming what was wrong."""
+    if isinstance(cost_prefixes, str) or not isinstance(cost_prefixes, (tuple, list)) or not cost_prefixes or \
+            not all(isinstance(p, str) and p for p in cost_prefixes):
+        raise InvalidInputError(f"cost_prefixes must be a non-empty list of non-empty strings, got {cost_prefixes!r}")
+    return tuple(cost_prefixes)
+
+
 class WithoutCosts(WrappedModel):
-    """Wraps any :class:`CrossDeviceModel`, which then never sees a ``cost.*`` column."""
+    """Wraps any :class:`CrossDeviceModel`, which then never sees a column named with one of ``cost_prefixes``."""
 
     kind = "without_costs"
 
-    def __init__(self, *, base: CrossDeviceModel, cost_prefix: str = COST_PREFIX) -> None:
+    def __init__(self, *, base: CrossDeviceModel, cost_prefixes: tuple[str, ...] = COST_PREFIXES) -> None:
         self.base = base
-        self.cost_prefix = cost_prefix
+        self.cost_prefixes = cost_prefixes
 
     @property
     def min_measurements(self) -> int:  # type: ignore[override]
@@ -49,10 +60,9 @@ class WithoutCosts(WrappedModel):
 
     def fit(self, features: FeatureMatrix, latency_ms: np.ndarray) -> "WithoutCosts":
         self._check_base()
-        if not isinstance(self.cost_prefix, str) or not self.cost_prefix:
-            raise InvalidInputError(f"cost_prefix must be a non-empty string, got {self.cost_prefix!r}")
+        self.cost_prefixes = check_prefixes(self.cost_prefixes)
         self._validate_table(features, latency_ms)
-        self.columns_ = kept_columns(tuple(features.names), self.cost_prefix)
+        self.columns_ = kept_columns(tuple(features.names), self.cost_prefixes)
         inner = FeatureMatrix(tuple(features.names[i] for i in self.columns_), features.values[:, self.columns_],
                               features.rows)
         self.base_: CrossDeviceModel = clone(self.base).fit(inner, latency_ms)  # type: ignore[assignment]
@@ -84,20 +94,25 @@ class WithoutCosts(WrappedModel):
     # ---- artifacts ----------------------------------------------------------------------------------------
     def to_artifact(self) -> Artifact:
         self._check_fitted()  # before reading base_
-        return self._wrapper_artifact({"cost_prefix": self.cost_prefix},
+        return self._wrapper_artifact({"cost_prefixes": list(self.cost_prefixes)},
                                       {"base_feature_schema_hash": self.base_.feature_schema_hash_ or ""})
 
     @classmethod
     def from_artifact(cls, artifact: Artifact, *, source: str = "artifact") -> "WithoutCosts":
         base, params = cls._restore_base(artifact, source=source)
-        model = cls(base=base, **params)
+        if "cost_prefix" in params:  # written before pruned costs existed: one prefix
+            params = {"cost_prefixes": [params.pop("cost_prefix")], **params}
+        try:
+            model = cls(base=base, cost_prefixes=check_prefixes(params.pop("cost_prefixes", COST_PREFIXES)), **params)
+        except (InvalidInputError, TypeError) as exc:
+            raise InvalidInputError(f"{source}: bad without_costs parameters {params!r}: {exc}") from None
         model.feature_schema_hash_ = artifact.feature_schema_hash
         model.feature_names_ = tuple(artifact.extra.get("feature_names", ()))
-        model.columns_ = kept_columns(model.feature_names_, model.cost_prefix)
+        model.columns_ = kept_columns(model.feature_names_, model.cost_prefixes)
         base.feature_schema_hash_ = str(artifact.extra.get("base_feature_schema_hash", ""))
         base.feature_names_ = tuple(model.feature_names_[i] for i in model.columns_)
         model.base_ = base
         return model
 
 
-__all__ = ["WithoutCosts", "kept_columns"]
+__all__ = ["WithoutCosts", "check_prefixes", "kept_columns"]

@@ -52,7 +52,7 @@ from scipy.special import ndtri
 
 from nas_latency.errors import InvalidInputError, NotFoundError
 from nas_latency.ir import FeatureMatrix
-from nas_latency.models.cost_nnls import COST_PREFIX
+from nas_latency.models.cost_nnls import COST_PREFIXES
 from nas_latency.models.without_costs import kept_columns
 from nas_latency.signature.ridge_prior import FeatureTransform, log_latency, prior_from_weights, ridge_weights
 
@@ -321,7 +321,7 @@ def select_signature(
             )
         # the IR cost columns are cost_nnls's (it prices them per device; no prior to score): the adapter that
         # scores candidate sets here is the transfer models', which never see them (``without_costs``)
-        columns = kept_columns(tuple(features.names), COST_PREFIX)
+        columns = kept_columns(tuple(features.names), COST_PREFIXES)
         X = np.asarray(features.values, dtype=np.float64)[[index[a] for a in archs]][:, columns]
 
     complete = np.isfinite(Y).all(axis=1)

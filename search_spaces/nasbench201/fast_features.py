@@ -10,6 +10,18 @@ where ``per_op[op]`` sums the features of one edge applying ``op`` over the 15 s
 computed once, with the same builder functions as :func:`build_ir`: ``per_op`` from single-edge IR pieces,
 ``constant`` as the all-``none`` network minus its ``none`` edges. All quantities are integers far below
 2**53, so float64 sums are exact and the result equals the generic path bit for bit.
+
+The *pruned* features (:func:`nas_latency.ir.liveness.pruned_features`: the layers whose values reach the output
+other than through a ``none`` edge) follow the same way. Node 3 is read; node 2 is read when edge 2→3 is not
+``none``; node 1 when edge 1→3 is not, or edge 1→2 is not and node 2 is read. An edge runs when its target node
+is read, and node 2's add when node 2 is, so
+
+    pruned(arch) = constant − (node 2 unread) · node2_add + sum over the edges into read nodes of per_op[op]
+
+with ``node2_add`` the features of node 2's add over the 15 cells. A dead cell (no path of non-``none`` edges from
+its input to its output) reads no values of its input, so nothing before the last cell is read: such a network
+prunes to the head, node 3's adds and the read edges (node 2's add when node 2 is read) of the last cell alone
+(:func:`pruned_tables`).
 """
 
 from __future__ import annotations
@@ -20,7 +32,8 @@ import numpy as np
 
 from nas_latency.ir import NetworkBuilder, network_features
 from nas_latency.ir.features import IR_FEATURE_NAMES
-from search_spaces.nasbench201.codec import NUM_EDGES, NUM_OPS, OPS, format_arch
+from nas_latency.ir.liveness import pruned_features
+from search_spaces.nasbench201.codec import EDGES, NUM_EDGES, NUM_OPS, OP_INDEX, OPS, format_arch
 from search_spaces.nasbench201.ir_builder import add_edge, build_ir
 from search_spaces.nasbench201.macro import BLOCKS, INPUT_SIZE
 
@@ -57,3 +70,88 @@ def ir_features_from_codes(
     constant, per_op = feature_tables(num_classes, batch_size, dtype_bytes)
     counts = (codes[:, :, None] == np.arange(NUM_OPS)).sum(axis=1).astype(np.float64)
     return constant + counts @ per_op
+
+
+def _add_piece(shape: tuple[int, int, int, int], dtype_bytes: int) -> np.ndarray:
+    b = NetworkBuilder("node_add")
+    x = b.input(shape, name="input")
+    return network_features(b.build([b.add(x, x, name="add")]), dtype_bytes)
+
+
+@lru_cache(maxsize=None)
+def pruned_tables(num_classes: int, batch_size: int, dtype_bytes: int) -> dict[str, np.ndarray]:
+    """The tables of :func:`pruned_ir_features_from_codes` (read-only arrays):
+
+    * ``node2_add``: node 2's add summed over the 15 cells;
+    * ``last_per_op`` (5 x features), ``last_add``: one edge per op, one add, in the last cell only;
+    * ``head``: what follows the last cell (batch norm, ReLU, pooling, classifier), from the all-``none``
+      network, which prunes to its last cell's three ``none`` edges, node 3's two adds and the head.
+    """
+    node2_add = np.zeros(len(IR_FEATURE_NAMES))
+    last_shape: tuple[int, int, int, int] | None = None
+    for block in BLOCKS:
+        if block.kind == "reduction":
+            continue
+        size = INPUT_SIZE // 2**block.stage
+        last_shape = (batch_size, block.out_channels, size, size)
+        node2_add += _add_piece(last_shape, dtype_bytes)
+    assert last_shape is not None
+    last_per_op = np.stack([_edge_piece(op, last_shape, dtype_bytes) for op in OPS])
+    last_add = _add_piece(last_shape, dtype_bytes)
+    all_none = build_ir(format_arch(("none",) * NUM_EDGES), num_classes=num_classes, batch_size=batch_size)
+    head = pruned_features(all_none, dtype_bytes) - 3 * last_per_op[OPS.index("none")] - 2 * last_add
+    tables = {"node2_add": node2_add, "last_per_op": last_per_op, "last_add": last_add, "head": head}
+    for table in tables.values():
+        table.setflags(write=False)
+    return tables
+
+
+_EDGE = {edge: i for i, edge in enumerate(EDGES)}
+
+
+def read_edge_mask(codes: np.ndarray) -> np.ndarray:
+    """``(n, 6)`` bool: the edges whose target node's values reach the cell output (other than through
+    ``none``), i.e. the edges a runtime that prunes unread values runs."""
+    codes = np.asarray(codes)
+    real = codes != OP_INDEX["none"]
+    node2 = node2_read(codes)
+    node1 = real[:, _EDGE[(1, 3)]] | (real[:, _EDGE[(1, 2)]] & node2)
+    mask = np.ones(codes.shape, dtype=bool)
+    mask[:, _EDGE[(0, 1)]] = node1
+    mask[:, _EDGE[(0, 2)]] = node2
+    mask[:, _EDGE[(1, 2)]] = node2
+    return mask
+
+
+def node2_read(codes: np.ndarray) -> np.ndarray:
+    """``(n,)`` bool: node 2's values reach the cell output (edge 2→3 is not ``none``)."""
+    return np.asarray(codes)[:, _EDGE[(2, 3)]] != OP_INDEX["none"]
+
+
+def pruned_ir_features_from_codes(
+    codes: np.ndarray, *, num_classes: int, batch_size: int, dtype_bytes: int
+) -> np.ndarray:
+    """:func:`~nas_latency.ir.liveness.pruned_features` for an ``(n, 6)`` array of op indices (see the module
+    docstring), one row per architecture."""
+    codes = np.asarray(codes)
+    constant, per_op = feature_tables(num_classes, batch_size, dtype_bytes)
+    tables = pruned_tables(num_classes, batch_size, dtype_bytes)
+    read = read_edge_mask(codes)
+    node2 = node2_read(codes).astype(np.float64)[:, None]
+    counts = ((codes[:, :, None] == np.arange(NUM_OPS)) & read[:, :, None]).sum(axis=1).astype(np.float64)
+    out = constant - (1.0 - node2) * tables["node2_add"] + counts @ per_op
+    dead = cell_output_ignores_input(codes)
+    if dead.any():
+        out[dead] = (tables["head"] + (2.0 + node2[dead]) * tables["last_add"]
+                     + counts[dead] @ tables["last_per_op"])
+    return out
+
+
+def cell_output_ignores_input(codes: np.ndarray) -> np.ndarray:
+    """``(n,)`` bool: no path of non-``none`` edges leads from the cell input to its output (a dead cell), so the
+    output reads no values of the input."""
+    real = np.asarray(codes) != OP_INDEX["none"]
+    e = _EDGE
+    node1 = real[:, e[(0, 1)]]
+    node2 = real[:, e[(0, 2)]] | (real[:, e[(1, 2)]] & node1)
+    return ~(real[:, e[(0, 3)]] | (real[:, e[(1, 3)]] & node1) | (real[:, e[(2, 3)]] & node2))

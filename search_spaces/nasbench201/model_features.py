@@ -1,4 +1,5 @@
-"""Cost-model features of NAS-Bench-201 cells (the research's 439 "full" features, ``log_macs`` and 24 IR costs).
+"""Cost-model features of NAS-Bench-201 cells (the research's 439 "full" features, ``log_macs`` and 2 × 24 IR
+costs).
 
 No intercept (the models add their own) and no standardization (the models fit it). Columns, in order:
 
@@ -14,7 +15,10 @@ No intercept (the models add their own) and no standardization (the models fit i
 * ``cost.<group>.<quantity>`` (24): the whole network's IR features (:mod:`nas_latency.ir.features`: count,
   MACs, parameters, bytes read and written per op group, and their totals) that differ between cells, every
   edge counted (a dead edge's op still runs). A network's latency on a device that runs its layers one after
-  another is close to a non-negative price per unit of each (:mod:`nas_latency.models.cost_nnls`).
+  another is close to a non-negative price per unit of each (:mod:`nas_latency.models.cost_nnls`);
+* ``pruned_cost.<group>.<quantity>`` (24): the same costs of the layers a runtime that prunes unread values runs
+  (:mod:`nas_latency.ir.liveness`: an edge into a node whose values reach the output only through ``none`` edges
+  is dropped, and a dead cell reads nothing before the last cell), for ``pruned_cost_nnls``.
 
 An edge is live when it lies on a path from node 0 to node 3 through non-``none`` edges; the four paths are
 0→3, 0→1→3, 0→2→3, 0→1→2→3. Everything is computed on the ``(n, 6)`` op-index array, vectorized.
@@ -29,7 +33,11 @@ import numpy as np
 from nas_latency.ir.features import IR_FEATURE_NAMES
 from nas_latency.ir.network import DEFAULT_DTYPE_BYTES
 from search_spaces.nasbench201.codec import EDGES, NUM_EDGES, NUM_OPS, OP_INDEX, OPS
-from search_spaces.nasbench201.fast_features import feature_tables, ir_features_from_codes
+from search_spaces.nasbench201.fast_features import (
+    feature_tables,
+    ir_features_from_codes,
+    pruned_ir_features_from_codes,
+)
 
 _NONE = OP_INDEX["none"]
 _SKIP = OP_INDEX["skip_connect"]
@@ -82,9 +90,9 @@ COST_FEATURES: tuple[str, ...] = (
 _COST_COLUMNS = np.array([IR_FEATURE_NAMES.index(name) for name in COST_FEATURES])
 MODEL_FEATURE_NAMES: tuple[str, ...] = (
     ONE_HOT_NAMES + PAIR_NAMES + COUNT_NAMES + SCALAR_NAMES + ("log_macs",)
-    + tuple(f"cost.{name}" for name in COST_FEATURES)
+    + tuple(f"cost.{name}" for name in COST_FEATURES) + tuple(f"pruned_cost.{name}" for name in COST_FEATURES)
 )
-assert len(MODEL_FEATURE_NAMES) == 464 and len(set(MODEL_FEATURE_NAMES)) == 464
+assert len(MODEL_FEATURE_NAMES) == 488 and len(set(MODEL_FEATURE_NAMES)) == 488
 
 _MACS = IR_FEATURE_NAMES.index("total.macs")
 
@@ -103,7 +111,7 @@ def dead_cell_mask(codes: np.ndarray) -> np.ndarray:
 def model_feature_values(
     codes: np.ndarray, *, num_classes: int, batch_size: int, dtype_bytes: int = DEFAULT_DTYPE_BYTES
 ) -> np.ndarray:
-    """``(n, 464)`` features (:data:`MODEL_FEATURE_NAMES`) of cells given as ``(n, 6)`` op indices."""
+    """``(n, 488)`` features (:data:`MODEL_FEATURE_NAMES`) of cells given as ``(n, 6)`` op indices."""
     codes = np.asarray(codes, dtype=np.int64)
     n = codes.shape[0]
     rows = np.arange(n)[:, None]
@@ -151,5 +159,9 @@ def model_feature_values(
     out[:, column : column + scalars.shape[1]] = scalars
     column += scalars.shape[1]
     ir = ir_features_from_codes(codes, num_classes=num_classes, batch_size=batch_size, dtype_bytes=dtype_bytes)
-    out[:, column:] = ir[:, _COST_COLUMNS]
+    out[:, column : column + len(COST_FEATURES)] = ir[:, _COST_COLUMNS]
+    column += len(COST_FEATURES)
+    pruned = pruned_ir_features_from_codes(codes, num_classes=num_classes, batch_size=batch_size,
+                                           dtype_bytes=dtype_bytes)
+    out[:, column:] = pruned[:, _COST_COLUMNS]
     return out

@@ -106,7 +106,7 @@ class NasBench201Space(SearchSpace):
         )
 
     def model_features(self, archs: Sequence[str]) -> FeatureMatrix:
-        """The 464 cost-model features of :mod:`search_spaces.nasbench201.model_features` (vectorized)."""
+        """The 488 cost-model features of :mod:`search_spaces.nasbench201.model_features` (vectorized)."""
         codes = ops_array(archs)  # validates every string
         values = model_feature_values(codes, num_classes=self.num_classes, batch_size=self.batch_size)
         return FeatureMatrix(MODEL_FEATURE_NAMES, values, tuple(archs))

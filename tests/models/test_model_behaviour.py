@@ -25,6 +25,7 @@ from nas_latency.models import (
     LogMixModel,
     load_model,
 )
+from nas_latency.models.cost_nnls import COST_PREFIXES
 from nas_latency.models.blr_evidence import DEFAULT_EVIDENCE_GRID, GRID_FIELDS, MAX_KEPT_ENTRIES
 from nas_latency.models.linalg import design_matrix, rank_correlation
 from search_spaces import get_space
@@ -54,7 +55,7 @@ class Data:
         self.latency = frame[self.devices].to_numpy()[rows]
         # the transfer models' features: the shipped ones are wrapped in without_costs
         every = space.model_features([archs[i] for i in rows])
-        keep = [j for j, name in enumerate(every.names) if not name.startswith("cost.")]
+        keep = [j for j, name in enumerate(every.names) if not name.startswith(COST_PREFIXES)]
         self.features = FeatureMatrix(tuple(every.names[j] for j in keep), every.values[:, keep], every.rows)
         self.dead = dead[rows]
         self.train = [d for d in range(len(self.devices)) if self.devices[d] != HELD_OUT]

@@ -32,6 +32,7 @@ from nas_latency.models import (
     LeaveOneOutSelection,
     LogMixModel,
     NotFittedError,
+    PrunedCostPriceModel,
     WithoutCosts,
     load_model,
     model_from_artifact,
@@ -87,9 +88,10 @@ FACTORIES: dict[str, Callable[[], CostModel]] = {
     "blr_evidence": lambda: EvidenceBayesianDeviceModel(grid=((1.0, 1e-2, 1e-4, 0.0), (4.0, 1e-2, 1e-3, 0.1)),
                                                         uncertainty_weight_floor=0.05),
     "cost_nnls": lambda: CostPriceModel(cost_prefix="cost."),
+    "pruned_cost_nnls": lambda: PrunedCostPriceModel(cost_prefix="cost."),
     "loo_select": lambda: LeaveOneOutSelection(members=[LogMixModel(), CostPriceModel()], significance=0.1),
     "loo_average": lambda: LeaveOneOutAverage(members=[CostPriceModel(), LogMixModel(alpha=0.1)]),
-    "without_costs": lambda: WithoutCosts(base=LogMixModel(alpha=0.1), cost_prefix="cost."),
+    "without_costs": lambda: WithoutCosts(base=LogMixModel(alpha=0.1), cost_prefixes=("cost.",)),
     "gp_mix": lambda: GPMixModel(grid=((1.0, 1e-3, 1e-2), (4.0, 1e-2, 1e-2)), selection_draws=2,
                                  selection_signature_size=5, selection_metric="spearman"),
 }
@@ -319,7 +321,10 @@ def test_bad_parameters_are_invalid_input(data: tuple[FeatureMatrix, np.ndarray]
         LeaveOneOutSelection(members=[LogMixModel(), CostPriceModel()], weighting="vote"),
         LeaveOneOutAverage(members=[LogMixModel(), CostPriceModel()], weights=[0.5, 0.5]),
         LeaveOneOutSelection(members=[]),
-        WithoutCosts(base=LogMixModel(), cost_prefix=""),
+        WithoutCosts(base=LogMixModel(), cost_prefixes=("",)),
+        WithoutCosts(base=LogMixModel(), cost_prefixes="cost."),
+        WithoutCosts(base=LogMixModel(), cost_prefixes=()),
+        PrunedCostPriceModel(cost_prefix=""),
     ):
         with pytest.raises(InvalidInputError):
             model.fit(features, table)

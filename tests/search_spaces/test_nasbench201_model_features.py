@@ -1,4 +1,4 @@
-"""NAS-Bench-201 cost-model features: 464 named columns, equal to the cell structure and the IR they describe,
+"""NAS-Bench-201 cost-model features: 488 named columns, equal to the cell structure and the IR they describe,
 vectorized over the whole space."""
 
 from __future__ import annotations
@@ -10,11 +10,12 @@ import pytest
 
 from nas_latency.errors import InvalidInputError
 from nas_latency.ir.features import IR_FEATURE_NAMES, network_features, schema_hash
+from nas_latency.ir.liveness import pruned_features
 from nas_latency.ir.network import DEFAULT_DTYPE_BYTES
 from search_spaces import get_space
 from search_spaces.nasbench201.canonical import is_dead_cell, live_edges
 from search_spaces.nasbench201.codec import EDGES, all_archs, parse_arch
-from search_spaces.nasbench201.fast_features import ir_features_from_codes
+from search_spaces.nasbench201.fast_features import cell_output_ignores_input, ir_features_from_codes
 from search_spaces.nasbench201.model_features import COST_FEATURES, MODEL_FEATURE_NAMES
 from search_spaces.nasbench201.space import ENCODING_NAMES
 
@@ -29,8 +30,8 @@ def everything():
 
 def test_shape_names_and_values(everything) -> None:
     archs, features = everything
-    assert features.values.shape == (15_625, 464)
-    assert features.names == MODEL_FEATURE_NAMES and len(set(features.names)) == 464
+    assert features.values.shape == (15_625, 488)
+    assert features.names == MODEL_FEATURE_NAMES and len(set(features.names)) == 488
     assert features.rows == tuple(archs)
     assert features.schema_hash == schema_hash(MODEL_FEATURE_NAMES)
     assert np.isfinite(features.values).all()
@@ -104,7 +105,27 @@ def test_cost_columns_are_the_ir_features_that_differ_between_cells(everything) 
     assert set(COST_FEATURES) == varying
 
 
+def test_pruned_cost_columns_are_the_ir_features_of_the_layers_whose_values_are_read(everything) -> None:
+    archs, features = everything
+    columns = [i for i, name in enumerate(features.names) if name.startswith("pruned_cost.")]
+    assert [features.names[i] for i in columns] == [f"pruned_cost.{name}" for name in COST_FEATURES]
+    full = features.values[:, [features.names.index(f"cost.{name}") for name in COST_FEATURES]]
+    pruned = features.values[:, columns]
+    assert np.all(pruned <= full) and (pruned < full).any(axis=1).sum() > 3_000
+    assert np.array_equal(cell_output_ignores_input(SPACE.op_codes(archs)), SPACE.degenerate_mask(archs))
+    dead = np.flatnonzero(SPACE.degenerate_mask(archs))
+    rng = np.random.default_rng(1)
+    # the generic pass over the built IR, on live cells and on dead ones (where nothing before the last cell is read)
+    for i in [*rng.choice(len(archs), 150, replace=False), *rng.choice(dead, 50, replace=False), 0, 15_624]:
+        ir = dict(zip(IR_FEATURE_NAMES, pruned_features(SPACE.to_ir(archs[i]))))
+        assert pruned[i].tolist() == [ir[name] for name in COST_FEATURES], archs[i]
+    # with edge 2->3 none, the ops into node 2 are never read: two cells that differ only there cost the same pruned
+    row = archs.index("|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|skip_connect~1|none~2|")
+    same = archs.index("|nor_conv_3x3~0|+|none~0|avg_pool_3x3~1|+|skip_connect~0|skip_connect~1|none~2|")
+    assert np.array_equal(pruned[row], pruned[same]) and not np.array_equal(full[row], full[same])
+
+
 def test_invalid_architectures_are_refused() -> None:
     with pytest.raises(InvalidInputError, match="nasbench201"):
         SPACE.model_features(["|nor_conv_3x3~0|+|bogus~0|nor_conv_3x3~1|+|none~0|none~1|none~2|"])
-    assert SPACE.model_features([]).values.shape == (0, 464)
+    assert SPACE.model_features([]).values.shape == (0, 488)

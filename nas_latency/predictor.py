@@ -223,8 +223,9 @@ class Predictor:
         return infos
 
     def remove_device(self, name: str) -> None:
-        """Delete the device and its measurements. Adapted models are keyed by measurements, not names, so
-        nothing cached answers for the removed name: it is looked up in the store on every request."""
+        """Delete the device, its measurements and its artifacts (:meth:`Store.delete_device`). Adapted models are
+        keyed by measurements, not names, so nothing cached answers for the removed name: it is looked up in the
+        store on every request."""
         with self._lock:
             self.store.delete_device(name)
 

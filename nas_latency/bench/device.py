@@ -77,6 +77,7 @@ from nas_latency.models.layer_stacked import (
     network_footprint_bytes,
 )
 from nas_latency.store import Store
+from nas_latency.store.store import DEVICE_ARTIFACT_SEPARATOR
 from nas_latency.store.validate import check_device
 
 log = logging.getLogger(__name__)
@@ -102,7 +103,8 @@ def source_for(runtime: str) -> str:
 
 
 def stacked_artifact_name(device: str, model: str) -> str:
-    return f"{device}/stacked/{model}"
+    """Named under the device (``<device>/...``), so deleting the device deletes it too."""
+    return f"{device}{DEVICE_ARTIFACT_SEPARATOR}stacked/{model}"
 
 
 @dataclass(frozen=True)

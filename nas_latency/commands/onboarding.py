@@ -91,7 +91,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_store_argument(show)
     add_format_argument(show)
     show.set_defaults(handler=run_show)
-    remove = actions.add_parser("remove", help="delete a device and its measurements")
+    remove = actions.add_parser("remove", help="delete a device, its measurements and its artifacts (e.g. the "
+                                               "layer models of bench device)")
     remove.add_argument("name")
     add_store_argument(remove)
     remove.set_defaults(handler=run_remove)

@@ -68,6 +68,8 @@ from nas_latency.store.validate import (
 logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_CONNECTIONS = 8
+#: artifacts named ``<device><separator>...`` belong to that device and are deleted with it
+DEVICE_ARTIFACT_SEPARATOR = "/"
 _KNOWN_NAMES_SHOWN = 5
 
 _MEASUREMENT_COLUMNS = (
@@ -336,11 +338,15 @@ class Store:
         return [DeviceSummary(name, desc, created, counts[name]) for name, (desc, created) in heads.items()]
 
     def delete_device(self, name: str) -> None:
-        """Delete the device with its measurements and request records; :class:`NotFoundError` if unknown."""
+        """Delete the device with its measurements, request records and the artifacts that belong to it (every
+        version of those named ``<device>/...``, e.g. ``bench device``'s layer models); :class:`NotFoundError` if
+        unknown. A device registered again under the name starts without any of them."""
         name = check_device(name)
+        prefix = f"{name}{DEVICE_ARTIFACT_SEPARATOR}"
         with self._tx(write=True) as tx:
             if tx.execute("DELETE FROM devices WHERE name = ?", (name,)).rowcount == 0:
                 raise self._device_not_found(tx, name)
+            tx.execute("DELETE FROM artifacts WHERE substr(name, 1, ?) = ?", (len(prefix), prefix))
 
     # ---- measurements -------------------------------------------------------------------------------
     def replace_measurements(

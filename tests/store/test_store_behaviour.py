@@ -110,6 +110,19 @@ def test_delete_device_cascades_measurements_and_requests(store: Store) -> None:
     assert result == AddResult(inserted=1, replaced=0, duplicate_request=False)
 
 
+def test_delete_device_deletes_the_artifacts_named_under_it(store: Store) -> None:
+    store.upsert_device("d1")
+    store.upsert_device("d1.x")
+    for name in ("d1/stacked/mixed", "d1/stacked/roofline", "d1.x/stacked/mixed", "d1", "builtin"):
+        store.put_artifact("bench", name, kind="k", manifest={}, blob=b"one")
+    store.put_artifact("bench", "d1/stacked/mixed", kind="k", manifest={}, blob=b"two")  # a second version
+    store.delete_device("d1")
+    left = sorted((a.name, a.version) for a in store.list_artifacts())
+    assert left == [("builtin", 1), ("d1", 1), ("d1.x/stacked/mixed", 1)]
+    with pytest.raises(NotFoundError):
+        store.get_artifact("bench", "d1/stacked/mixed")
+
+
 # ---- measurements -------------------------------------------------------------------------------------
 def test_measurement_round_trip_all_fields(store: Store) -> None:
     store.upsert_device("gpu")

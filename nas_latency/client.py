@@ -48,6 +48,7 @@ from nas_latency.errors import (
 if TYPE_CHECKING:
     from nas_latency.ir import Network as IRNetwork
     from nas_latency.device_info import DeviceInfo
+    from nas_latency.models.adaptation_summary import AdaptationSummary
     from nas_latency.store.types import ArtifactInfo, Device, DeviceSummary, MeasurementRow
     from nas_latency.v1 import resources_pb2
 
@@ -482,10 +483,14 @@ class LatencyClient:
         return ContributionResult(int(reply.inserted), int(reply.replaced), bool(reply.duplicate_request),
                                   _device_info_from_message(reply.device), bool(reply.model_refitted))
 
-    def _get_device(self, name: str, space: str | None = None) -> Any:
+    @staticmethod
+    def _get_device_request(name: str, space: str | None) -> Any:
         from nas_latency.v1 import latency_service_pb2 as pb
 
-        return self._call(self._stub.GetDevice, pb.GetDeviceRequest(name=name, space=space or "")).device
+        return pb.GetDeviceRequest(name=name, space=space or "")
+
+    def _get_device(self, name: str, space: str | None = None) -> Any:
+        return self._call(self._stub.GetDevice, self._get_device_request(name, space)).device
 
     def _list_devices(self, space: str | None) -> list[Any]:
         from nas_latency.v1 import latency_service_pb2 as pb
@@ -495,6 +500,19 @@ class LatencyClient:
     def device(self, name: str, space: str) -> "DeviceInfo":
         message = self._get_device(name, space)
         return _device_info(message.name, space, message.description, message.measurement_counts.get(space, 0))
+
+    def device_model(self, name: str, space: str) -> "AdaptationSummary":
+        """How the server's built-in model for ``space`` explains the device (as :meth:`Predictor.device_model`);
+        FailedPreconditionError when the device has too few measurements there."""
+        from nas_latency.models.adaptation_summary import AdaptationSummary
+
+        response = self._call(self._stub.GetDevice, self._get_device_request(name, space))
+        if not response.HasField("model"):
+            count = response.device.measurement_counts.get(space, 0)
+            raise FailedPreconditionError(f"device {name!r} has {count} measurements in space {space!r}; the model "
+                                          "explains a device from 3 on (register or contribute more)")
+        drops = response.model.drops_degenerate if response.model.HasField("drops_degenerate") else None
+        return AdaptationSummary(response.model.model, response.model.detail, drops)
 
     def devices(self, space: str | None = None) -> list["DeviceInfo"]:
         infos = []

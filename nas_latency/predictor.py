@@ -31,6 +31,7 @@ from nas_latency.ir import FeatureMatrix, Network
 from nas_latency.ir.ops import VIEW_KINDS, OpKind
 from nas_latency.macs_power_law import MACS_MODEL, MacsPowerLaw, fit_macs_power_law
 from nas_latency.measurements import MIN_MEASUREMENTS, MeasuredArchs, measurements_from_mapping
+from nas_latency.models.adaptation_summary import AdaptationSummary, summarize_adaptation
 from nas_latency.models.artifacts import artifact_from_bytes
 from nas_latency.models.base import DeviceAdaptation
 from nas_latency.store import MeasurementRow, Store, open_store
@@ -221,6 +222,11 @@ class Predictor:
                 if space is None or space_name == get_space(space).name:
                     infos.append(DeviceInfo(summary.name, space_name, summary.description, count))
         return infos
+
+    def device_model(self, name: str, space: str) -> AdaptationSummary:
+        """How the space's built-in model explains ``device`` (:mod:`~nas_latency.models.adaptation_summary`): the
+        member model its measurements chose, with the evidence. Errors as :meth:`device_measurements`."""
+        return summarize_adaptation(self.adapted(space, device=name).adaptation)
 
     def remove_device(self, name: str) -> None:
         """Delete the device, its measurements and its artifacts (:meth:`Store.delete_device`). Adapted models are

@@ -19,7 +19,7 @@ from nas_latency.client import layer_table_dict
 from nas_latency.errors import DeadlineExceededError
 from nas_latency.errors import InvalidInputError, NasLatencyError
 from nas_latency.builtin_models import BUNDLE_NAME
-from nas_latency.measurements import validate_measurements
+from nas_latency.measurements import MIN_MEASUREMENTS, validate_measurements
 from nas_latency.device_info import DeviceInfo
 from nas_latency.store import MeasurementRow
 from nas_latency.v1 import latency_service_pb2 as pb
@@ -276,10 +276,15 @@ class LatencyServicer(pb_grpc.LatencyServiceServicer):
     def GetDevice(self, request: pb.GetDeviceRequest, context: grpc.ServicerContext) -> pb.GetDeviceResponse:
         store = self.registry.store
         device = store.get_device(request.name)  # NotFoundError (with similar names) first, as in-process
-        if request.space:
-            get_space(request.space)
+        space = get_space(request.space).name if request.space else None
         summary = next(s for s in store.list_devices() if s.name == device.name)
-        return pb.GetDeviceResponse(device=self._device_message(summary, device))
+        response = pb.GetDeviceResponse(device=self._device_message(summary, device))
+        if space is not None and summary.measurement_counts.get(space, 0) >= MIN_MEASUREMENTS:
+            explained = self.registry.predictor.device_model(device.name, space)
+            response.model.CopyFrom(pb.DeviceModelSummary(model=explained.model, detail=explained.detail))
+            if explained.drops_degenerate is not None:
+                response.model.drops_degenerate = explained.drops_degenerate
+        return response
 
     @_rpc("ListDevices")
     def ListDevices(self, request: pb.ListDevicesRequest, context: grpc.ServicerContext) -> pb.ListDevicesResponse:

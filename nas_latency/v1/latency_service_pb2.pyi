@@ -122,10 +122,22 @@ class GetDeviceRequest(_message.Message):
     def __init__(self, name: _Optional[str] = ..., space: _Optional[str] = ...) -> None: ...
 
 class GetDeviceResponse(_message.Message):
-    __slots__ = ("device",)
+    __slots__ = ("device", "model")
     DEVICE_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
     device: _resources_pb2.Device
-    def __init__(self, device: _Optional[_Union[_resources_pb2.Device, _Mapping]] = ...) -> None: ...
+    model: DeviceModelSummary
+    def __init__(self, device: _Optional[_Union[_resources_pb2.Device, _Mapping]] = ..., model: _Optional[_Union[DeviceModelSummary, _Mapping]] = ...) -> None: ...
+
+class DeviceModelSummary(_message.Message):
+    __slots__ = ("model", "detail", "drops_degenerate")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
+    DROPS_DEGENERATE_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    detail: str
+    drops_degenerate: bool
+    def __init__(self, model: _Optional[str] = ..., detail: _Optional[str] = ..., drops_degenerate: _Optional[bool] = ...) -> None: ...
 
 class ListDevicesRequest(_message.Message):
     __slots__ = ("space",)

@@ -108,3 +108,14 @@ def test_a_without_costs_artifact_from_before_pruned_costs_still_loads(data: Dat
     loaded = load_model(path)
     assert isinstance(loaded, WithoutCosts) and loaded.cost_prefixes == ("cost.",)
     assert np.array_equal(loaded.columns_, wrapped.columns_)
+
+
+def test_the_summary_names_the_price_list_a_pruning_device_chose(data: Data) -> None:
+    from nas_latency.models.adaptation_summary import summarize_adaptation
+
+    model = LeaveOneOutSelection(members=[WithoutCosts(base=EvidenceBayesianDeviceModel()), CostPriceModel(),
+                                          PrunedCostPriceModel()]).fit(data.features, data.training)
+    rows = data.signature
+    summary = summarize_adaptation(model.adapt(subset(data.features, rows), data.pruning[rows]))
+    assert summary.model == "pruned_cost_nnls"
+    assert summary.detail.startswith("leave-one-out mean square of the ln error: blr_evidence ")

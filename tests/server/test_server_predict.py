@@ -10,7 +10,7 @@ import onnx
 import pytest
 
 from nas_latency.client import NearestDevice
-from nas_latency.errors import NasLatencyError
+from nas_latency.errors import FailedPreconditionError, NasLatencyError
 from nas_latency.frontends import onnx_to_ir
 from nas_latency.ir import Network, NetworkBuilder
 from nas_latency.macs_power_law import fit_macs_power_law
@@ -41,6 +41,10 @@ def test_same_numbers_as_the_embedded_predictor(running: Any, sqlite_url: str, s
                                       embedded.predict(SPACE, sample_archs, signature=other))
         assert client.signature_set(SPACE, 7) == embedded.signature_set(SPACE, 7)
         assert client.device("pixel", SPACE) == embedded.device("pixel", SPACE)
+        explained = client.device_model("pixel", SPACE)
+        assert explained == embedded.device_model("pixel", SPACE) and explained.model
+        with pytest.raises(FailedPreconditionError, match="0 measurements in space 'fbnet'"):
+            client.device_model("pixel", "fbnet")
         assert client.devices() == embedded.devices() == client.devices(SPACE)
     assert client.spaces() == ["fbnet", "ganesan_mobile", SPACE]
     assert client.predict(SPACE, [], device="pixel").shape == (0,)

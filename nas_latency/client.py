@@ -504,13 +504,15 @@ class LatencyClient:
     def device_model(self, name: str, space: str) -> "AdaptationSummary":
         """How the server's built-in model for ``space`` explains the device (as :meth:`Predictor.device_model`);
         FailedPreconditionError when the device has too few measurements there."""
+        from nas_latency.measurements import MIN_MEASUREMENTS
         from nas_latency.models.adaptation_summary import AdaptationSummary
 
         response = self._call(self._stub.GetDevice, self._get_device_request(name, space))
         if not response.HasField("model"):
             count = response.device.measurement_counts.get(space, 0)
             raise FailedPreconditionError(f"device {name!r} has {count} measurements in space {space!r}; the model "
-                                          "explains a device from 3 on (register or contribute more)")
+                                          f"explains a device from {MIN_MEASUREMENTS} on (register or contribute "
+                                          "more)")
         drops = response.model.drops_degenerate if response.model.HasField("drops_degenerate") else None
         return AdaptationSummary(response.model.model, response.model.detail, drops)
 

@@ -80,4 +80,5 @@ def summarize_adaptation(adaptation: DeviceAdaptation) -> AdaptationSummary:
         evidence.append(f"weighed by {rule}")
     return AdaptationSummary(_mix(names, [float(w) for w in weights]), "; ".join(evidence + notes), drops)
 
+
 __all__ = ["AdaptationSummary", "WHOLE_WEIGHT", "member_name", "summarize_adaptation"]

@@ -1,7 +1,7 @@
 """Which layers a runtime that prunes unread values still runs.
 
 A ``zero`` layer (NAS-Bench-201's ``none`` op, ``x.mul(0.)``) needs its input's shape, not its values. A graph
-compiler that sees this (TFLite's converter, XLA, TensorRT) drops every layer whose values reach the outputs
+compiler that simplifies ``x · 0`` and then removes dead code drops every layer whose values reach the outputs
 only through zero layers: in a NAS-Bench-201 cell whose edge 2→3 is ``none``, node 2 and the convolutions
 into it compute nothing that is read. :func:`needed_layers` is that set, computed backwards from the outputs
 (a layer is needed when a needed layer other than a zero layer reads it); :func:`pruned_features` sums the IR

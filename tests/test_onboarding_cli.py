@@ -8,6 +8,7 @@ import io
 import json
 import sys
 from pathlib import Path
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
@@ -272,22 +273,16 @@ def test_signature_size_help_states_the_stored_order_length(capsys: pytest.Captu
 
 
 def test_network_files_are_found_beside_the_list_and_unsupported_operators_can_be_skipped(
-    home: Path, truth: pd.Series, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    home: Path, truth: pd.Series, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+    conv_onnx_model: Callable[..., Any],
 ) -> None:
     """`@model.onnx` in an --archs file is relative to that file's folder (not the working directory); a model with
     an operator the IR lacks (LeakyRelu) fails, or with --on-unsupported skip is predicted with the skip reported."""
     import onnx
 
-    helper = onnx.helper
-    weights = onnx.numpy_helper.from_array(np.zeros((16, 3, 3, 3), dtype=np.float32), name="w")
-    graph = helper.make_graph(
-        [helper.make_node("Conv", ["x", "w"], ["c"], name="conv", pads=[1, 1, 1, 1]),
-         helper.make_node("LeakyRelu", ["c"], ["y"], name="leaky")], "leaky_net",
-        [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 3, 32, 32])],
-        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 16, 32, 32])], initializer=[weights])
     lists = tmp_path / "lists"
     lists.mkdir()
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), lists / "Leaky.ONNX")
+    onnx.save(conv_onnx_model("LeakyRelu", "leaky"), lists / "Leaky.ONNX")
     (lists / "archs.txt").write_text("@Leaky.ONNX\n")
     archs = signature(capsys, 10)
     measurements = write_measurements(tmp_path / "m.csv", archs, truth)

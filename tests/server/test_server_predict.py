@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Any, Callable
 
 import numpy as np
-import onnx
 import pytest
 
 from nas_latency.client import NearestDevice
@@ -135,22 +134,9 @@ def _mac_line(signature: dict[str, float], networks: list[Network]) -> np.ndarra
     return fit_macs_power_law(space, measured).predict(networks)
 
 
-def _conv_onnx() -> tuple[bytes, int]:
-    """A conv -> relu ONNX model (weights as an initializer) and its MACs."""
-    helper = onnx.helper
-    weights = onnx.numpy_helper.from_array(np.zeros((16, 3, 3, 3), dtype=np.float32), name="w")
-    graph = helper.make_graph(
-        [helper.make_node("Conv", ["x", "w"], ["c"], name="conv", pads=[1, 1, 1, 1]),
-         helper.make_node("Relu", ["c"], ["y"], name="relu")], "convnet",
-        [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 3, 32, 32])],
-        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 16, 32, 32])], initializer=[weights],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    return model.SerializeToString(), 16 * 32 * 32 * 3 * 3 * 3
-
-
 def test_arbitrary_networks_use_the_labelled_macs_estimator(running: Any, signature_archs: list[str],
-                                                            bundled_measurements: Callable[..., dict[str, float]]) -> None:
+                                                            bundled_measurements: Callable[..., dict[str, float]],
+                                                            conv_onnx_model: Callable[..., Any]) -> None:
     client = running.client(token=TOKEN)
     signature = bundled_measurements(signature_archs, 0)
     client.register_device("edge", SPACE, signature)
@@ -159,12 +145,12 @@ def test_arbitrary_networks_use_the_labelled_macs_estimator(running: Any, signat
     b = NetworkBuilder("tiny")
     b.linear(b.flatten(b.input((1, 3, 8, 8))), 10)
     tiny = b.build()
-    onnx_bytes, onnx_macs = _conv_onnx()
+    onnx_bytes = conv_onnx_model("Relu", "relu").SerializeToString()
     result = client.predict_networks(SPACE, [ir, tiny, onnx_bytes], device="edge")
     assert result.model == "macs_loglinear"
     assert result.latency_log_std is None
     expected = _mac_line(signature, [ir, tiny, onnx_to_ir(onnx_bytes).network])
-    assert onnx_to_ir(onnx_bytes).network.macs == onnx_macs
+    assert onnx_to_ir(onnx_bytes).network.macs == 16 * 32 * 32 * 3 * 3 * 3
     np.testing.assert_allclose(result.latency_ms, expected, rtol=1e-12)
     same = client.predict_networks(SPACE, [ir], signature=signature)
     np.testing.assert_allclose(same.latency_ms, expected[:1], rtol=1e-12)

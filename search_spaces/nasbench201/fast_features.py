@@ -33,7 +33,8 @@ import numpy as np
 from nas_latency.ir import NetworkBuilder, network_features
 from nas_latency.ir.features import IR_FEATURE_NAMES
 from nas_latency.ir.liveness import pruned_features
-from search_spaces.nasbench201.codec import EDGES, NUM_EDGES, NUM_OPS, OP_INDEX, OPS, format_arch
+from search_spaces.nasbench201.cell_paths import EDGE_INDEX, dead_cell_mask
+from search_spaces.nasbench201.codec import NUM_EDGES, NUM_OPS, OP_INDEX, OPS, format_arch
 from search_spaces.nasbench201.ir_builder import add_edge, build_ir
 from search_spaces.nasbench201.macro import BLOCKS, INPUT_SIZE
 
@@ -106,26 +107,23 @@ def pruned_tables(num_classes: int, batch_size: int, dtype_bytes: int) -> dict[s
     return tables
 
 
-_EDGE = {edge: i for i, edge in enumerate(EDGES)}
-
-
 def read_edge_mask(codes: np.ndarray) -> np.ndarray:
     """``(n, 6)`` bool: the edges whose target node's values reach the cell output (other than through
     ``none``), i.e. the edges a runtime that prunes unread values runs."""
     codes = np.asarray(codes)
     real = codes != OP_INDEX["none"]
     node2 = node2_read(codes)
-    node1 = real[:, _EDGE[(1, 3)]] | (real[:, _EDGE[(1, 2)]] & node2)
+    node1 = real[:, EDGE_INDEX[(1, 3)]] | (real[:, EDGE_INDEX[(1, 2)]] & node2)
     mask = np.ones(codes.shape, dtype=bool)
-    mask[:, _EDGE[(0, 1)]] = node1
-    mask[:, _EDGE[(0, 2)]] = node2
-    mask[:, _EDGE[(1, 2)]] = node2
+    mask[:, EDGE_INDEX[(0, 1)]] = node1
+    mask[:, EDGE_INDEX[(0, 2)]] = node2
+    mask[:, EDGE_INDEX[(1, 2)]] = node2
     return mask
 
 
 def node2_read(codes: np.ndarray) -> np.ndarray:
     """``(n,)`` bool: node 2's values reach the cell output (edge 2→3 is not ``none``)."""
-    return np.asarray(codes)[:, _EDGE[(2, 3)]] != OP_INDEX["none"]
+    return np.asarray(codes)[:, EDGE_INDEX[(2, 3)]] != OP_INDEX["none"]
 
 
 def pruned_ir_features_from_codes(
@@ -140,18 +138,9 @@ def pruned_ir_features_from_codes(
     node2 = node2_read(codes).astype(np.float64)[:, None]
     counts = ((codes[:, :, None] == np.arange(NUM_OPS)) & read[:, :, None]).sum(axis=1).astype(np.float64)
     out = constant - (1.0 - node2) * tables["node2_add"] + counts @ per_op
-    dead = cell_output_ignores_input(codes)
+    dead = dead_cell_mask(codes)
     if dead.any():
         out[dead] = (tables["head"] + (2.0 + node2[dead]) * tables["last_add"]
                      + counts[dead] @ tables["last_per_op"])
     return out
 
-
-def cell_output_ignores_input(codes: np.ndarray) -> np.ndarray:
-    """``(n,)`` bool: no path of non-``none`` edges leads from the cell input to its output (a dead cell), so the
-    output reads no values of the input."""
-    real = np.asarray(codes) != OP_INDEX["none"]
-    e = _EDGE
-    node1 = real[:, e[(0, 1)]]
-    node2 = real[:, e[(0, 2)]] | (real[:, e[(1, 2)]] & node1)
-    return ~(real[:, e[(0, 3)]] | (real[:, e[(1, 3)]] & node1) | (real[:, e[(2, 3)]] & node2))

@@ -32,6 +32,7 @@ import numpy as np
 
 from nas_latency.ir.features import IR_FEATURE_NAMES
 from nas_latency.ir.network import DEFAULT_DTYPE_BYTES
+from search_spaces.nasbench201.cell_paths import PATH_LENGTHS, PATH_MATRIX, path_mask
 from search_spaces.nasbench201.codec import EDGES, NUM_EDGES, NUM_OPS, OP_INDEX, OPS
 from search_spaces.nasbench201.fast_features import (
     feature_tables,
@@ -39,20 +40,11 @@ from search_spaces.nasbench201.fast_features import (
     pruned_ir_features_from_codes,
 )
 
-_NONE = OP_INDEX["none"]
 _SKIP = OP_INDEX["skip_connect"]
 _CONV1 = OP_INDEX["nor_conv_1x1"]
 _CONV3 = OP_INDEX["nor_conv_3x3"]
 _POOL = OP_INDEX["avg_pool_3x3"]
 
-_EDGE = {edge: i for i, edge in enumerate(EDGES)}
-PATHS: tuple[tuple[int, ...], ...] = ((0, 3), (0, 1, 3), (0, 2, 3), (0, 1, 2, 3))
-_PATH_EDGES = [[_EDGE[(p[k], p[k + 1])] for k in range(len(p) - 1)] for p in PATHS]
-#: (n_paths x n_edges) 0/1: which edges each path uses
-_PATH_MATRIX = np.zeros((len(PATHS), NUM_EDGES), dtype=np.int64)
-for _j, _edges in enumerate(_PATH_EDGES):
-    _PATH_MATRIX[_j, _edges] = 1
-_PATH_LENGTHS = _PATH_MATRIX.sum(axis=1)
 _PAIRS = tuple(itertools.combinations(range(NUM_EDGES), 2))
 
 _EDGE_NAMES = tuple(f"edge_{i}_{j}" for i, j in EDGES)
@@ -97,17 +89,6 @@ assert len(MODEL_FEATURE_NAMES) == 488 and len(set(MODEL_FEATURE_NAMES)) == 488
 _MACS = IR_FEATURE_NAMES.index("total.macs")
 
 
-def path_mask(codes: np.ndarray) -> np.ndarray:
-    """``(n, 4)`` bool: which of :data:`PATHS` run through non-``none`` edges only."""
-    alive = (codes != _NONE).astype(np.int64)
-    return (alive @ _PATH_MATRIX.T) == _PATH_LENGTHS
-
-
-def dead_cell_mask(codes: np.ndarray) -> np.ndarray:
-    """``(n,)`` bool: cells with no input→output path (same as :func:`canonical.is_dead_cell`, vectorized)."""
-    return ~path_mask(np.asarray(codes)).any(axis=1)
-
-
 def model_feature_values(
     codes: np.ndarray, *, num_classes: int, batch_size: int, dtype_bytes: int = DEFAULT_DTYPE_BYTES
 ) -> np.ndarray:
@@ -126,10 +107,10 @@ def model_feature_values(
     # cell structure
     paths = path_mask(codes)
     n_paths = paths.sum(axis=1)
-    live = (paths.astype(np.int64) @ _PATH_MATRIX) > 0
+    live = (paths.astype(np.int64) @ PATH_MATRIX) > 0
     is_conv = ((codes == _CONV1) | (codes == _CONV3)).astype(np.int64)
-    longest = (paths * _PATH_LENGTHS).max(axis=1)
-    max_convs = (paths * (is_conv @ _PATH_MATRIX.T)).max(axis=1)
+    longest = (paths * PATH_LENGTHS).max(axis=1)
+    max_convs = (paths * (is_conv @ PATH_MATRIX.T)).max(axis=1)
     live_count = {op: (live & (codes == op)).sum(axis=1) for op in (_SKIP, _CONV1, _CONV3, _POOL)}
 
     column = len(ONE_HOT_NAMES) + len(PAIR_NAMES)

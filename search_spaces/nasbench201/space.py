@@ -31,7 +31,8 @@ from search_spaces.nasbench201.macro import (
     INPUT_SIZE,
     check_positive,
 )
-from search_spaces.nasbench201.model_features import MODEL_FEATURE_NAMES, dead_cell_mask, model_feature_values
+from search_spaces.nasbench201.cell_paths import dead_cell_mask
+from search_spaces.nasbench201.model_features import MODEL_FEATURE_NAMES, model_feature_values
 
 if TYPE_CHECKING:
     import torch

@@ -172,7 +172,6 @@ class Layer:
             if expected is not self.op:
                 raise InvalidInputError(f"{where}: groups={self.groups} makes this a {expected.value}")
 
-
     def _check_kind(self, where: str) -> None:
         """The shape rules of the kinds besides windows and linear layers (the builder's inference, checked)."""
         op, shapes, out = self.op, self.input_shapes, self.output_shape

@@ -7,7 +7,15 @@ from typing import Sequence
 
 from nas_latency.errors import InvalidInputError
 from nas_latency.ir.network import Layer, Network, Shape, TensorSpec, numel
-from nas_latency.ir.shapes import broadcast_shape, window_output_size
+from nas_latency.ir.shapes import (
+    channel_shuffle_output_shape,
+    concat_output_shape,
+    elementwise_output_shape,
+    flatten_output_shape,
+    global_pool_output_shape,
+    normalized_axis,
+    window_output_size,
+)
 from nas_latency.ir.ops import ACTIVATION_KINDS, OpKind, conv_kind
 
 IntPair = int | tuple[int, int]
@@ -111,6 +119,10 @@ class NetworkBuilder:
         return Network(self.name, tuple(self._inputs), tuple(self._layers), tuple(outputs))
 
     # ---- ops --------------------------------------------------------------------------------------------
+    def _where(self, op: OpKind, srcs: Sequence[str]) -> str:
+        """How an error names the layer being added: the network, the kind and its inputs."""
+        return f"network {self.name!r}: {op.value} of {list(srcs)}"
+
     def _feature_map(self, src: str, what: str) -> Shape:
         shape = self.shape(src)
         if len(shape) != 4:
@@ -157,6 +169,8 @@ class NetworkBuilder:
             raise InvalidInputError(f"network {self.name!r}: {op.value} is not an activation")
         if op is OpKind.SOFTMAX and axis is None:
             axis = len(self.shape(src)) - 1
+        elif op is OpKind.SOFTMAX:
+            normalized_axis(axis, len(self.shape(src)), where=self._where(op, [src]))
         return self._emit(op, [src], self.shape(src), name, axis=axis if op is OpKind.SOFTMAX else None)
 
     def relu(self, src: str, *, name: str | None = None) -> str:
@@ -190,19 +204,18 @@ class NetworkBuilder:
     ) -> str:
         return self._pool(OpKind.MAX_POOL, src, kernel, stride, padding, False, ceil_mode, name)
 
+    def _global_pool(self, op: OpKind, src: str, name: str | None) -> str:
+        out = global_pool_output_shape(self.shape(src), where=self._where(op, [src]))
+        return self._emit(op, [src], out, name)
+
     def global_avg_pool(self, src: str, *, name: str | None = None) -> str:
-        n, c, _, _ = self._feature_map(src, "global_avg_pool")
-        return self._emit(OpKind.GLOBAL_AVG_POOL, [src], (n, c, 1, 1), name)
+        return self._global_pool(OpKind.GLOBAL_AVG_POOL, src, name)
 
     def global_max_pool(self, src: str, *, name: str | None = None) -> str:
-        n, c, _, _ = self._feature_map(src, "global_max_pool")
-        return self._emit(OpKind.GLOBAL_MAX_POOL, [src], (n, c, 1, 1), name)
+        return self._global_pool(OpKind.GLOBAL_MAX_POOL, src, name)
 
     def _elementwise(self, op: OpKind, srcs: Sequence[str], name: str | None) -> str:
-        if len(srcs) < 2:
-            raise InvalidInputError(f"network {self.name!r}: {op.value} needs at least two inputs, got {list(srcs)}")
-        shapes = [self.shape(s) for s in srcs]
-        out = _broadcast(shapes, where=f"network {self.name!r}: {op.value} of {list(srcs)}")
+        out = elementwise_output_shape([self.shape(s) for s in srcs], where=self._where(op, srcs))
         return self._emit(op, srcs, out, name)
 
     def add(self, *srcs: str, name: str | None = None) -> str:
@@ -212,27 +225,22 @@ class NetworkBuilder:
         return self._elementwise(OpKind.MUL, srcs, name)
 
     def concat(self, srcs: Sequence[str], *, axis: int = 1, name: str | None = None) -> str:
+        if not srcs:
+            raise InvalidInputError(f"network {self.name!r}: concat needs at least one input")
         shapes = [self.shape(s) for s in srcs]
-        rank = len(shapes[0])
-        ax = axis % rank
-        for s in shapes[1:]:
-            if len(s) != rank or any(a != b for i, (a, b) in enumerate(zip(s, shapes[0])) if i != ax):
-                raise InvalidInputError(f"network {self.name!r}: concat of {list(srcs)} on axis {axis}: shapes {shapes}")
-        out = list(shapes[0])
-        out[ax] = sum(s[ax] for s in shapes)
-        return self._emit(OpKind.CONCAT, srcs, tuple(out), name, axis=ax)
+        where = f"{self._where(OpKind.CONCAT, srcs)} on axis {axis}"
+        out = concat_output_shape(shapes, axis, where=where)
+        return self._emit(OpKind.CONCAT, srcs, out, name, axis=normalized_axis(axis, len(shapes[0]), where=where))
 
     def channel_shuffle(self, src: str, groups: int, *, name: str | None = None) -> str:
-        shape = self._feature_map(src, "channel_shuffle")
-        if groups < 2 or shape[1] % groups:
-            raise InvalidInputError(
-                f"network {self.name!r}: channel_shuffle of {src!r}: groups={groups} must be >= 2 and divide {shape[1]}"
-            )
-        return self._emit(OpKind.CHANNEL_SHUFFLE, [src], shape, name, groups=groups)
+        out = channel_shuffle_output_shape(self.shape(src), groups, where=self._where(OpKind.CHANNEL_SHUFFLE, [src]))
+        return self._emit(OpKind.CHANNEL_SHUFFLE, [src], out, name, groups=groups)
 
     def flatten(self, src: str, *, axis: int = 1, name: str | None = None) -> str:
+        where = self._where(OpKind.FLATTEN, [src])
         shape = self.shape(src)
-        return self._emit(OpKind.FLATTEN, [src], (*shape[:axis], numel(shape[axis:])), name, axis=axis)
+        out = flatten_output_shape(shape, axis, where=where)
+        return self._emit(OpKind.FLATTEN, [src], out, name, axis=normalized_axis(axis, len(shape), where=where))
 
     def reshape(self, src: str, shape: Sequence[int], *, name: str | None = None) -> str:
         if numel(tuple(shape)) != numel(self.shape(src)):
@@ -244,10 +252,3 @@ class NetworkBuilder:
 
     def identity(self, src: str, *, name: str | None = None) -> str:
         return self._emit(OpKind.IDENTITY, [src], self.shape(src), name)
-
-
-def _broadcast(shapes: Sequence[Shape], *, where: str) -> Shape:
-    out = broadcast_shape(shapes)
-    if out is None:
-        raise InvalidInputError(f"{where}: shapes {list(shapes)} do not broadcast")
-    return out

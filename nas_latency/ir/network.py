@@ -23,9 +23,16 @@ from nas_latency.ir.ops import (
     OpKind,
     conv_kind,
 )
-from nas_latency.ir.shapes import broadcast_shape, window_output_size
-
-Shape = tuple[int, ...]
+from nas_latency.ir.shapes import (
+    Shape,
+    channel_shuffle_output_shape,
+    concat_output_shape,
+    elementwise_output_shape,
+    flatten_output_shape,
+    global_pool_output_shape,
+    normalized_axis,
+    window_output_size,
+)
 
 DEFAULT_DTYPE_BYTES = 4  # float32
 #: kinds whose output has the shape of their one input
@@ -173,14 +180,10 @@ class Layer:
                 raise InvalidInputError(f"{where}: groups={self.groups} makes this a {expected.value}")
 
     def _check_kind(self, where: str) -> None:
-        """The shape rules of the kinds besides windows and linear layers (the builder's inference, checked)."""
+        """The shape rules of the kinds besides windows and linear layers: the rules the builder infers with."""
         op, shapes, out = self.op, self.input_shapes, self.output_shape
         if op in ELEMENTWISE_BINARY_KINDS:
-            if len(shapes) < 2:
-                raise InvalidInputError(f"{where}: needs at least two inputs, got {len(shapes)}")
-            expected = broadcast_shape(shapes)
-            if expected is None:
-                raise InvalidInputError(f"{where}: input shapes {list(shapes)} do not broadcast")
+            expected = elementwise_output_shape(shapes, where=where)
             if out != expected:
                 raise InvalidInputError(f"{where}: output shape {out} does not follow from inputs {list(shapes)} "
                                         f"(expected {expected})")
@@ -192,33 +195,19 @@ class Layer:
                                     f"{self.groups}")
         source = shapes[0]
         if op is OpKind.CONCAT:
-            rank = len(source)
-            axis = self.axis if self.axis is not None else 1
-            if not -rank <= axis < rank:
-                raise InvalidInputError(f"{where}: axis {axis} is outside rank {rank}")
-            axis %= rank
-            if any(len(s) != rank or any(a != b for i, (a, b) in enumerate(zip(s, source)) if i != axis)
-                   for s in shapes[1:]):
-                raise InvalidInputError(f"{where}: inputs {list(shapes)} differ outside axis {axis}")
-            expected = tuple(sum(s[axis] for s in shapes) if i == axis else d for i, d in enumerate(source))
+            expected = concat_output_shape(shapes, self.axis if self.axis is not None else 1, where=where)
+        elif op is OpKind.CHANNEL_SHUFFLE:
+            expected = channel_shuffle_output_shape(source, self.groups, where=where)
         elif op in SHAPE_KEEPING_KINDS:
             expected = source
-            if op is OpKind.SOFTMAX and self.axis is not None and not -len(source) <= self.axis < len(source):
-                raise InvalidInputError(f"{where}: axis {self.axis} is outside rank {len(source)}")
+            if op is OpKind.SOFTMAX and self.axis is not None:
+                normalized_axis(self.axis, len(source), where=where)
             if op is OpKind.BATCH_NORM and len(source) < 2:
                 raise InvalidInputError(f"{where}: needs an input with a channel dimension, got {source}")
-            if op is OpKind.CHANNEL_SHUFFLE and (len(source) != 4 or self.groups < 2 or source[1] % self.groups):
-                raise InvalidInputError(f"{where}: groups={self.groups} must be >= 2 and divide the channels of "
-                                        f"an (N, C, H, W) input, got {source}")
         elif op in GLOBAL_POOL_KINDS:
-            if len(source) != 4:
-                raise InvalidInputError(f"{where}: expects an (N, C, H, W) input, got {source}")
-            expected = (*source[:2], 1, 1)
+            expected = global_pool_output_shape(source, where=where)
         elif op is OpKind.FLATTEN:
-            axis = self.axis if self.axis is not None else 1
-            if not 0 <= axis < len(source):
-                raise InvalidInputError(f"{where}: axis {axis} is outside rank {len(source)}")
-            expected = (*source[:axis], numel(source[axis:]))
+            expected = flatten_output_shape(source, self.axis if self.axis is not None else 1, where=where)
         else:  # windows and linear layers: checked by the caller; a reshape (also a frontend's stand-in for a
             return  # skipped node, which may change the element count) takes any output shape
         if out != expected:

@@ -5,6 +5,10 @@ from __future__ import annotations
 import math
 from typing import Sequence
 
+from nas_latency.errors import InvalidInputError
+
+Shape = tuple[int, ...]
+
 
 def window_output_size(
     size: int, kernel: int, stride: int, pad_begin: int, pad_end: int, dilation: int = 1, ceil_mode: bool = False
@@ -17,7 +21,7 @@ def window_output_size(
     return out
 
 
-def broadcast_shape(shapes: Sequence[tuple[int, ...]]) -> tuple[int, ...] | None:
+def broadcast_shape(shapes: Sequence[Shape]) -> Shape | None:
     """The shape ``shapes`` broadcast to (NumPy/PyTorch rules), or ``None`` if they do not broadcast."""
     rank = max(len(s) for s in shapes)
     out: list[int] = []
@@ -27,3 +31,55 @@ def broadcast_shape(shapes: Sequence[tuple[int, ...]]) -> tuple[int, ...] | None
             return None
         out.append(dims.pop() if dims else 1)
     return tuple(out)
+
+
+# ---- output-shape rules --------------------------------------------------------------------------------------------
+# One rule per kind, used both to infer a shape (NetworkBuilder) and to check a given one (Layer.check). Each takes
+# ``where``, the caller's description of the layer, and raises InvalidInputError(f"{where}: <what is wrong>").
+def normalized_axis(axis: int, rank: int, *, where: str) -> int:
+    """``axis`` in ``0..rank-1`` (a negative axis counts from the end)."""
+    if not -rank <= axis < rank:
+        raise InvalidInputError(f"{where}: axis {axis} is outside rank {rank}")
+    return axis % rank
+
+
+def elementwise_output_shape(shapes: Sequence[Shape], *, where: str) -> Shape:
+    """An elementwise binary op (add, mul): two or more inputs broadcast together."""
+    if len(shapes) < 2:
+        raise InvalidInputError(f"{where}: needs at least two inputs, got {len(shapes)}")
+    out = broadcast_shape(shapes)
+    if out is None:
+        raise InvalidInputError(f"{where}: input shapes {list(shapes)} do not broadcast")
+    return out
+
+
+def concat_output_shape(shapes: Sequence[Shape], axis: int, *, where: str) -> Shape:
+    """Inputs of one rank, equal outside ``axis``; the output's ``axis`` is the sum of theirs."""
+    source = shapes[0]
+    ax = normalized_axis(axis, len(source), where=where)
+    if any(len(s) != len(source) or any(a != b for i, (a, b) in enumerate(zip(s, source)) if i != ax)
+           for s in shapes[1:]):
+        raise InvalidInputError(f"{where}: inputs {list(shapes)} differ outside axis {ax}")
+    return tuple(sum(s[ax] for s in shapes) if i == ax else d for i, d in enumerate(source))
+
+
+def flatten_output_shape(shape: Shape, axis: int, *, where: str) -> Shape:
+    """The dimensions from ``axis`` on, multiplied into one."""
+    ax = normalized_axis(axis, len(shape), where=where)
+    return (*shape[:ax], math.prod(shape[ax:]))
+
+
+def global_pool_output_shape(shape: Shape, *, where: str) -> Shape:
+    """``(N, C, H, W) -> (N, C, 1, 1)``."""
+    if len(shape) != 4:
+        raise InvalidInputError(f"{where}: expects an (N, C, H, W) input, got {shape}")
+    return (*shape[:2], 1, 1)
+
+
+def channel_shuffle_output_shape(shape: Shape, groups: int, *, where: str) -> Shape:
+    """The input's shape; ``groups`` (at least 2) divides the channels of an ``(N, C, H, W)`` input."""
+    if len(shape) != 4:
+        raise InvalidInputError(f"{where}: expects an (N, C, H, W) input, got {shape}")
+    if groups < 2 or shape[1] % groups:
+        raise InvalidInputError(f"{where}: groups={groups} must be >= 2 and divide {shape[1]}, the channels of {shape}")
+    return shape

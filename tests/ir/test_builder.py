@@ -285,6 +285,50 @@ def test_other_ops_shapes_and_errors() -> None:
         b.input((1, 3), name="input")
 
 
+def test_flatten_axis_counts_from_the_end_and_is_checked() -> None:
+    b = NetworkBuilder("f")
+    x = b.input((2, 3, 4, 5))
+    last = b.flatten(x, axis=-1)
+    assert b.shape(last) == tuple(torch.flatten(torch.zeros(2, 3, 4, 5), start_dim=-1).shape)
+    assert b.build().layer(last).axis == 3
+    with pytest.raises(InvalidInputError, match=r"flatten of \['input'\]: axis 4 is outside rank 4"):
+        b.flatten(x, axis=4)
+    with pytest.raises(InvalidInputError, match=r"softmax of \['input'\]: axis -5 is outside rank 4"):
+        b.activation(x, OpKind.SOFTMAX, axis=-5)
+
+
+# One set of shape rules: what the builder refuses to infer, a layer table that states it is refused for, and the
+# reason each gives is the same words.
+RULE_CASES = [
+    # (build the offending layer, the layer as a table would state it, the reason)
+    (lambda b, x, y: b.concat([x, y], axis=1),
+     dict(op=OpKind.CONCAT, input_shapes=((1, 3, 4, 4), (1, 3, 5, 4)), output_shape=(1, 6, 4, 4), axis=1),
+     r"inputs \[\(1, 3, 4, 4\), \(1, 3, 5, 4\)\] differ outside axis 1"),
+    (lambda b, x, y: b.add(x, y),
+     dict(op=OpKind.ADD, input_shapes=((1, 3, 4, 4), (1, 3, 5, 4)), output_shape=(1, 3, 4, 4)),
+     r"input shapes \[\(1, 3, 4, 4\), \(1, 3, 5, 4\)\] do not broadcast"),
+    (lambda b, x, y: b.channel_shuffle(x, 2),
+     dict(op=OpKind.CHANNEL_SHUFFLE, input_shapes=((1, 3, 4, 4),), output_shape=(1, 3, 4, 4), groups=2),
+     r"groups=2 must be >= 2 and divide 3, the channels of \(1, 3, 4, 4\)"),
+    (lambda b, x, y: b.flatten(x, axis=7),
+     dict(op=OpKind.FLATTEN, input_shapes=((1, 3, 4, 4),), output_shape=(1, 48), axis=7),
+     r"axis 7 is outside rank 4"),
+]
+
+
+@pytest.mark.parametrize("build, stated, reason", RULE_CASES, ids=["concat", "add", "channel_shuffle", "flatten"])
+def test_the_builder_and_a_stated_layer_break_a_shape_rule_in_the_same_words(build, stated, reason) -> None:  # type: ignore[no-untyped-def]
+    from nas_latency.ir.network import Layer
+
+    b = NetworkBuilder("r")
+    x, y = b.input((1, 3, 4, 4), name="x"), b.input((1, 3, 5, 4), name="y")
+    with pytest.raises(InvalidInputError, match=reason):
+        build(b, x, y)
+    inputs = ("x", "y")[: len(stated["input_shapes"])]
+    with pytest.raises(InvalidInputError, match=r"layer 'bad' \(" + stated["op"].value + r"\): " + reason):
+        Layer(name="bad", inputs=inputs, **stated).check()
+
+
 def test_builder_names_and_outputs() -> None:
     b = NetworkBuilder("n")
     x = b.input((1, 3, 8, 8))

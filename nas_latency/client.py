@@ -504,17 +504,30 @@ class LatencyClient:
     def device_model(self, name: str, space: str) -> "AdaptationSummary":
         """How the server's built-in model for ``space`` explains the device (as :meth:`Predictor.device_model`);
         FailedPreconditionError when the device has too few measurements there."""
-        from nas_latency.measurements import MIN_MEASUREMENTS
+        from nas_latency.measurements import check_enough_to_explain
+
+        explained, count = self._explained_device(name, space)
+        if explained is None:
+            check_enough_to_explain(name, space, count)
+            raise FailedPreconditionError(f"server {self.address} did not say how its model explains device "
+                                          f"{name!r} in space {space!r} ({count} measurements there): a server "
+                                          "older than the GetDevice model summary?")
+        return explained
+
+    def explained_device(self, name: str, space: str) -> "AdaptationSummary | None":
+        """:meth:`device_model`, or ``None`` while the device has too few measurements in ``space`` (as
+        :meth:`Predictor.explained_device`)."""
+        return self._explained_device(name, space)[0]
+
+    def _explained_device(self, name: str, space: str) -> tuple["AdaptationSummary | None", int]:
         from nas_latency.models.adaptation_summary import AdaptationSummary
 
         response = self._call(self._stub.GetDevice, self._get_device_request(name, space))
+        count = response.device.measurement_counts.get(space, 0)
         if not response.HasField("model"):
-            count = response.device.measurement_counts.get(space, 0)
-            raise FailedPreconditionError(f"device {name!r} has {count} measurements in space {space!r}; the model "
-                                          f"explains a device from {MIN_MEASUREMENTS} on (register or contribute "
-                                          "more)")
+            return None, count
         drops = response.model.drops_degenerate if response.model.HasField("drops_degenerate") else None
-        return AdaptationSummary(response.model.model, response.model.detail, drops)
+        return AdaptationSummary(response.model.model, response.model.detail, drops), count
 
     def devices(self, space: str | None = None) -> list["DeviceInfo"]:
         infos = []

@@ -15,9 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from nas_latency.errors import InvalidInputError, NasLatencyError
+from nas_latency.errors import FailedPreconditionError, InvalidInputError, NasLatencyError
 from search_spaces import SearchSpace
 
+#: a device is explained (adapted, predicted for) from this many measured archs in a space on
 MIN_MEASUREMENTS = 3
 HEADER = ("arch", "latency_ms")
 #: the range a measured network latency can lie in, in ms: 1 ns (below it a value is a unit slip or an underflow,
@@ -29,6 +30,16 @@ MAX_LATENCY_MS = 1e9
 _DECIMAL = re.compile(r"\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*\Z", re.ASCII)
 _NON_FINITE = re.compile(r"\s*[+-]?(nan|inf|infinity)\s*\Z", re.IGNORECASE)
 BOM = "\ufeff"
+
+
+
+def check_enough_to_explain(name: str, space: str, count: int) -> None:
+    """``FailedPreconditionError`` unless ``count`` measured archs are enough for the models to explain device
+    ``name`` in ``space`` (:data:`MIN_MEASUREMENTS`): a valid request that the device is not ready for."""
+    if count < MIN_MEASUREMENTS:
+        raise FailedPreconditionError(
+            f"device {name!r} has {count} measurement(s) in space {space!r}; the models explain a device from "
+            f"{MIN_MEASUREMENTS} on (contribute or register more)")
 
 
 @dataclass(frozen=True)

@@ -26,11 +26,11 @@ from nas_latency.builtin_models import (
     train_bundle,
 )
 from nas_latency.device_info import DeviceInfo
-from nas_latency.errors import FailedPreconditionError, InvalidInputError, NotFoundError
+from nas_latency.errors import InvalidInputError, NotFoundError
 from nas_latency.ir import FeatureMatrix, Network
 from nas_latency.ir.ops import VIEW_KINDS, OpKind
 from nas_latency.macs_power_law import MACS_MODEL, MacsPowerLaw, fit_macs_power_law
-from nas_latency.measurements import MIN_MEASUREMENTS, MeasuredArchs, measurements_from_mapping
+from nas_latency.measurements import MIN_MEASUREMENTS, MeasuredArchs, check_enough_to_explain, measurements_from_mapping
 from nas_latency.models.adaptation_summary import AdaptationSummary, summarize_adaptation
 from nas_latency.models.artifacts import artifact_from_bytes
 from nas_latency.models.base import DeviceAdaptation
@@ -228,6 +228,13 @@ class Predictor:
         member model its measurements chose, with the evidence. Errors as :meth:`device_measurements`."""
         return summarize_adaptation(self.adapted(space, device=name).adaptation)
 
+    def explained_device(self, name: str, space: str) -> AdaptationSummary | None:
+        """:meth:`device_model`, or ``None`` while the device has fewer than ``MIN_MEASUREMENTS`` measurements in
+        ``space`` (none included); ``NotFoundError`` for an unknown device."""
+        if self.device(name, space).n_measurements < MIN_MEASUREMENTS:
+            return None
+        return self.device_model(name, space)
+
     def remove_device(self, name: str) -> None:
         """Delete the device, its measurements and its artifacts (:meth:`Store.delete_device`). Adapted models are
         keyed by measurements, not names, so nothing cached answers for the removed name: it is looked up in the
@@ -243,10 +250,7 @@ class Predictor:
         if not latencies:
             self.store.get_device(name)  # NotFoundError naming an unknown device
             raise NotFoundError(f"device {name!r} has no measurements in space {space_obj.name!r}; register it there")
-        if len(latencies) < MIN_MEASUREMENTS:  # a valid request; the device is not ready for it
-            raise FailedPreconditionError(
-                f"device {name!r} has {len(latencies)} measurement(s) in space {space_obj.name!r}; predicting needs "
-                f"at least {MIN_MEASUREMENTS} (contribute or register more)")
+        check_enough_to_explain(name, space_obj.name, len(latencies))
         return measurements_from_mapping(space_obj, latencies, where=f"device {name}")
 
     def _device_latencies(self, name: str, space: str) -> dict[str, float]:

@@ -19,7 +19,7 @@ from nas_latency.client import layer_table_dict
 from nas_latency.errors import DeadlineExceededError
 from nas_latency.errors import InvalidInputError, NasLatencyError
 from nas_latency.builtin_models import BUNDLE_NAME
-from nas_latency.measurements import MIN_MEASUREMENTS, validate_measurements
+from nas_latency.measurements import validate_measurements
 from nas_latency.device_info import DeviceInfo
 from nas_latency.store import MeasurementRow
 from nas_latency.v1 import latency_service_pb2 as pb
@@ -279,8 +279,8 @@ class LatencyServicer(pb_grpc.LatencyServiceServicer):
         space = get_space(request.space).name if request.space else None
         summary = next(s for s in store.list_devices() if s.name == device.name)
         response = pb.GetDeviceResponse(device=self._device_message(summary, device))
-        if space is not None and summary.measurement_counts.get(space, 0) >= MIN_MEASUREMENTS:
-            explained = self.registry.predictor.device_model(device.name, space)
+        explained = self.registry.predictor.explained_device(device.name, space) if space is not None else None
+        if explained is not None:
             response.model.CopyFrom(pb.DeviceModelSummary(model=explained.model, detail=explained.detail))
             if explained.drops_degenerate is not None:
                 response.model.drops_degenerate = explained.drops_degenerate

@@ -157,6 +157,12 @@ def test_a_device_with_too_few_measurements_is_not_ready_rather_than_a_bad_reque
     predictor.store.upsert_device("half-done")
     predictor.store.add_measurements("half-done", "nasbench201", [MeasurementRow(a, 4.0) for a in archs],
                                      source="contribute")
-    with pytest.raises(FailedPreconditionError, match="'half-done' has 2 measurement\\(s\\) in space 'nasbench201'; "
-                                                      "predicting needs at least 3"):
+    thin = "'half-done' has 2 measurement\\(s\\) in space 'nasbench201'; the models explain a device from 3 on"
+    with pytest.raises(FailedPreconditionError, match=thin):
         predictor.predict("nasbench201", archs, device="half-done")
+    with pytest.raises(FailedPreconditionError, match=thin):
+        predictor.device_model("half-done", "nasbench201")
+    assert predictor.explained_device("half-done", "nasbench201") is None
+    assert predictor.explained_device("half-done", "fbnet") is None
+    with pytest.raises(NotFoundError, match="no-such-device"):
+        predictor.explained_device("no-such-device", "nasbench201")

@@ -179,15 +179,13 @@ def _measurement_count(predictor: Any, name: str, space: str) -> int:
 
 
 def run_show(args: argparse.Namespace) -> int:
-    from nas_latency.measurements import MIN_MEASUREMENTS
-
     with open_predictor(args) as predictor:
         info = predictor.device(args.name, args.space)
         if info.n_measurements == 0:
             raise NotFoundError(f"device {info.name!r} has no measurements in space {info.space!r} (`nas-latency "
                                 f"devices list` shows its spaces)")
         # how the built-in model explains the device: the member its measurements chose, and why
-        explained = predictor.device_model(args.name, args.space) if info.n_measurements >= MIN_MEASUREMENTS else None
+        explained = predictor.explained_device(args.name, args.space)
     row = {**info.__dict__, "model": explained.model if explained else "",
            "drops_degenerate": explained.drops_degenerate if explained else None,
            "model_detail": explained.detail if explained else ""}

@@ -42,8 +42,10 @@ def test_same_numbers_as_the_embedded_predictor(running: Any, sqlite_url: str, s
         assert client.device("pixel", SPACE) == embedded.device("pixel", SPACE)
         explained = client.device_model("pixel", SPACE)
         assert explained == embedded.device_model("pixel", SPACE) and explained.model
-        with pytest.raises(FailedPreconditionError, match="0 measurements in space 'fbnet'"):
+        assert client.explained_device("pixel", SPACE) == explained
+        with pytest.raises(FailedPreconditionError, match="0 measurement\\(s\\) in space 'fbnet'"):
             client.device_model("pixel", "fbnet")
+        assert client.explained_device("pixel", "fbnet") is None is embedded.explained_device("pixel", "fbnet")
         assert client.devices() == embedded.devices() == client.devices(SPACE)
     assert client.spaces() == ["fbnet", "ganesan_mobile", SPACE]
     assert client.predict(SPACE, [], device="pixel").shape == (0,)

@@ -1,7 +1,8 @@
 """The gRPC latency server (``nas-latency serve``): the ``nas_latency.v1.LatencyService`` over the embedded
 predictor and its store.
 
-- :mod:`server.app`: ``create_server(address, registry) -> (server, port)``, health checking, reflection,
+- :mod:`server.app`: ``create_server(address, registry) -> (server, port)``, health checking, reflection
+  (:mod:`server.reflection_v1`: v1 and v1alpha),
   ``serve`` (SIGTERM/SIGINT: graceful stop) and JSON logs;
 - :mod:`server.service`: the RPC handlers;
 - :mod:`server.registry`: adapted models keyed by device signature vectors, nearest known devices;

@@ -1,4 +1,4 @@
-"""Server lifecycle: ``create_server`` (service, health checking, reflection), ``serve`` (signals, logs).
+"""Server lifecycle: ``create_server`` (service, health checking, reflection v1 and v1alpha), ``serve`` (signals, logs).
 
 >>> registry = ModelRegistry(store_url="sqlite:///tmp/store.sqlite", spaces=["nasbench201"])  # doctest: +SKIP
 >>> server, port = create_server("127.0.0.1:0", registry)                                    # doctest: +SKIP
@@ -25,13 +25,13 @@ from typing import Any, Sequence
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 
 from nas_latency.errors import InvalidInputError
 from nas_latency.v1 import latency_service_pb2_grpc as pb_grpc
 from server.auth import TokenAuth
 from server.limits import Limits
 from server.malformed import MalformedRequestInterceptor
+from server.reflection_v1 import enable_server_reflection
 from server.registry import ModelRegistry
 from server.service import SERVICE_NAME, LatencyServicer
 
@@ -61,9 +61,7 @@ def create_server(address: str, registry: ModelRegistry, *, auth: TokenAuth | No
     for name in ("", SERVICE_NAME):
         health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    reflection.enable_server_reflection(
-        (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME), server
-    )
+    enable_server_reflection((SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name), server)
     try:
         if tls is not None:
             port = server.add_secure_port(address, grpc.ssl_server_credentials([tls]))

@@ -100,6 +100,45 @@ def test_reflection_lists_the_services(serve: Callable[..., Any], sqlite_url: st
         assert predict.package == "nas_latency.v1"
 
 
+def test_reflection_v1_answers_with_the_stable_protocol(serve: Callable[..., Any], sqlite_url: str) -> None:
+    """A client of grpc.reflection.v1 (messages from the v1 file the server describes) lists the services and gets
+    the files that describe them, the v1 service's own included."""
+    from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+
+    from server.reflection_v1 import V1_FILE, V1_SERVICE_NAME, V1ALPHA_SERVICE_NAME, v1_file_descriptor_proto
+
+    pool = descriptor_pool.DescriptorPool()  # the client's own: nothing of the server's process
+    pool.AddSerializedFile(v1_file_descriptor_proto().SerializeToString())
+    request_type, response_type = (
+        message_factory.GetMessageClass(pool.FindMessageTypeByName(f"grpc.reflection.v1.{name}"))
+        for name in ("ServerReflectionRequest", "ServerReflectionResponse"))
+    running = serve(sqlite_url)
+    with grpc.insecure_channel(running.address) as channel:
+        call = channel.stream_stream(f"/{V1_SERVICE_NAME}/ServerReflectionInfo",
+                                     request_serializer=request_type.SerializeToString,
+                                     response_deserializer=response_type.FromString)
+        listed, predict_file, v1_file, missing = call(iter([
+            request_type(list_services=""),
+            request_type(file_containing_symbol=SERVICE_NAME),
+            request_type(file_containing_symbol=V1_SERVICE_NAME),
+            request_type(file_containing_symbol="no.such.Symbol"),
+        ]), timeout=30)
+    assert {s.name for s in listed.list_services_response.service} == {
+        SERVICE_NAME, "grpc.health.v1.Health", V1_SERVICE_NAME, V1ALPHA_SERVICE_NAME}
+    files = {}
+    for blob in (*predict_file.file_descriptor_response.file_descriptor_proto,
+                 *v1_file.file_descriptor_response.file_descriptor_proto):
+        proto = descriptor_pb2.FileDescriptorProto.FromString(blob)
+        files[proto.name] = proto
+    assert any(p.package == "nas_latency.v1" and any(s.name == "LatencyService" for s in p.service)
+               for p in files.values())
+    v1 = files[V1_FILE]
+    assert v1.package == "grpc.reflection.v1"
+    assert [m.input_type for m in v1.service[0].method] == [".grpc.reflection.v1.ServerReflectionRequest"]
+    assert missing.error_response.error_code == grpc.StatusCode.NOT_FOUND.value[0]
+    assert missing.original_request.file_containing_symbol == "no.such.Symbol"
+
+
 def test_sigterm_stops_gracefully_with_json_logs(spawn: Callable[..., Any], sqlite_url: str,
                                                  signature_archs: list[str],
                                                  bundled_measurements: Callable[..., dict[str, float]]) -> None:

@@ -53,8 +53,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--holdout", metavar="NAMES",
                         help="comma-separated device groups (or devices) to hold out (default: every group)")
     parser.add_argument("--exclude-same", metavar="FACT",
-                        help="also leave out of training every device whose FACT (e.g. kind: GPU, CPU, mobile) "
-                             "equals the held-out device's: onboarding an unseen kind of hardware")
+                        help="also leave out of training every device whose FACT (e.g. kind: GPU, CPU, mobile; "
+                             "several joined by +, e.g. cpu+max_freq_ghz) equals the held-out device's: onboarding "
+                             "an unseen kind of hardware; devices lacking FACT train none")
     parser.add_argument("--ceiling", action="store_true",
                         help="instead: each device's in-device ceiling, a model (--ceiling-model) fitted by 5-fold "
                              "cross-validation on ALL of that device's measurements (no report files)")
@@ -281,6 +282,13 @@ def run(args: argparse.Namespace) -> int:
         scoring_latency_ms = drift_removed_latency(dataset, order_drift(dataset, features)[0])
     print(f"{space}: {len(dataset.archs)} archs x {len(dataset.devices)} devices ({len(dataset.group_names)} groups), "
           f"{features.values.shape[1]} features; models: {', '.join(models)}", file=sys.stderr)
+    if args.exclude_same:
+        from nas_latency.evaluate.protocols import devices_lacking
+
+        lacking = devices_lacking(dataset, args.exclude_same)
+        if lacking:
+            print(f"note: {len(lacking)} device(s) lack {args.exclude_same} in the device info and train no held-out "
+                  f"device: {', '.join(lacking)}", file=sys.stderr)
     from nas_latency.builtin_models import signature_method_of
     from nas_latency.evaluate.protocols import MethodSignature
 

@@ -709,10 +709,10 @@ def leave_device_out(
     training devices and adapted, per seed, on each held-out device's latencies at the signature archs; it then
     predicts every arch and is scored on :func:`scoring_sets` (signature archs never scored).
 
-    ``exclude_same``: a key of the devices' info (``"kind"``: GPU, CPU, mobile): the training devices of a held-out
-    group also exclude every device whose value of it is one of the held-out devices' values, so a device is
-    onboarded with a model that has seen no device of its kind (an unseen *kind* of hardware, not only an unseen
-    device). ``features``: one :class:`FeatureMatrix` for all models, or one per model name, with rows in dataset
+    ``exclude_same``: a key of the devices' info (``"kind"``: GPU, CPU, mobile), or several joined by ``+``: the
+    training devices of a held-out group also exclude every device whose value of it is one of the held-out
+    devices' values, so a device is onboarded with a model that has seen no device of its kind (an unseen *kind*
+    of hardware, not only an unseen device); devices lacking the fact train none (:func:`_training_devices`). ``features``: one :class:`FeatureMatrix` for all models, or one per model name, with rows in dataset
     order; default :func:`default_featurizer`. ``progress(done, total, message)`` is called after each model fit and
     each adaptation.
 
@@ -833,21 +833,42 @@ def _query_rows(scoring: ScoringSet, arch_ids: np.ndarray, truth: np.ndarray, si
 
 def _training_devices(dataset: LatencyDataset, group: str, exclude_same: str | None) -> list[str]:
     """The devices a held-out ``group``'s models are fitted on: every other group's, less (``exclude_same``) the
-    devices that share the info value ``exclude_same`` with a held-out device."""
+    devices that share the info value ``exclude_same`` with a held-out device. ``exclude_same`` may join several
+    facts with ``+`` (``cpu+max_freq_ghz``: the same values of all of them). A device that lacks one of the facts
+    cannot be told apart from the held-out device, so it trains no held-out device; a held-out device that lacks
+    one is compared with no other (its training devices are those that have the facts)."""
     others = [d for d, g in zip(dataset.devices, dataset.groups) if g != group]
     if exclude_same is None:
         return others
-    lacking = [d for d in dataset.devices if _missing(dataset.info.get(d, {}).get(exclude_same))]
-    if lacking:
-        raise InvalidInputError(f"exclude_same={exclude_same!r}: no such fact for {', '.join(lacking)} in the "
-                                f"{dataset.space} device info")
-    held = {dataset.info[d][exclude_same] for d in dataset.devices_of(group)}
-    kept = [d for d in others if dataset.info[d][exclude_same] not in held]
+    facts = exclude_same.split("+")
+    for fact in facts:
+        if not fact or all(_missing(dataset.info.get(d, {}).get(fact)) for d in dataset.devices):
+            raise InvalidInputError(f"exclude_same={exclude_same!r}: no such fact {fact!r} in the {dataset.space} "
+                                    f"device info (facts: {', '.join(_known_facts(dataset))})")
+
+    held = {_fact_values(dataset, d, facts) for d in dataset.devices_of(group)} - {None}
+    kept = [d for d in others if _fact_values(dataset, d, facts) not in held | {None}]
     if len(kept) < 2:
         raise FailedPreconditionError(f"holding out {group} and every device with {exclude_same} in "
                                       f"{sorted(map(str, held))} leaves {len(kept)} training device(s); at least 2 "
                                       f"are needed")
     return kept
+
+
+def _fact_values(dataset: LatencyDataset, device: str, facts: Sequence[str]) -> tuple[Any, ...] | None:
+    """The device's values of ``facts``, or None when it lacks one of them."""
+    found = tuple(dataset.info.get(device, {}).get(fact) for fact in facts)
+    return None if any(_missing(v) for v in found) else found
+
+
+def devices_lacking(dataset: LatencyDataset, exclude_same: str) -> list[str]:
+    """The devices that lack one of the facts of ``exclude_same`` (``+``-joined): they train no held-out device."""
+    facts = exclude_same.split("+")
+    return [d for d in dataset.devices if _fact_values(dataset, d, facts) is None]
+
+
+def _known_facts(dataset: LatencyDataset) -> list[str]:
+    return sorted({k for d in dataset.devices for k, v in dataset.info.get(d, {}).items() if not _missing(v)})
 
 
 def _predictive_std(model: CrossDeviceModel, features: FeatureMatrix, adaptation: Any) -> np.ndarray | None:

@@ -17,6 +17,7 @@ from nas_latency.evaluate.protocols import (
     LatencyDataset,
     RandomSignature,
     all_query_indices,
+    devices_lacking,
     help_query_indices,
     leave_device_out,
     load_latency_dataset,
@@ -301,6 +302,28 @@ def test_exclude_same_kind_trains_without_every_device_of_the_held_out_kind() ->
     with pytest.raises(InvalidInputError, match="no such fact"):
         leave_device_out(dataset, {"mean": LogMeanModel}, budget=10, seeds=[0], features=row_features(dataset),
                          holdout=["titanx_32"], exclude_same="colour")
+
+
+def test_exclude_same_several_facts_leaves_out_the_same_hardware_and_every_device_lacking_them() -> None:
+    dataset = load_latency_dataset("ganesan_mobile")
+    facts = ("cpu", "max_freq_ghz")
+
+    def spec(device: str) -> tuple[object, ...] | None:
+        info = dataset.info.get(device, {})
+        return None if any(info.get(f) in (None, "") or info.get(f) != info.get(f) for f in facts) else tuple(
+            info[f] for f in facts)
+
+    held = [d for d in dataset.devices if dataset.groups[dataset.devices.index(d)] == "GM1901"]
+    same = {d for d in dataset.devices if spec(d) == spec(held[0]) and d not in held}
+    lacking = {d for d in dataset.devices if spec(d) is None}
+    assert same and lacking  # the data has both: regional variants of one phone, and a phone with no spec
+    result = leave_device_out(dataset, {"mean": LogMeanModel}, budget=5, seeds=[0], features=row_features(dataset),
+                              holdout=["GM1901"], exclude_same="cpu+max_freq_ghz")
+    assert set(result.training_devices["GM1901"]) == set(dataset.devices) - set(held) - same - lacking
+    assert devices_lacking(dataset, "cpu+max_freq_ghz") == [d for d in dataset.devices if d in lacking]
+    with pytest.raises(InvalidInputError, match="no such fact 'clock'"):
+        leave_device_out(dataset, {"mean": LogMeanModel}, budget=5, seeds=[0], features=row_features(dataset),
+                         holdout=["GM1901"], exclude_same="cpu+clock")
 
 
 def test_exclude_same_refuses_to_train_on_fewer_than_two_devices() -> None:

@@ -6,19 +6,22 @@ Micro-kernels (one layer each) come from four sources, all deduplicated by
 ``grid``       a fixed grid per family: convolutions over channels × spatial size × kernel × stride (stems with 3
                input channels included), depthwise and grouped convolutions, linear layers, window and global
                pools, element-wise kinds (add, mul, ReLU/ReLU6, batch norm, zero, identity, ...) over channels ×
-               size, channel shuffle, flatten, concat;
+               size, channel shuffle, flatten, concat; and transformer kernels in the sequence layout
+               ``(batch, [heads,] tokens, features)`` (:func:`sequence_grid_kernels`: linear layers, matmuls,
+               layer norm, transposes, scale, softmax, GELU, add);
 ``random``     random configurations: channels log-uniform in 8..1024, sizes from 1 to 112, kernels 1..7, strides
-               1..2, under a MAC cap;
+               1..2, under a MAC cap; and random transformer kernels (:func:`random_sequence_kernels`);
 ``prior``      the distinct layers of networks sampled from the NAS spaces (nn-Meter samples its kernel configs
                from the model zoo the same way); the seed is fixed and the networks themselves are never measured
                for fitting;
-``adaptive``   neighbours (channels and size scaled by 0.6..1.6) of the kernels with the largest cross-validated
-               error of a layer model (nn-Meter's adaptive sampling), see :func:`adaptive_kernels`.
+``adaptive``   neighbours (channels and size, or tokens and features, scaled by 0.6..1.6) of the kernels with the
+               largest cross-validated error of a layer model (nn-Meter's adaptive sampling), see
+               :func:`adaptive_kernels`.
 
 Blocks (for the mapping model): conv-bn-relu, relu-conv-bn (NAS-Bench-201), depthwise-pointwise, ResNet basic
 blocks, inverted residuals (FBNet blocks at their real slots), NAS-Bench-201 cells and reduction blocks, pool
-stages and classifier heads. Every block's own layers are measured as micro-kernels next to it
-(:func:`with_block_layers`).
+stages, classifier heads, and transformer self-attention and MLP blocks (:func:`add_attention`,
+:func:`add_mlp`). Every block's own layers are measured as micro-kernels next to it (:func:`with_block_layers`).
 
 Calibration chains (1, 3, 9 and 27 tiny ReLUs) measure the runtime's fixed cost per network call, which is taken out
 of every kernel and block time (see :mod:`nas_latency.bench.device`).
@@ -67,10 +70,34 @@ def kernel_item(layer: Layer, origin: str) -> BenchItem:
     return BenchItem(layer_key(layer), "kernel", kernel_network(layer), origin)
 
 
+#: Kinds a :class:`KernelSpec` can also run in the sequence layout of transformers, ``(batch, [heads,] tokens,
+#: features)``.
+SEQUENCE_KINDS: frozenset[OpKind] = ACTIVATION_KINDS | {
+    OpKind.LINEAR, OpKind.MATMUL, OpKind.LAYER_NORM, OpKind.TRANSPOSE, OpKind.SCALE, OpKind.ADD, OpKind.MUL,
+}
+#: Kinds a :class:`KernelSpec` runs in the sequence layout only (``tokens`` required).
+SEQUENCE_ONLY_KINDS: frozenset[OpKind] = frozenset({OpKind.MATMUL, OpKind.LAYER_NORM, OpKind.TRANSPOSE, OpKind.SCALE})
+
+
 @dataclass(frozen=True)
 class KernelSpec:
     """A micro-kernel configuration: op kind, channels (``cin``→``cout``; in/out features for linear layers),
-    square spatial ``size``, kernel, stride (padding ``(k−1)//2``), groups, batch."""
+    square spatial ``size``, kernel, stride (padding ``(k−1)//2``), groups, batch.
+
+    With ``tokens`` set, the kernel runs in the sequence layout of transformers instead of on an image: its
+    activation is ``(batch, tokens, cin)``, or ``(batch, heads, tokens, cin)`` with ``heads > 1`` (``size``,
+    ``kernel``, ``stride`` and ``groups`` stay 1). Per kind (:data:`SEQUENCE_KINDS`; the kinds of
+    :data:`SEQUENCE_ONLY_KINDS` need it):
+
+    * ``linear``: ``cin → cout`` features per token;
+    * ``matmul``: ``(..., tokens, cin) @ (..., cin, cout)`` (attention scores: ``cin`` the head size and ``cout``
+      the tokens; attention-weighted values: ``cin`` the tokens and ``cout`` the head size);
+    * ``layer_norm``: normalizes the last dimension (``cin``), affine;
+    * ``transpose``: ``(batch, tokens, cin) → (batch, cin, tokens)`` with one head; with ``heads > 1`` the head
+      split ``(batch, tokens, heads, cin) → (batch, heads, tokens, cin)`` (``cin`` the head size);
+    * ``scale``, activations (softmax over the last dimension), ``add``, ``mul``: the activation's shape
+      (``cout == cin``).
+    """
 
     op: OpKind
     cin: int
@@ -80,8 +107,34 @@ class KernelSpec:
     stride: int = 1
     groups: int = 1
     batch: int = 1
+    tokens: int | None = None
+    heads: int = 1
+
+    def __post_init__(self) -> None:
+        where = (f"kernel spec {self.op.value} (cin={self.cin}, cout={self.cout}, tokens={self.tokens}, "
+                 f"heads={self.heads})")
+        if isinstance(self.heads, bool) or not isinstance(self.heads, int) or self.heads < 1:
+            raise InvalidInputError(f"{where}: heads must be a positive integer, got {self.heads!r}")
+        if self.tokens is None:
+            if self.op in SEQUENCE_ONLY_KINDS:
+                raise InvalidInputError(f"{where}: {self.op.value} kernels need the sequence layout (tokens)")
+            if self.heads != 1:
+                raise InvalidInputError(f"{where}: heads apply to the sequence layout only (set tokens)")
+            return
+        if isinstance(self.tokens, bool) or not isinstance(self.tokens, int) or self.tokens < 1:
+            raise InvalidInputError(f"{where}: tokens must be a positive integer or None, got {self.tokens!r}")
+        if self.op not in SEQUENCE_KINDS:
+            raise InvalidInputError(f"{where}: the sequence layout applies to "
+                                    f"{', '.join(sorted(k.value for k in SEQUENCE_KINDS))}, not {self.op.value}")
+        if (self.size, self.kernel, self.stride, self.groups) != (1, 1, 1, 1):
+            raise InvalidInputError(f"{where}: size, kernel, stride and groups must be 1 in the sequence layout, got "
+                                    f"{(self.size, self.kernel, self.stride, self.groups)}")
+        if self.op not in (OpKind.LINEAR, OpKind.MATMUL) and self.cout != self.cin:
+            raise InvalidInputError(f"{where}: {self.op.value} keeps the features: cout must equal cin")
 
     def layer(self) -> Layer:
+        if self.tokens is not None:
+            return self._sequence_layer(self.tokens)
         b = NetworkBuilder("kernel")
         n, c, s, k = self.batch, self.cin, self.size, self.kernel
         op = self.op
@@ -123,12 +176,44 @@ class KernelSpec:
             raise InvalidInputError(f"no micro-kernel generator for op kind {op.value}")
         return b.build().layers[-1]
 
+    def _sequence_layer(self, tokens: int) -> Layer:
+        """The layer in the sequence layout (see the class docstring)."""
+        b = NetworkBuilder("kernel")
+        op = self.op
+        lead = (self.batch, self.heads) if self.heads > 1 else (self.batch,)
+        if op is OpKind.TRANSPOSE:
+            if self.heads > 1:
+                x = b.input((self.batch, tokens, self.heads, self.cin), name="x0")
+                b.transpose(x, (0, 2, 1, 3))
+            else:
+                x = b.input((self.batch, tokens, self.cin), name="x0")
+                b.transpose(x, (0, 2, 1))
+            return b.build().layers[-1]
+        x = b.input((*lead, tokens, self.cin), name="x0")
+        if op is OpKind.LINEAR:
+            b.linear(x, self.cout, bias=True)
+        elif op is OpKind.MATMUL:
+            b.matmul(x, b.input((*lead, self.cin, self.cout), name="x1"))
+        elif op is OpKind.LAYER_NORM:
+            b.layer_norm(x)
+        elif op is OpKind.SCALE:
+            b.scale(x)
+        elif op in (OpKind.ADD, OpKind.MUL):
+            y = b.input((*lead, tokens, self.cin), name="x1")
+            (b.add if op is OpKind.ADD else b.mul)(x, y)
+        elif op in ACTIVATION_KINDS:
+            b.activation(x, op)
+        else:  # __post_init__ admits only SEQUENCE_KINDS
+            raise InvalidInputError(f"no sequence-layout micro-kernel generator for op kind {op.value}")
+        return b.build().layers[-1]
+
     def macs(self) -> int:
         return self.layer().macs
 
     def perturbed(self, rng: np.random.Generator) -> "KernelSpec":
         """A neighbour: channels and size scaled by 0.6..1.6 (rounded; structure kept: depthwise stays
-        depthwise, group counts still divide, 3-channel stems keep 3 inputs)."""
+        depthwise, group counts still divide, 3-channel stems keep 3 inputs; in the sequence layout the tokens
+        and features are scaled, the heads kept)."""
 
         def scale(value: int, multiple: int) -> int:
             if value <= 4:
@@ -136,6 +221,11 @@ class KernelSpec:
             scaled = value * float(np.exp(rng.uniform(np.log(0.6), np.log(1.6))))
             return max(multiple, int(round(scaled / multiple)) * multiple)
 
+        if self.tokens is not None:
+            tokens = scale(self.tokens, 8)
+            cin = scale(self.cin, 8)
+            cout = scale(self.cout, 8) if self.op in (OpKind.LINEAR, OpKind.MATMUL) else cin
+            return replace(self, cin=cin, cout=cout, tokens=tokens)
         size = self.size if self.op is OpKind.LINEAR else max(1, int(round(self.size * float(
             np.exp(rng.uniform(np.log(0.6), np.log(1.6)))))))
         if self.op is OpKind.DEPTHWISE_CONV:
@@ -149,18 +239,50 @@ class KernelSpec:
         return replace(self, cin=cin, cout=cout, size=size)
 
 
-def spec_from_layer(layer: Layer) -> KernelSpec | None:
-    """The :class:`KernelSpec` of a layer, when it is one of the generated shapes (square, same padding)."""
+def _sequence_candidate(layer: Layer) -> KernelSpec | None:
+    """The sequence-layout spec a layer would come from, read off its shapes (checked by the caller)."""
+    shape, out = layer.input_shapes[0], layer.output_shape
+    if layer.op is OpKind.TRANSPOSE:
+        if len(shape) == 3:
+            return KernelSpec(layer.op, shape[2], shape[2], 1, batch=shape[0], tokens=shape[1])
+        if len(shape) == 4:
+            return KernelSpec(layer.op, shape[3], shape[3], 1, batch=shape[0], tokens=shape[1], heads=shape[2])
+        return None
+    if len(shape) == 3:
+        return KernelSpec(layer.op, shape[2], out[-1], 1, batch=shape[0], tokens=shape[1])
+    if len(shape) == 4:
+        return KernelSpec(layer.op, shape[3], out[-1], 1, batch=shape[0], tokens=shape[2], heads=shape[1])
+    return None
+
+
+def _candidate_spec(layer: Layer) -> KernelSpec | None:
+    """The spec a layer would come from, read off its shapes (checked by :func:`spec_from_layer`). Softmax is
+    read in the sequence layout (its 4-D tensors are attention scores, which need not be square)."""
     shape = layer.input_shapes[0]
     if layer.op is OpKind.LINEAR and len(shape) == 2:
         return KernelSpec(OpKind.LINEAR, shape[1], layer.output_shape[1], 1, batch=shape[0])
+    if (layer.op in SEQUENCE_ONLY_KINDS or layer.op is OpKind.SOFTMAX
+            or (layer.op in SEQUENCE_KINDS and len(shape) == 3)):
+        return _sequence_candidate(layer)
     if len(shape) != 4 or shape[2] != shape[3]:
         return None
     kernel = layer.kernel[0] if layer.kernel else 1
     stride = layer.stride[0] if layer.stride else 1
-    spec = KernelSpec(layer.op, shape[1], layer.output_shape[1], shape[2], kernel, stride, layer.groups, shape[0])
+    # a concat's ``cout`` is the channels of its second input (its output has both); a flatten keeps ``cin``
+    cout = layer.output_shape[1]
+    if layer.op is OpKind.CONCAT:
+        cout = layer.input_shapes[-1][1]
+    elif layer.op is OpKind.FLATTEN:
+        cout = shape[1]
+    return KernelSpec(layer.op, shape[1], cout, shape[2], kernel, stride, layer.groups, shape[0])
+
+
+def spec_from_layer(layer: Layer) -> KernelSpec | None:
+    """The :class:`KernelSpec` of a layer, when it is one of the generated shapes (square, same padding; in the
+    sequence layout: ``(batch, [heads,] tokens, features)``, transposes as the spec makes them)."""
     try:
-        return spec if layer_key(spec.layer()) == layer_key(layer) else None
+        spec = _candidate_spec(layer)
+        return spec if spec is not None and layer_key(spec.layer()) == layer_key(layer) else None
     except InvalidInputError:
         return None
 
@@ -198,6 +320,7 @@ def grid_kernels(level: Level, *, max_macs: float = 3e8) -> list[KernelSpec]:
             for c, s in ((16, 32), (64, 8)):
                 add(KernelSpec(op, c, c, s))
         add(KernelSpec(OpKind.FLATTEN, 64, 64, 1))
+        specs += sequence_grid_kernels(level)
         return [s for s in specs if _fits(s, max_macs)]
     for c in (16, 32, 64, 128, 256, 512):
         for s in (4, 8, 16, 32, 56):
@@ -253,7 +376,86 @@ def grid_kernels(level: Level, *, max_macs: float = 3e8) -> list[KernelSpec]:
     for c, s in ((16, 32), (64, 16), (256, 8)):
         add(KernelSpec(OpKind.CONCAT, c, c, s))
         add(KernelSpec(OpKind.CONCAT, c, 2 * c, s))
+    specs += sequence_grid_kernels(level)
     return [s for s in specs if _fits(s, max_macs)]
+
+
+_TOKENS = (16, 64, 128, 256)
+_WIDTHS = (64, 128, 256, 512)
+_HEADS = (4, 8)
+_HEAD_SIZES = (32, 64)
+
+
+def sequence_grid_kernels(level: Level) -> list[KernelSpec]:
+    """The grid of transformer kernels, in the sequence layout (batch 1): tokens 16..256, widths 64..512, 4 or 8
+    heads of 32 or 64 features. Layer norm, scale and the ``(B, T, D) → (B, D, T)`` transpose on ``(tokens,
+    width)``, linear layers ``width → width`` and the MLP's ``width ↔ 4·width``, the residual add and the MLP's
+    GELU; per head: the attention scores ``(T, d) @ (d, T)``, their scaling and softmax, the weighted values
+    ``(T, T) @ (T, d)`` and the head split ``(T, H, d) → (H, T, d)``. A handful of these for ``quick``."""
+    specs: list[KernelSpec] = []
+    add = specs.append
+    if level == "quick":
+        add(KernelSpec(OpKind.LINEAR, 128, 128, 1, tokens=64))
+        add(KernelSpec(OpKind.LAYER_NORM, 128, 128, 1, tokens=64))
+        add(KernelSpec(OpKind.TRANSPOSE, 128, 128, 1, tokens=64))
+        add(KernelSpec(OpKind.TRANSPOSE, 32, 32, 1, tokens=64, heads=4))
+        add(KernelSpec(OpKind.MATMUL, 32, 64, 1, tokens=64, heads=4))
+        add(KernelSpec(OpKind.MATMUL, 64, 32, 1, tokens=64, heads=4))
+        add(KernelSpec(OpKind.SCALE, 64, 64, 1, tokens=64, heads=4))
+        return specs
+    for t in _TOKENS:
+        for d in _WIDTHS:
+            for op in (OpKind.LAYER_NORM, OpKind.SCALE, OpKind.TRANSPOSE):
+                add(KernelSpec(op, d, d, 1, tokens=t))
+            add(KernelSpec(OpKind.LINEAR, d, d, 1, tokens=t))
+            add(KernelSpec(OpKind.LINEAR, d, 4 * d, 1, tokens=t))
+            add(KernelSpec(OpKind.LINEAR, 4 * d, d, 1, tokens=t))
+        for d in (128, 512):
+            add(KernelSpec(OpKind.ADD, d, d, 1, tokens=t))
+            add(KernelSpec(OpKind.GELU, 4 * d, 4 * d, 1, tokens=t))
+        for h in _HEADS:
+            add(KernelSpec(OpKind.SCALE, t, t, 1, tokens=t, heads=h))
+            add(KernelSpec(OpKind.SOFTMAX, t, t, 1, tokens=t, heads=h))
+            for d in _HEAD_SIZES:
+                add(KernelSpec(OpKind.MATMUL, d, t, 1, tokens=t, heads=h))
+                add(KernelSpec(OpKind.MATMUL, t, d, 1, tokens=t, heads=h))
+                add(KernelSpec(OpKind.TRANSPOSE, d, d, 1, tokens=t, heads=h))
+    return specs
+
+
+def random_sequence_kernels(n: int, rng: np.random.Generator, *, max_macs: float = 3e8) -> list[KernelSpec]:
+    """``n`` random transformer kernels (sequence layout): tokens log-uniform in 8..512, widths in 32..1024
+    (multiples of 8), 1 to 16 heads of 8..128 features, under the MAC cap."""
+    ops = (OpKind.LINEAR, OpKind.MATMUL, OpKind.LAYER_NORM, OpKind.TRANSPOSE, OpKind.SCALE, OpKind.SOFTMAX,
+           OpKind.GELU, OpKind.ADD)
+    out: list[KernelSpec] = []
+    tries = 0
+
+    def log_uniform(low: int, high: int, multiple: int) -> int:
+        value = float(np.exp(rng.uniform(np.log(low), np.log(high))))
+        return max(multiple, int(round(value / multiple)) * multiple)
+
+    while len(out) < n and tries < 50 * max(n, 1):
+        tries += 1
+        op = ops[int(rng.integers(len(ops)))]
+        tokens = log_uniform(8, 512, 8)
+        width = log_uniform(32, 1024, 8)
+        heads = int(rng.choice([1, 2, 4, 8, 12, 16]))
+        head_size = log_uniform(8, 128, 8)
+        if op is OpKind.LINEAR:
+            spec = KernelSpec(op, width, log_uniform(32, 4096, 8), 1, tokens=tokens)
+        elif op is OpKind.MATMUL:
+            cin, cout = (head_size, tokens) if rng.random() < 0.5 else (tokens, head_size)
+            spec = KernelSpec(op, cin, cout, 1, tokens=tokens, heads=heads)
+        elif op in (OpKind.SCALE, OpKind.SOFTMAX) and rng.random() < 0.5:  # on attention scores
+            spec = KernelSpec(op, tokens, tokens, 1, tokens=tokens, heads=heads)
+        elif op is OpKind.TRANSPOSE and heads > 1:  # the head split
+            spec = KernelSpec(op, head_size, head_size, 1, tokens=tokens, heads=heads)
+        else:
+            spec = KernelSpec(op, width, width, 1, tokens=tokens)
+        if _fits(spec, max_macs):
+            out.append(spec)
+    return out
 
 
 _RANDOM_OPS: tuple[tuple[OpKind, float], ...] = (
@@ -376,9 +578,12 @@ def kernel_sweep(level: Level, *, seed: int = 0, max_macs: float = 3e8) -> list[
         raise InvalidInputError(f"level must be one of {', '.join(LEVELS)}, got {level!r}")
     rng = np.random.default_rng(seed)
     n_random, n_prior, per_space = (6, 6, 4) if level == "quick" else (220, 160, 40)
+    n_sequence = 2 if level == "quick" else 80
     pairs: list[tuple[Layer, str]] = [(s.layer(), "grid") for s in grid_kernels(level, max_macs=max_macs)]
     pairs += [(s.layer(), "random") for s in random_kernels(n_random, rng, max_macs=max_macs)]
     pairs += [(layer, "prior") for layer in prior_layers(n_prior, rng, archs_per_space=per_space, max_macs=max_macs)]
+    # drawn last, so the image kernels of a seed stay what they were before transformer kernels existed
+    pairs += [(s.layer(), "random") for s in random_sequence_kernels(n_sequence, rng, max_macs=max_macs)]
     return unique_kernel_items(pairs)
 
 
@@ -514,6 +719,33 @@ def _conv_bn_act(b: NetworkBuilder, x: str, cout: int, k: int, s: int, *, groups
     return b.activation(x, act) if act is not None else x
 
 
+def add_attention(b: NetworkBuilder, x: str, heads: int) -> str:
+    """A pre-norm self-attention block on ``x`` of shape ``(B, T, D)``: layer norm, query/key/value projections,
+    the head split (reshape, transpose), scores ``Q @ K^T``, their scaling and softmax, the weighted values, the
+    head merge, the output projection and the residual add. ``D`` must be a multiple of ``heads``."""
+    shape = b.shape(x)
+    if len(shape) != 3 or shape[2] % heads:
+        raise InvalidInputError(f"network {b.name!r}: attention needs a (B, T, D) input with D a multiple of "
+                                f"heads={heads}, {x!r} is {shape}")
+    n, t, d = shape
+    split = (n, t, heads, d // heads)
+    h = b.layer_norm(x)
+    q = b.transpose(b.reshape(b.linear(h, d), split), (0, 2, 1, 3))  # (B, H, T, d)
+    k = b.transpose(b.reshape(b.linear(h, d), split), (0, 2, 3, 1))  # (B, H, d, T)
+    v = b.transpose(b.reshape(b.linear(h, d), split), (0, 2, 1, 3))  # (B, H, T, d)
+    weights = b.activation(b.scale(b.matmul(q, k)), OpKind.SOFTMAX)  # (B, H, T, T)
+    out = b.transpose(b.matmul(weights, v), (0, 2, 1, 3))  # (B, T, H, d)
+    return b.add(b.linear(b.reshape(out, shape), d), x)
+
+
+def add_mlp(b: NetworkBuilder, x: str, expansion: int = 4) -> str:
+    """A pre-norm transformer MLP block on ``x`` of shape ``(B, T, D)``: layer norm, ``D → expansion·D``, GELU,
+    back to ``D``, residual add."""
+    d = b.shape(x)[-1]
+    h = b.activation(b.linear(b.layer_norm(x), expansion * d), OpKind.GELU)
+    return b.add(b.linear(h, d), x)
+
+
 def block_items(level: Level, *, seed: int = 0) -> list[BenchItem]:
     """Multi-layer blocks for the mapping model (a handful for ``quick``)."""
     from search_spaces.fbnet.codec import BLOCKS as FBNET_BLOCKS
@@ -584,6 +816,13 @@ def block_items(level: Level, *, seed: int = 0) -> list[BenchItem]:
         for c, s in ((16, 32), (32, 16)):
             items.append(_block(f"nb201_reduction;{c};s={s}", lambda b, x, c=c: add_reduction(b, x, 2 * c, "red"),
                                 (1, c, s, s)))
+    # transformer blocks: (tokens, width, heads)
+    attention = [(32, 64, 4)] if quick else [(16, 64, 4), (64, 128, 4), (128, 256, 8), (256, 256, 8), (64, 512, 8)]
+    for t, d, h in attention:
+        items.append(_block(f"attention;t={t};d={d};h={h}", lambda b, x, h=h: add_attention(b, x, h), (1, t, d)))
+    if not quick:
+        for t, d in ((16, 64), (64, 128), (128, 256), (64, 512)):
+            items.append(_block(f"mlp;t={t};d={d}", lambda b, x: add_mlp(b, x), (1, t, d)))
     heads = [(64, 8, 10)] if quick else [(64, 8, 10), (352, 4, 100), (512, 1, 100), (1280, 7, 1000), (512, 7, 1000)]
     for c, s, classes in heads:
         def build(b: NetworkBuilder, x: str, classes: int = classes) -> str:

@@ -11,21 +11,36 @@ How IR kinds map to torch:
 conv kinds                ``nn.Conv2d`` (groups, dilation, bias); asymmetric padding becomes an
                           ``nn.ZeroPad2d`` before an unpadded conv (both inside one ``nn.Sequential``)
 linear                    ``nn.Linear`` (acts on the last dimension)
+matmul                    ``torch.matmul`` of the two inputs (``(..., M, K) @ (..., K, N)``)
 avg/max pool              ``nn.AvgPool2d`` / ``nn.MaxPool2d`` (``count_include_pad``, ``ceil_mode``);
                           padding that torch cannot express (asymmetric, or over half the kernel) goes
                           through :class:`PaddedPool2d`, which pads explicitly with the same result
 global avg/max pool       ``nn.AdaptiveAvgPool2d(1)`` / ``nn.AdaptiveMaxPool2d(1)``
 add / mul                 ``+`` / ``*`` chained in input order (``a + b + c`` for a 3-input add)
+scale                     :class:`Scale`: ``x * SCALE_FACTOR`` (0.5, a constant operand)
 concat                    ``torch.cat`` on the layer's axis
 activations               ``nn.ReLU`` (not in place), ``ReLU6``, ``Sigmoid``, ``Hardsigmoid``,
                           ``Hardswish``, ``SiLU``, ``GELU``, ``Tanh``, ``Softmax(dim=axis)``
 batch norm                ``nn.BatchNorm1d/2d/3d`` by rank (``affine`` as in the IR), eval mode
+layer norm                ``nn.LayerNorm(shape[axis:], elementwise_affine=affine)``
+transpose                 :class:`Transpose`: a permutation of the input that gives the IR's output shape
+                          (:func:`transpose_permutation`), copied into a new contiguous tensor
 channel shuffle, zero     :class:`~nas_latency.frontends.torch_modules.ChannelShuffle`, ``Zero``
 flatten / reshape         ``nn.Flatten(axis)`` / ``torch.reshape`` to the IR's output shape
 identity                  ``nn.Identity``
 ========================  ============================================================================
 
 Parameter counts equal :attr:`Network.params` (batch-norm running statistics are buffers).
+
+The IR keeps a transpose's shapes, not its permutation; :func:`transpose_permutation` picks one
+deterministically: output dimension ``i`` takes the first input dimension not yet taken whose size is
+``out[i]`` (the stable choice: equal-sized dimensions keep their order). Where that is the identity (output shape
+equal to the input shape), the last pair of equal-sized dimensions is swapped instead (``(B, H, T, T)`` →
+its last two dimensions swapped, as in ``K^T`` of attention with head size ``T``); only a shape without two
+equal dimensions, transposed to itself, keeps the identity. Either way the result is copied
+(``clone(memory_format=torch.contiguous_format)``; ``.contiguous()`` would return a permuted view that is
+already contiguous, e.g. one that moves only size-1 dimensions, without copying it), so a transpose always
+moves its data, as the IR counts it.
 """
 
 from __future__ import annotations
@@ -39,12 +54,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nas_latency.errors import UnsupportedOperatorError
+from nas_latency.errors import InvalidInputError, UnsupportedOperatorError
 from nas_latency.frontends.torch_modules import ChannelShuffle, Zero
 from nas_latency.ir import Layer, Network, OpKind
 from nas_latency.ir.ops import CONV_KINDS
 
-__all__ = ["IRModule", "PaddedPool2d", "SingleInputIRModule", "build_torch_module", "layer_module"]
+__all__ = [
+    "IRModule", "PaddedPool2d", "SCALE_FACTOR", "Scale", "SingleInputIRModule", "Transpose", "build_torch_module",
+    "layer_module", "transpose_permutation",
+]
 
 _ACTIVATIONS: dict[OpKind, Callable[[], nn.Module]] = {
     OpKind.RELU: lambda: nn.ReLU(inplace=False),
@@ -57,7 +75,9 @@ _ACTIVATIONS: dict[OpKind, Callable[[], nn.Module]] = {
     OpKind.TANH: nn.Tanh,
 }
 # Kinds computed by a function in ``forward`` rather than by a submodule.
-_FUNCTIONAL_KINDS = frozenset({OpKind.ADD, OpKind.MUL, OpKind.CONCAT, OpKind.RESHAPE})
+_FUNCTIONAL_KINDS = frozenset({OpKind.ADD, OpKind.MUL, OpKind.CONCAT, OpKind.RESHAPE, OpKind.MATMUL})
+#: The constant operand of a ``scale`` layer (not 1, so the multiplication cannot be skipped).
+SCALE_FACTOR = 0.5
 
 
 class PaddedPool2d(nn.Module):
@@ -112,6 +132,62 @@ class PaddedPool2d(nn.Module):
         )
 
 
+class Scale(nn.Module):
+    """One elementwise pass with a constant operand: ``x * factor``."""
+
+    def __init__(self, factor: float = SCALE_FACTOR) -> None:
+        super().__init__()
+        self.factor = factor
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.factor
+
+    def extra_repr(self) -> str:
+        return f"factor={self.factor}"
+
+
+class Transpose(nn.Module):
+    """``x.permute(dims)`` copied into a new contiguous tensor (a copy even where the permuted view is already
+    contiguous, so the data always moves)."""
+
+    def __init__(self, dims: tuple[int, ...]) -> None:
+        super().__init__()
+        self.dims = dims
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.permute(self.dims).clone(memory_format=torch.contiguous_format)
+
+    def extra_repr(self) -> str:
+        return f"dims={self.dims}"
+
+
+def transpose_permutation(source: tuple[int, ...], target: tuple[int, ...], *, where: str) -> tuple[int, ...]:
+    """The input dimension of each output dimension of a transpose from shape ``source`` to ``target``.
+
+    Output dimension ``i`` takes the first unused input dimension of size ``target[i]`` (stable: equal-sized
+    dimensions keep their order). If that is the identity, the last pair of equal-sized dimensions is swapped;
+    the identity remains only where no two dimensions are equal. Raises
+    :class:`~nas_latency.errors.InvalidInputError` (naming ``where``) when ``target`` is not a permutation of
+    ``source``.
+    """
+    if sorted(source) != sorted(target):
+        raise InvalidInputError(f"{where}: output shape {target} is not a permutation of input {source}")
+    unused = list(range(len(source)))
+    dims = []
+    for size in target:
+        j = next(j for j in unused if source[j] == size)
+        unused.remove(j)
+        dims.append(j)
+    if dims != sorted(dims):
+        return tuple(dims)
+    for last in range(len(source) - 1, 0, -1):
+        for first in range(last - 1, -1, -1):
+            if source[first] == source[last]:
+                dims[first], dims[last] = dims[last], dims[first]
+                return tuple(dims)
+    return tuple(dims)
+
+
 def _unsupported(layer: Layer, why: str) -> UnsupportedOperatorError:
     return UnsupportedOperatorError(
         f"layer {layer.name!r} ({layer.op.value}): {why}", node=layer.name, operator=layer.op.value
@@ -162,8 +238,10 @@ def _batch_norm(layer: Layer) -> nn.Module:
 
 
 def layer_module(layer: Layer) -> nn.Module:
-    """The torch module computing one IR layer (not for add/mul/concat/reshape, which are functions)."""
+    """The torch module computing one IR layer (not for add/mul/concat/reshape/matmul, which are functions)."""
     op = layer.op
+    if op in _FUNCTIONAL_KINDS:
+        raise _unsupported(layer, "computed by a function in IRModule.forward, not by a module")
     if op in CONV_KINDS:
         return _conv(layer)
     if op is OpKind.LINEAR:
@@ -180,6 +258,13 @@ def layer_module(layer: Layer) -> nn.Module:
         return nn.Softmax(dim=layer.axis if layer.axis is not None else -1)
     if op is OpKind.BATCH_NORM:
         return _batch_norm(layer)
+    if op is OpKind.LAYER_NORM:
+        return nn.LayerNorm(layer.input_shapes[0][layer.norm_axis:], elementwise_affine=layer.affine)
+    if op is OpKind.SCALE:
+        return Scale()
+    if op is OpKind.TRANSPOSE:
+        where = f"layer {layer.name!r} ({op.value})"
+        return Transpose(transpose_permutation(layer.input_shapes[0], layer.output_shape, where=where))
     if op is OpKind.CHANNEL_SHUFFLE:
         return ChannelShuffle(layer.groups)
     if op is OpKind.FLATTEN:
@@ -253,6 +338,8 @@ class IRModule(nn.Module):
                     out = out * term
             elif step.op is OpKind.CONCAT:
                 out = torch.cat(args, dim=step.axis if step.axis is not None else 1)
+            elif step.op is OpKind.MATMUL:
+                out = torch.matmul(args[0], args[1])
             else:  # RESHAPE
                 out = torch.reshape(args[0], step.shape)
             env[step.output] = out

@@ -122,6 +122,14 @@ def view_kind(in_shape: Shape, out_shape: Shape) -> tuple[OpKind, int | None]:
     return OpKind.RESHAPE, None
 
 
+def keeps_element_order(shape: Shape, perm: Sequence[int]) -> bool:
+    """Whether permuting the dimensions of ``shape`` by ``perm`` (output dimension ``i`` is input dimension
+    ``perm[i]``) moves only dimensions of size 1, so that the elements keep their order: a reshape, not a
+    transpose. Every frontend classifies a transpose with this one rule."""
+    moved = [p for p in perm if shape[p] != 1]
+    return moved == sorted(moved)
+
+
 class IRAssembler:
     """Collects layers from a frontend, checks every inferred shape against the framework's, and applies the
     ``on_unsupported`` policy (see the module docstring)."""

@@ -12,10 +12,18 @@ to ``batch_size``, runs ONNX shape inference (strict first, lenient if strict fa
   ``SILU`` layer (torch exports ``nn.SiLU`` that way), ``HardSigmoid(alpha=1/6)`` read only by
   ``Mul(x, hardsigmoid(x))`` one ``HARD_SWISH`` (``nn.Hardswish`` below opset 14), and
   ``Mul(Mul(x, Add(Erf(Div(x, √2)), 1)), 0.5)`` one ``GELU`` (``nn.GELU`` below opset 20);
-* ``Add``/``Mul``/``Sum`` of network tensors; ``Mul`` by an all-zero constant is ``ZERO``; ``+ 0`` and ``* 1``
-  are no layer; ``Concat``; ``AveragePool``, ``MaxPool`` (a ``MaxPool`` whose single window covers the whole
-  unpadded input is ``GLOBAL_MAX_POOL``: torch exports ``AdaptiveMaxPool2d(1)`` that way), ``GlobalAveragePool``,
-  ``GlobalMaxPool``, ``ReduceMean`` over (2, 3) (``GLOBAL_AVG_POOL``, then a flatten when ``keepdims=0``);
+* ``Add``/``Mul``/``Sum`` of network tensors; ``Add``/``Sub``/``Mul``/``Div`` of a network tensor and a constant
+  that does not broadcast it to a larger shape, ``Neg`` and ``Reciprocal`` are one ``SCALE`` pass, except ``Mul``
+  by an all-zero constant (``ZERO``) and ``+ 0``, ``- 0``, ``* 1``, ``/ 1`` (no layer); ``Sub``/``Div`` of two
+  network tensors are unsupported; ``Concat``;
+* ``MatMul`` of two network tensors is ``MATMUL`` (torch's ``F.scaled_dot_product_attention`` export,
+  ``(q · √s) @ (kᵀ · √s)``, is read back as ``(q @ kᵀ) · s``: one ``MATMUL`` and one ``SCALE``, as the torch
+  frontend decomposes it); ``Transpose`` is ``TRANSPOSE`` (no layer for the identity, a ``RESHAPE`` when only
+  size-1 dimensions move); ``LayerNormalization`` (opset 17+) is ``LAYER_NORM`` (below 17 torch decomposes
+  ``nn.LayerNorm`` into ReduceMean/Sub/Pow/...: unsupported, the error says to export with opset 17+);
+* ``AveragePool``, ``MaxPool`` (a ``MaxPool`` whose single window covers the whole unpadded input is
+  ``GLOBAL_MAX_POOL``: torch exports ``AdaptiveMaxPool2d(1)`` that way), ``GlobalAveragePool``, ``GlobalMaxPool``,
+  ``ReduceMean`` over (2, 3) (``GLOBAL_AVG_POOL``, then a flatten when ``keepdims=0``);
 * ``Flatten``/``Reshape``/``Squeeze``/``Unsqueeze`` as ``FLATTEN`` or ``RESHAPE`` (by the resulting shapes, see
   :func:`~nas_latency.frontends.conversion.view_kind`); ``Reshape(N, g, C/g, H, W)`` → ``Transpose(0, 2, 1, 3, 4)``
   → ``Reshape(N, C, H, W)`` is one ``CHANNEL_SHUFFLE``; ``Identity`` and ``Dropout`` are ``IDENTITY``.
@@ -50,6 +58,7 @@ from nas_latency.frontends.conversion import (
     Unsupported,
     check_on_unsupported,
     is_symbol,
+    keeps_element_order,
 )
 from nas_latency.ir import OpKind, Shape, numel
 
@@ -75,6 +84,14 @@ _SIMPLE_ACTIVATIONS: dict[str, OpKind] = {
     "HardSwish": OpKind.HARD_SWISH,
     "Tanh": OpKind.TANH,
     "Gelu": OpKind.GELU,
+}
+
+
+#: elementwise functions of constants that torch's exports compute scales with (F.scaled_dot_product_attention)
+_UNARY_FOLDS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "Sqrt": np.sqrt,
+    "Reciprocal": np.reciprocal,
+    "Neg": np.negative,
 }
 
 
@@ -202,6 +219,8 @@ def _fold(op: str, ins: list[Any], attrs: dict[str, Any], opset: int) -> list[An
         if op == "Div":
             return [a // b if a.dtype.kind in "iu" and b.dtype.kind in "iu" else a / b]
         return [{"Add": np.add, "Sub": np.subtract, "Mul": np.multiply}[op](a, b)]
+    if op in _UNARY_FOLDS:
+        return [_UNARY_FOLDS[op](arr[0])]
     if op == "Reshape":
         return [arr[0].reshape(_reshape_target(arr[0].shape, arr[1], bool(attrs.get("allowzero", 0))))]
     if op == "ConstantOfShape":
@@ -252,6 +271,7 @@ class _OnnxConverter:
         self.consumers: dict[str, list[int]] = {}
         self.graph_outputs: set[str] = set()
         self.fused: set[int] = set()
+        self.pending_scales: dict[str, str] = {}  # output of a Mul by a number read only by a MatMul -> its name
         self.nodes: list[onnx.NodeProto] = []
 
     # ---- setup ----------------------------------------------------------------------------------------------
@@ -476,7 +496,33 @@ class _OnnxConverter:
         )
 
     def _op_MatMul(self, i: int, node: onnx.NodeProto, name: str, ins: list[Any]) -> TensorRef:
-        x = self._src(ins[0], "first operand")
+        """``MatMul`` of two network tensors is ``MATMUL``; by a 2-D constant it is ``LINEAR`` (a following ``Add``
+        of a constant bias folded in). torch exports ``F.scaled_dot_product_attention`` with its scale split in two,
+        ``(q · √s) @ (kᵀ · √s)``: when both operands are such ``Mul`` by a number, this is read back as
+        ``(q @ kᵀ) · s``, one ``MATMUL`` and one ``SCALE``, as the torch frontend decomposes it."""
+        pending = [self.pending_scales.pop(operand, None) for operand in node.input]
+        if len(ins) == 2 and all(p is not None for p in pending) and all(is_symbol(v) for v in ins):
+            a, c = self.asm.resolve(ins[0]), self.asm.resolve(ins[1])
+            product = self._matmul(name, a, c, None)
+            scale_name = f"{name}.scale"
+            return self._layer(scale_name, self._expected(node), lambda n: self.b.scale(product.name, name=n))
+        for k, scale_name in enumerate(pending):
+            if scale_name is not None:  # a Mul by a number whose result only this MatMul reads: build it now
+                src = self.asm.resolve(ins[k])
+                ins[k] = self._layer(scale_name, src.shape, lambda n: self.b.scale(src.name, name=n))
+        if is_symbol(ins[0]) and is_symbol(ins[1]):
+            return self._matmul(name, self.asm.resolve(ins[0]), self.asm.resolve(ins[1]), self._expected(node))
+        if not is_symbol(ins[0]):
+            raise Unsupported("MatMul of a constant by a network tensor (only x @ W, a linear layer, is representable)")
+        return self._linear_matmul(node, name, ins)
+
+    def _matmul(self, name: str, a: TensorRef, c: TensorRef, expected: Shape | None) -> TensorRef:
+        if len(a.shape) < 2 or len(c.shape) < 2:
+            raise Unsupported(f"MatMul of {a.shape} and {c.shape} (the IR's matmul takes operands of rank 2 or more)")
+        return self._layer(name, expected, lambda n: self.b.matmul(a.name, c.name, name=n))
+
+    def _linear_matmul(self, node: onnx.NodeProto, name: str, ins: list[Any]) -> TensorRef:
+        x = self.asm.resolve(ins[0])
         wshape = self._const_shape(node.input[1], ins[1])
         if len(wshape) != 2 or wshape[0] != x.shape[-1]:
             raise Unsupported(f"MatMul of {x.shape} by a constant of shape {wshape} is not a linear layer")
@@ -543,7 +589,7 @@ class _OnnxConverter:
 
     def _op_Div(self, i: int, node: onnx.NodeProto, name: str, ins: list[Any]) -> TensorRef:
         """``x / √2 → Erf → + 1 → · x → · 0.5``, the exact GELU as torch exports ``nn.GELU`` below opset 20, is one
-        ``GELU`` layer; any other division is not representable."""
+        ``GELU`` layer; any other division is a division by (or of) a constant, see :meth:`_binary`."""
         x = node.input[0]
         chain: list[tuple[int, onnx.NodeProto]] = []
         current = node.output[0]
@@ -564,7 +610,45 @@ class _OnnxConverter:
                 ref = self._activation(i, node, name, ins, OpKind.GELU)
                 self.values[half.output[0]] = ref
                 return ref
-        raise Unsupported("the IR has no operator for ONNX Div (but in the exact GELU x · (1 + erf(x / √2)) / 2)")
+        return self._binary(node, name, ins, "Div")
+
+    def _op_Transpose(self, i: int, node: onnx.NodeProto, name: str, ins: list[Any]) -> Any:
+        """``TRANSPOSE``; no layer for the identity permutation, a cost-free reshape when only dimensions of size 1
+        move. (The channel-shuffle Reshape/Transpose/Reshape is fused by :meth:`_channel_shuffle` first.)"""
+        x = self._src(ins[0])
+        rank = len(x.shape)
+        perm = [int(p) % rank for p in _attrs(node).get("perm", range(rank - 1, -1, -1))] if rank else []
+        if sorted(perm) != list(range(rank)):
+            raise Unsupported(f"perm {perm} is not a permutation of the dimensions of {x.shape}")
+        if perm == list(range(rank)):
+            return x
+        if keeps_element_order(x.shape, perm):
+            return self._view(node, name, x, tuple(x.shape[p] for p in perm))
+        return self._layer(name, self._expected(node), lambda n: self.b.transpose(x.name, perm, name=n))
+
+    def _op_LayerNormalization(self, i: int, node: onnx.NodeProto, name: str, ins: list[Any]) -> TensorRef:
+        """``LAYER_NORM`` from ``axis``. Not affine when the scale is a literal ``Constant`` of ones and the shift a
+        literal ``Constant`` of zeros or absent (how torch exports ``elementwise_affine=False``); a learned scale
+        with a literal zero or absent shift (torch's ``bias=False``) has no IR kind."""
+        x = self._src(ins[0])
+        if any(is_symbol(v) for v in ins[1:]):
+            raise Unsupported("its scale or shift is computed by the network")
+        if any(self._used(o) for o in node.output[1:]):
+            raise Unsupported("LayerNormalization whose mean or inverse standard deviation outputs are used")
+        has_bias = len(ins) > 2 and ins[2] is not None
+        literal_ones = self.origin.get(node.input[1]) == "constant" and _uniform(ins[1]) == 1.0
+        literal_zeros = not has_bias or (self.origin.get(node.input[2]) == "constant" and _uniform(ins[2]) == 0.0)
+        if literal_ones != literal_zeros:
+            raise Unsupported(
+                "a layer norm with a learned scale but no shift (torch bias=False) or the reverse; the IR's affine "
+                "layer norm has both"
+            )
+        axis = int(_attrs(node).get("axis", -1))
+        if not -len(x.shape) < axis < len(x.shape) or axis % len(x.shape) == 0:
+            raise Unsupported(f"axis {axis} of a {x.shape} input (the batch dimension must not be normalized)")
+        return self._layer(
+            name, self._expected(node), lambda n: self.b.layer_norm(x.name, axis=axis, affine=not literal_ones, name=n)
+        )
 
     def _op_Softmax(self, i: int, node: onnx.NodeProto, name: str, ins: list[Any]) -> TensorRef:
         x = self._src(ins[0])
@@ -587,39 +671,73 @@ class _OnnxConverter:
             return self._activation(i, node, name, ins, OpKind.RELU6)
         raise Unsupported(f"clipping to [{low}, {high}] (only [0, 6] and [0, inf) are representable)")
 
-    def _binary(self, node: onnx.NodeProto, name: str, ins: list[Any], kind: OpKind) -> Any:
+    def _binary(self, node: onnx.NodeProto, name: str, ins: list[Any], op: str) -> Any:
+        """``Add``/``Sum``/``Mul`` of network tensors: ``ADD``/``MUL`` (``Sub``/``Div`` of two network tensors have no
+        IR kind). A network tensor and a constant that does not broadcast it to a larger shape: no layer for
+        ``x + 0``, ``x - 0``, ``x * 1``, ``x / 1``, ``ZERO`` for ``x * 0``, else one ``SCALE`` pass (a ``Mul`` by a
+        single number feeding a ``MatMul`` may be folded into it, see :meth:`_op_MatMul`)."""
         if all(is_symbol(v) for v in ins):
-            srcs = [self.asm.resolve(v) for v in ins]
+            srcs = [self.asm.resolve(v) for v in ins]  # an unsupported producer is reported first
+            if op in ("Sub", "Div"):
+                raise Unsupported(
+                    f"ONNX {op} of two network tensors (the IR has Add and Mul of two tensors; {op} only with a "
+                    "constant)"
+                )
             if len(srcs) == 1:
                 return srcs[0]
-            build = self.b.add if kind is OpKind.ADD else self.b.mul
+            build = self.b.add if op in ("Add", "Sum") else self.b.mul
             return self._layer(name, self._expected(node), lambda n: build(*(s.name for s in srcs), name=n))
         if len(ins) != 2:
             raise Unsupported(f"{node.op_type} of network tensors and constants")
-        sym, const = (ins[0], ins[1]) if is_symbol(ins[0]) else (ins[1], ins[0])
-        value = _uniform(const) if isinstance(const, np.ndarray) else None
-        if value is None:
-            raise Unsupported(f"{kind.value} with a non-uniform or unknown constant")
+        symbol_first = is_symbol(ins[0])
+        sym, const = (ins[0], ins[1]) if symbol_first else (ins[1], ins[0])
+        const_name = node.input[1 if symbol_first else 0]
+        const_shape = const.shape if isinstance(const, np.ndarray) else (
+            self.const_shapes.get(const_name) or self.shapes.get(const_name)
+        )
         out_shape = self._expected(node)
-        if sym.shape is None or (out_shape is not None and out_shape != sym.shape) or (
-            out_shape is None and np.broadcast_shapes(sym.shape, const.shape) != sym.shape
-        ):
-            raise Unsupported(f"{kind.value} with a constant that broadcasts the input")
-        if value == (0.0 if kind is OpKind.ADD else 1.0):
-            return sym  # x + 0, x * 1: the input itself
-        if kind is OpKind.MUL and value == 0.0:
-            x = self.asm.resolve(sym)
+        if out_shape is None and sym.shape is not None and const_shape is not None:
+            out_shape = tuple(int(d) for d in np.broadcast_shapes(sym.shape, const_shape))
+        if sym.shape is None or out_shape is None:
+            raise Unsupported(f"{op} with a constant: the shape of its input or output is unknown")
+        if out_shape != sym.shape:
+            raise Unsupported(
+                f"{op} with a constant of shape {const_shape} that broadcasts the input of shape {sym.shape} to the "
+                f"larger {out_shape}"
+            )
+        value = _uniform(const) if isinstance(const, np.ndarray) else None
+        neutral = 0.0 if op in ("Add", "Sum", "Sub") else 1.0
+        if value == neutral and (symbol_first or op in ("Add", "Sum", "Mul")):
+            return sym  # x + 0, x - 0, x * 1, x / 1: the input itself
+        x = self.asm.resolve(sym)
+        if op == "Mul" and value == 0.0:
             return self._layer(name, sym.shape, lambda n: self.b.zero(x.name, name=n))
-        raise Unsupported(f"{kind.value} with a constant (only + 0, * 0 and * 1 are representable)")
+        user = self._sole_consumer(node.output[0])
+        if op == "Mul" and value is not None and user is not None and user[1].op_type == "MatMul":
+            self.pending_scales[node.output[0]] = name  # built by the MatMul, or folded into it
+            return x
+        return self._layer(name, out_shape, lambda n: self.b.scale(x.name, name=n))
 
     def _op_Add(self, i: int, node: onnx.NodeProto, name: str, ins: list[Any]) -> Any:
-        return self._binary(node, name, ins, OpKind.ADD)
+        return self._binary(node, name, ins, "Add")
+
+    def _op_Sub(self, i: int, node: onnx.NodeProto, name: str, ins: list[Any]) -> Any:
+        return self._binary(node, name, ins, "Sub")
 
     def _op_Sum(self, i: int, node: onnx.NodeProto, name: str, ins: list[Any]) -> Any:
-        return self._binary(node, name, ins, OpKind.ADD)
+        return self._binary(node, name, ins, "Sum")
 
     def _op_Mul(self, i: int, node: onnx.NodeProto, name: str, ins: list[Any]) -> Any:
-        return self._binary(node, name, ins, OpKind.MUL)
+        return self._binary(node, name, ins, "Mul")
+
+    def _unary_scale(self, i: int, node: onnx.NodeProto, name: str, ins: list[Any]) -> TensorRef:
+        """``Neg`` (``x · -1``) and ``Reciprocal`` (``1 / x``, how torch exports it): one ``SCALE`` pass, as an
+        elementwise operation with a constant."""
+        x = self._src(ins[0])
+        return self._layer(name, self._expected(node), lambda n: self.b.scale(x.name, name=n))
+
+    _op_Neg = _unary_scale
+    _op_Reciprocal = _unary_scale
 
     def _op_Concat(self, i: int, node: onnx.NodeProto, name: str, ins: list[Any]) -> TensorRef:
         if not all(is_symbol(v) for v in ins):
@@ -687,8 +805,14 @@ class _OnnxConverter:
         else:
             axes = []
         if len(x.shape) != 4 or sorted(v % 4 for v in axes) != [2, 3]:
+            hint = ""
+            if kind is OpKind.GLOBAL_AVG_POOL and self.opset < 17 and axes and all(
+                v % len(x.shape) != 0 for v in axes
+            ):
+                hint = ("; torch exports nn.LayerNorm below opset 17 as ReduceMean/Sub/Pow/...: export with "
+                        "opset_version >= 17 to get one LayerNormalization")
             raise Unsupported(
-                f"{node.op_type} over axes {axes} of a {x.shape} tensor (only over H and W is representable)"
+                f"{node.op_type} over axes {axes} of a {x.shape} tensor (only over H and W is representable){hint}"
             )
         build = self.b.global_avg_pool if kind is OpKind.GLOBAL_AVG_POOL else self.b.global_max_pool
         pooled = self._layer(name, x.shape[:2] + (1, 1), lambda n: build(x.name, name=n))

@@ -13,9 +13,21 @@ eager tracer runs the module once, with forward hooks on the same leaf modules a
 (calls made inside a leaf are not recorded); tensors are connected by object identity. Both paths feed the same
 operator mapping, so they give the same IR on traceable modules.
 
+Transformer operators: ``matmul``/``bmm``/``@`` of two network tensors is ``MATMUL`` (by a 2-D constant on the
+right, a bias-free ``LINEAR``); ``transpose``/``permute``/``swapaxes``/``swapdims``/``t``/``.T``/``.mT`` are
+``TRANSPOSE`` (the identity permutation is no layer, one that moves only size-1 dimensions a ``RESHAPE``);
+``F.layer_norm``/``nn.LayerNorm`` are ``LAYER_NORM``; add/sub/mul/div of a network tensor and a constant (a number,
+or a tensor that broadcasts to the input's shape, such as a positional embedding), ``-x`` and ``reciprocal`` are one
+``SCALE`` pass (but ``x * 0`` is ``ZERO``); ``F.scaled_dot_product_attention`` is decomposed into transpose(k),
+matmul, scale, mask (``ADD`` of a network tensor, ``SCALE`` for a constant or causal mask), softmax and matmul, and
+``nn.MultiheadAttention`` into its q/k/v projections, head split, that attention, head merge and ``out_proj``.
+Sub and div of two network tensors, slicing (``unbind``, ``chunk``, indexing) and attention dropout stay
+unsupported.
+
 Not layers: parameters, buffers and anything computed from them alone; shape arithmetic (``x.shape``,
-``x.size(0)``, integer maths); ``contiguous``/``detach``/``clone``/``to``, ``+ 0`` and ``* 1`` (the result is the
-input). Operators the IR cannot represent follow :class:`~nas_latency.frontends.conversion.IRAssembler`'s policy.
+``x.size(0)``, integer maths); ``contiguous``/``detach``/``clone``/``to``, ``+ 0``, ``- 0``, ``* 1`` and ``/ 1``
+(the result is the input). Operators the IR cannot represent follow
+:class:`~nas_latency.frontends.conversion.IRAssembler`'s policy.
 The module is run in eval mode under ``torch.no_grad()``; its training flags are restored afterwards.
 """
 
@@ -48,6 +60,7 @@ from nas_latency.frontends.conversion import (
     has_symbol,
     is_symbol,
     iter_symbols,
+    keeps_element_order,
 )
 from nas_latency.frontends.torch_modules import ChannelShuffle, Zero
 from nas_latency.ir import OpKind, Shape
@@ -55,12 +68,15 @@ from nas_latency.ir import OpKind, Shape
 logger = logging.getLogger(__name__)
 
 TraceMethod = Literal["auto", "fx", "eager"]
+_Arithmetic = Literal["add", "sub", "mul", "div"]
 
 #: modules converted as one layer each (never traced into)
 LEAF_MODULE_TYPES: tuple[type[nn.Module], ...] = (
     nn.Conv2d,
     nn.modules.batchnorm._BatchNorm,
     nn.Linear,
+    nn.LayerNorm,
+    nn.MultiheadAttention,
     nn.ReLU,
     nn.Hardtanh,  # nn.ReLU6 is a Hardtanh
     nn.Sigmoid,
@@ -117,7 +133,23 @@ _INPLACE_OPERATORS = (operator.iadd, operator.imul, operator.isub, operator.itru
 _INPLACE_DUNDERS = {f"__i{op}__" for op in ("add", "sub", "mul", "truediv", "floordiv", "mod", "pow", "matmul",
                                              "and", "or", "xor", "lshift", "rshift")}
 _REFLECTED = {"radd": "add", "iadd": "add", "rmul": "mul", "imul": "mul", "rsub": "sub", "isub": "sub",
-              "truediv": "div", "rtruediv": "div", "itruediv": "div", "rmatmul": "matmul"}
+              "truediv": "div", "rtruediv": "div", "rdiv": "div", "itruediv": "div", "rmatmul": "matmul"}
+#: reflected tensor dunders (``2 - x`` calls ``x.__rsub__(2)``): the eager tracer swaps their two operands back, so
+#: that handlers see ``sub(2, x)`` as torch.fx records it
+_REFLECTED_DUNDERS = {"__radd__", "__rmul__", "__rsub__", "__rtruediv__", "__rdiv__", "__rmatmul__"}
+_TRANSPOSES = {"transpose", "swapaxes", "swapdims"}
+#: torch calls with several tensor results, and why the IR cannot take them
+_MULTI_OUTPUT_REASONS = {
+    **dict.fromkeys(
+        ("unbind", "split", "chunk", "tensor_split", "split_with_sizes"),
+        "it returns several slices of its input (the IR has no slicing operator; compute q, k and v with separate "
+        "nn.Linear layers instead of splitting one)",
+    ),
+    "multi_head_attention_forward": (
+        "F.multi_head_attention_forward called directly is not representable; use nn.MultiheadAttention "
+        "(converted) or F.scaled_dot_product_attention"
+    ),
+}
 
 
 def _overrides_forward(cls: type, leaf: type) -> bool:
@@ -265,8 +297,10 @@ class _TorchOps:
             return out  # shape arithmetic: x.shape, x.size(0), x.dim()
         operator_name = type(target).__name__ if isinstance(target, nn.Module) else target
         try:
+            if isinstance(target, nn.MultiheadAttention):
+                return self._multihead_attention(node, target, args, kwargs, out)
             if not isinstance(out, torch.Tensor):
-                raise Unsupported("it returns several tensors")
+                raise Unsupported(_MULTI_OUTPUT_REASONS.get(str(operator_name), "it returns several tensors"))
             if isinstance(target, nn.Module):
                 return self._module(node, target, args, kwargs, out)
             handler = self._FUNCTIONS.get(target)
@@ -407,31 +441,205 @@ class _TorchOps:
             ceil_mode=False, count_include_pad=False,
         )
 
-    def _binary(self, node: str, kind: OpKind, x: Any, y: Any, out: torch.Tensor) -> Any:
+    def _binary(
+        self, node: str, op: _Arithmetic, x: Any, y: Any, out: torch.Tensor, *, transforms: bool = False
+    ) -> Any:
+        """``x op y`` for ``op`` in add, sub, mul, div. Two network tensors: ``ADD`` or ``MUL`` (sub and div of two
+        tensors have no IR kind). A network tensor and a constant (a number, or a tensor that broadcasts to the
+        input's shape, such as a positional embedding): no layer for ``x + 0``, ``x - 0``, ``x * 1``, ``x / 1``,
+        ``ZERO`` for ``x * 0``, else one ``SCALE`` pass. ``transforms``: the result is never the input itself even
+        for those constants (``torch.add(c, x, alpha=2)`` scales ``x``, ``torch.div(x, 1, rounding_mode="floor")``
+        rounds it)."""
         if is_symbol(x) and is_symbol(y):
-            a, c = self.asm.resolve(x), self.asm.resolve(y)
-            build = self.b.add if kind is OpKind.ADD else self.b.mul
+            a, c = self.asm.resolve(x), self.asm.resolve(y)  # an unsupported producer is reported first
+            if op not in ("add", "mul"):
+                raise Unsupported(
+                    f"{op} of two network tensors (the IR has add and mul of two tensors; {op} only with a constant)"
+                )
+            if transforms:
+                raise Unsupported(f"{op} of two network tensors with alpha != 1")
+            build = self.b.add if op == "add" else self.b.mul
             return self.asm.layer(node, _shape(out), lambda n: build(a.name, c.name, name=n))
-        sym, const = (x, y) if is_symbol(x) else (y, x)
-        if not is_symbol(sym) or sym.shape != _shape(out):
-            raise Unsupported(f"{kind.value} with a constant that broadcasts the input to {_shape(out)}")
-        value = _uniform(const)
-        if value == (0.0 if kind is OpKind.ADD else 1.0):
-            return sym  # x + 0, x * 1: the input itself
-        if kind is OpKind.MUL and value == 0.0:
+        symbol_first = is_symbol(x)
+        sym, const = (x, y) if symbol_first else (y, x)
+        if not is_symbol(sym) or has_symbol(const):
+            raise Unsupported(f"{op} whose operands are not a network tensor and a constant")
+        if sym.shape is not None and sym.shape != _shape(out):
+            const_shape = _shape(const) if isinstance(const, torch.Tensor) else ()
+            raise Unsupported(
+                f"{op} with a constant of shape {const_shape} that broadcasts the input of shape {sym.shape} to the "
+                f"larger {_shape(out)}"
+            )
+        value = None if transforms else _uniform(const)
+        neutral = 0.0 if op in ("add", "sub") else 1.0
+        if value == neutral and (symbol_first or op in ("add", "mul")):
+            return sym  # x + 0, x - 0, x * 1, x / 1: the input itself
+        if op == "mul" and value == 0.0:
             return self._zero(node, sym, out)
-        raise Unsupported(f"{kind.value} with a constant (only + 0, * 0 and * 1 are representable)")
+        src = self._src(sym, "input")
+        return self.asm.layer(node, _shape(out), lambda n: self.b.scale(src.name, name=n))
+
+    def _transpose(self, node: str, x: Any, perm: Sequence[int], out: torch.Tensor) -> Any:
+        """A reordering of dimensions: the input itself for the identity, a cost-free reshape when only dimensions
+        of size 1 move (the elements keep their order), else ``TRANSPOSE``."""
+        src = self._src(x, "input")
+        rank = len(src.shape)
+        order = [int(p) % rank for p in perm] if rank else []
+        if sorted(order) != list(range(rank)):
+            raise Unsupported(f"{list(perm)} is not a permutation of the dimensions of {src.shape}")
+        if order == list(range(rank)):
+            return x
+        if keeps_element_order(src.shape, order):
+            return self.asm.view(node, src, _shape(out))
+        return self.asm.layer(node, _shape(out), lambda n: self.b.transpose(src.name, order, name=n))
+
+    def _layer_norm(self, node: str, x: Any, normalized: Any, weight: Any, bias: Any, out: torch.Tensor) -> TensorRef:
+        src = self._src(x, "input")
+        dims = 1 if isinstance(normalized, int) else len(tuple(normalized))
+        if is_symbol(weight) or is_symbol(bias):
+            raise Unsupported("a layer norm whose scale or shift is computed by the network")
+        if (weight is None) != (bias is None):
+            raise Unsupported(
+                "a layer norm with a learned scale but no shift (bias=False) or the reverse; the IR's affine layer "
+                "norm has both"
+            )
+        axis = len(src.shape) - dims
+        return self.asm.layer(
+            node, _shape(out), lambda n: self.b.layer_norm(src.name, axis=axis, affine=weight is not None, name=n)
+        )
+
+    def _attention(
+        self, node: str, q: TensorRef, k: TensorRef, v: TensorRef, *, scale: float, mask: Any, constant_mask: bool,
+        expected: Shape | None,
+    ) -> TensorRef:
+        """``softmax(q @ kᵀ · scale + mask) @ v`` as transpose(k), matmul, scale, mask (``ADD`` of a network tensor,
+        or one ``SCALE`` pass for a constant or causal mask), softmax over the last axis, matmul."""
+        if len(q.shape) < 2 or len(k.shape) < 2 or len(v.shape) < 2:
+            raise Unsupported(f"attention over operands {q.shape}, {k.shape}, {v.shape} of rank < 2")
+        perm = list(range(len(k.shape)))
+        perm[-2], perm[-1] = perm[-1], perm[-2]
+        key_t = self.asm.layer(f"{node}.key_t", None, lambda n: self.b.transpose(k.name, perm, name=n))
+        scores = self.asm.layer(f"{node}.qk", None, lambda n: self.b.matmul(q.name, key_t.name, name=n))
+        if scale != 1.0:
+            scores = self.asm.layer(f"{node}.scale", None, lambda n: self.b.scale(scores.name, name=n))
+        if is_symbol(mask):
+            m = self.asm.resolve(mask)
+            if torch.broadcast_shapes(scores.shape, m.shape) != scores.shape:
+                raise Unsupported(f"an attention mask of shape {m.shape} that broadcasts the scores {scores.shape}")
+            scores = self.asm.layer(f"{node}.mask", None, lambda n: self.b.add(scores.name, m.name, name=n))
+        elif constant_mask:
+            scores = self.asm.layer(f"{node}.mask", None, lambda n: self.b.scale(scores.name, name=n))
+        axis = len(scores.shape) - 1
+        weights = self.asm.layer(
+            f"{node}.softmax", None, lambda n: self.b.activation(scores.name, OpKind.SOFTMAX, axis=axis, name=n)
+        )
+        return self.asm.layer(f"{node}.av", expected, lambda n: self.b.matmul(weights.name, v.name, name=n))
 
     # ---- functions and tensor methods --------------------------------------------------------------------------
     def _f_add(self, node: str, args: Sequence[Any], kwargs: dict[str, Any], out: torch.Tensor) -> Any:
+        return self._add_or_sub(node, "add", args, kwargs, out)
+
+    def _f_sub(self, node: str, args: Sequence[Any], kwargs: dict[str, Any], out: torch.Tensor) -> Any:
+        return self._add_or_sub(node, "sub", args, kwargs, out)
+
+    def _add_or_sub(
+        self, node: str, op: _Arithmetic, args: Sequence[Any], kwargs: dict[str, Any], out: torch.Tensor
+    ) -> Any:
         b = _bind(args, kwargs, ("input", "other"), alpha=1)
+        x, y = b["input"], b["other"]
         if _uniform(b["alpha"]) != 1.0:
-            raise Unsupported("add with alpha != 1")
-        return self._binary(node, OpKind.ADD, b["input"], b["other"], out)
+            if is_symbol(y):  # c ± alpha * x: one pass over x, never x itself
+                return self._binary(node, op, x, y, out, transforms=True)
+            y = y * b["alpha"]  # x ± alpha * c: a constant
+        return self._binary(node, op, x, y, out)
+
+    def _f_rsub(self, node: str, args: Sequence[Any], kwargs: dict[str, Any], out: torch.Tensor) -> Any:
+        b = _bind(args, kwargs, ("input", "other"), alpha=1)  # other - alpha * input
+        return self._add_or_sub(node, "sub", (b["other"], b["input"]), {"alpha": b["alpha"]}, out)
 
     def _f_mul(self, node: str, args: Sequence[Any], kwargs: dict[str, Any], out: torch.Tensor) -> Any:
         b = _bind(args, kwargs, ("input", "other"))
-        return self._binary(node, OpKind.MUL, b["input"], b["other"], out)
+        return self._binary(node, "mul", b["input"], b["other"], out)
+
+    def _f_div(self, node: str, args: Sequence[Any], kwargs: dict[str, Any], out: torch.Tensor) -> Any:
+        b = _bind(args, kwargs, ("input", "other"), rounding_mode=None)
+        return self._binary(node, "div", b["input"], b["other"], out, transforms=b["rounding_mode"] is not None)
+
+    def _f_neg(self, node: str, args: Sequence[Any], kwargs: dict[str, Any], out: torch.Tensor) -> Any:
+        """``-x`` and ``x.reciprocal()``: one pass with a constant (``x · -1``, ``1 / x``)."""
+        src = self._src(_bind(args, kwargs, ("input",))["input"], "input")
+        return self.asm.layer(node, _shape(out), lambda n: self.b.scale(src.name, name=n))
+
+    def _f_matmul(self, node: str, args: Sequence[Any], kwargs: dict[str, Any], out: torch.Tensor) -> Any:
+        b = _bind(args, kwargs, ("input", "other"))
+        x, y = b["input"], b["other"]
+        if is_symbol(x) and is_symbol(y):
+            a, c = self.asm.resolve(x), self.asm.resolve(y)
+            if len(a.shape) < 2 or len(c.shape) < 2:
+                raise Unsupported(
+                    f"a matrix product of {a.shape} and {c.shape} (the IR's matmul takes operands of rank 2 or more)"
+                )
+            return self.asm.layer(node, _shape(out), lambda n: self.b.matmul(a.name, c.name, name=n))
+        if is_symbol(x) and isinstance(y, torch.Tensor) and y.dim() == 2:
+            return self._linear(node, x, out, y.shape[1], bias=False)  # x @ W: a linear layer without bias
+        const = y if is_symbol(x) else x
+        shape = _shape(const) if isinstance(const, torch.Tensor) else type(const).__name__
+        raise Unsupported(
+            f"a matrix product with a constant {'right' if is_symbol(x) else 'left'} operand of shape {shape} (only "
+            "x @ W with a 2-D constant W on the right is representable, as a linear layer)"
+        )
+
+    def _f_transpose(self, node: str, args: Sequence[Any], kwargs: dict[str, Any], out: torch.Tensor) -> Any:
+        b = _bind(args, kwargs, ("input", "dim0", "dim1"))
+        x = b["input"]
+        rank = out.dim()
+        perm = list(range(rank))
+        d0, d1 = int(b["dim0"]) % rank, int(b["dim1"]) % rank
+        perm[d0], perm[d1] = perm[d1], perm[d0]
+        return self._transpose(node, x, perm, out)
+
+    def _f_permute(self, node: str, args: Sequence[Any], kwargs: dict[str, Any], out: torch.Tensor) -> Any:
+        x = args[0] if args else kwargs["input"]
+        dims = args[1:] if len(args) > 1 else kwargs.get("dims", ())
+        if len(dims) == 1 and isinstance(dims[0], (tuple, list)):
+            dims = dims[0]  # x.permute((0, 2, 1)) as well as x.permute(0, 2, 1)
+        return self._transpose(node, x, [int(d) for d in dims], out)
+
+    def _f_reverse_dims(self, node: str, args: Sequence[Any], kwargs: dict[str, Any], out: torch.Tensor) -> Any:
+        """``x.t()``, ``x.T``: all dimensions reversed."""
+        return self._transpose(node, args[0], list(range(out.dim()))[::-1], out)
+
+    def _f_matrix_transpose(self, node: str, args: Sequence[Any], kwargs: dict[str, Any], out: torch.Tensor) -> Any:
+        """``x.mT``: the last two dimensions swapped."""
+        perm = list(range(out.dim()))
+        perm[-2:] = perm[-2:][::-1]
+        return self._transpose(node, args[0], perm, out)
+
+    def _f_layer_norm(self, node: str, args: Sequence[Any], kwargs: dict[str, Any], out: torch.Tensor) -> TensorRef:
+        b = _bind(args, kwargs, ("input", "normalized_shape", "weight", "bias"), weight=None, bias=None)
+        return self._layer_norm(node, b["input"], b["normalized_shape"], b["weight"], b["bias"], out)
+
+    def _f_scaled_dot_product_attention(
+        self, node: str, args: Sequence[Any], kwargs: dict[str, Any], out: torch.Tensor
+    ) -> TensorRef:
+        b = _bind(
+            args, kwargs, ("query", "key", "value", "attn_mask", "dropout_p", "is_causal", "scale", "enable_gqa"),
+            attn_mask=None, dropout_p=0.0, is_causal=False, scale=None, enable_gqa=False,
+        )
+        q, k, v = (self._src(b[name], name) for name in ("query", "key", "value"))
+        if _uniform(b["dropout_p"]) != 0.0:
+            raise Unsupported(
+                f"dropout_p={b['dropout_p']} drops attention weights at random even in eval mode; pass dropout_p=0.0 "
+                "for inference"
+            )
+        if b["enable_gqa"] and len(q.shape) >= 3 and q.shape[-3] != k.shape[-3]:
+            raise Unsupported(f"grouped-query attention ({q.shape[-3]} query heads, {k.shape[-3]} key heads)")
+        scale = q.shape[-1] ** -0.5 if b["scale"] is None else float(b["scale"])
+        mask = b["attn_mask"]
+        return self._attention(
+            node, q, k, v, scale=scale, mask=mask, constant_mask=mask is not None or bool(b["is_causal"]),
+            expected=_shape(out),
+        )
 
     def _f_cat(self, node: str, args: Sequence[Any], kwargs: dict[str, Any], out: torch.Tensor) -> TensorRef:
         b = _bind(args, kwargs, ("tensors", "dim"), dim=0)
@@ -543,7 +751,26 @@ class _TorchOps:
 
     _FUNCTIONS: dict[str, Callable[["_TorchOps", str, Sequence[Any], dict[str, Any], torch.Tensor], Any]] = {
         "add": _f_add,
+        "sub": _f_sub,
+        "subtract": _f_sub,
+        "rsub": _f_rsub,
         "mul": _f_mul,
+        "multiply": _f_mul,
+        "div": _f_div,
+        "divide": _f_div,
+        "true_divide": _f_div,
+        "neg": _f_neg,
+        "negative": _f_neg,
+        "reciprocal": _f_neg,
+        "matmul": _f_matmul,
+        "bmm": _f_matmul,
+        **dict.fromkeys(_TRANSPOSES, _f_transpose),
+        "permute": _f_permute,
+        "t": _f_reverse_dims,
+        "T": _f_reverse_dims,
+        "mT": _f_matrix_transpose,
+        "layer_norm": _f_layer_norm,
+        "scaled_dot_product_attention": _f_scaled_dot_product_attention,
         "cat": _f_cat,
         "concat": _f_cat,
         "concatenate": _f_cat,
@@ -568,6 +795,59 @@ class _TorchOps:
         "getitem": _f_getitem,
     }
 
+    # ---- nn.MultiheadAttention ---------------------------------------------------------------------------------
+    def _multihead_attention(
+        self, node: str, m: nn.MultiheadAttention, args: Sequence[Any], kwargs: dict[str, Any], out: Any
+    ) -> tuple[Any, Any]:
+        """Inference-mode ``nn.MultiheadAttention`` as the layers it computes: one linear projection each for q, k
+        and v (the packed ``in_proj_weight`` split in three: same MACs and parameters), a reshape and a transpose
+        per projection to (batch, heads, sequence, head_dim), the attention of :meth:`_attention`, a transpose and
+        a reshape back, and ``out_proj``. The averaged attention weights (``need_weights=True``, the default) have
+        no IR operator: they become an unsupported result, reported when read (or, unread, listed as skipped)."""
+        b = _bind(
+            args, kwargs, ("query", "key", "value", "key_padding_mask", "need_weights", "attn_mask",
+                           "average_attn_weights", "is_causal"),
+            key_padding_mask=None, need_weights=True, attn_mask=None, is_causal=False,
+        )
+        if m.bias_k is not None or m.add_zero_attn:
+            raise Unsupported("nn.MultiheadAttention with add_bias_kv=True or add_zero_attn=True")
+        if is_symbol(b["key_padding_mask"]) or is_symbol(b["attn_mask"]):
+            raise Unsupported(
+                "nn.MultiheadAttention with a mask computed by the network; use F.scaled_dot_product_attention, "
+                "whose attn_mask may be a network tensor"
+            )
+        q, k, v = (self._src(b[name], name) for name in ("query", "key", "value"))
+        heads, embed = m.num_heads, m.embed_dim
+        head_dim = embed // heads
+        rank = len(q.shape)
+        # (L, E) unbatched, (N, L, E) batch first, else (L, N, E); split puts heads first: (N, H, L, D) or (H, L, D)
+        split = [1, 0, 2] if rank == 2 else [0, 2, 1, 3] if m.batch_first else [1, 2, 0, 3]
+        merge = sorted(range(len(split)), key=lambda i: split[i])
+        bias = m.in_proj_bias is not None
+
+        def heads_first(src: TensorRef, what: str) -> TensorRef:
+            proj = self.asm.layer(
+                f"{node}.{what}_proj", None, lambda n: self.b.linear(src.name, embed, bias=bias, name=n)
+            )
+            parts = self.asm.view(f"{node}.{what}_heads", proj, (*proj.shape[:-1], heads, head_dim))
+            return self.asm.layer(f"{node}.{what}_t", None, lambda n: self.b.transpose(parts.name, split, name=n))
+
+        qh, kh, vh = heads_first(q, "q"), heads_first(k, "k"), heads_first(v, "v")
+        constant_mask = b["key_padding_mask"] is not None or b["attn_mask"] is not None or bool(b["is_causal"])
+        att = self._attention(node, qh, kh, vh, scale=head_dim ** -0.5, mask=None, constant_mask=constant_mask,
+                              expected=None)
+        back = self.asm.layer(f"{node}.merge_t", None, lambda n: self.b.transpose(att.name, merge, name=n))
+        merged = self.asm.view(f"{node}.merge", back, (*back.shape[:-2], embed))
+        result = self._linear(f"{node}.out_proj", merged, out[0], m.out_proj.out_features, m.out_proj.bias is not None)
+        weights: Any = out[1]
+        if isinstance(weights, torch.Tensor):
+            weights = self.asm.unsupported(
+                f"{node}.attn_output_weights", "MultiheadAttention",
+                "the attention weights nn.MultiheadAttention returns with need_weights=True (an average over heads) "
+                "have no IR operator; pass need_weights=False", q, [_shape(weights)],
+            )[0]
+        return (result, weights)
+
     # ---- leaf modules ----------------------------------------------------------------------------------------
     def _module(self, node: str, m: nn.Module, args: Sequence[Any], kwargs: dict[str, Any], out: torch.Tensor) -> Any:
         x = args[0] if args else next(iter(kwargs.values()), None)
@@ -584,6 +864,8 @@ class _TorchOps:
             return self._linear(node, x, out, m.out_features, m.bias is not None)
         if isinstance(m, nn.modules.batchnorm._BatchNorm):
             return self._batch_norm(node, x, out, m.affine)
+        if isinstance(m, nn.LayerNorm):
+            return self._layer_norm(node, x, m.normalized_shape, m.weight, m.bias, out)
         for cls, kind in _ACTIVATION_MODULES:
             if isinstance(m, cls):
                 return self._activation(node, x, kind, out)
@@ -709,6 +991,8 @@ class _EagerRecorder(TorchFunctionMode):
             out = self._distinct(out, (args, kwargs), _is_inplace(func, kwargs))  # the mode is off in this handler
             fname = canonical_name(func)
             node = self.ops.node_name(fname)
+            if getattr(func, "__name__", "") in _REFLECTED_DUNDERS and len(args) == 2:
+                args = (args[1], args[0])  # x.__rsub__(2) is 2 - x: the order torch.fx records
             self.register(out, self.ops.convert(node, fname, self.symbolize(args), self.symbolize(kwargs), out))
         return out
 

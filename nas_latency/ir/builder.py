@@ -9,10 +9,12 @@ from nas_latency.errors import InvalidInputError
 from nas_latency.ir.network import Layer, Network, Shape, TensorSpec, numel
 from nas_latency.ir.shapes import (
     channel_shuffle_output_shape,
+    check_layer_norm,
     concat_output_shape,
     elementwise_output_shape,
     flatten_output_shape,
     global_pool_output_shape,
+    matmul_output_shape,
     normalized_axis,
     window_output_size,
 )
@@ -163,6 +165,29 @@ class NetworkBuilder:
 
     def batch_norm(self, src: str, *, affine: bool = True, name: str | None = None) -> str:
         return self._emit(OpKind.BATCH_NORM, [src], self.shape(src), name, affine=affine)
+
+    def scale(self, src: str, *, name: str | None = None) -> str:
+        """One elementwise pass with a constant operand (``x * c``, ``x + c``, ...): the input's shape."""
+        return self._emit(OpKind.SCALE, [src], self.shape(src), name)
+
+    def layer_norm(self, src: str, *, axis: int = -1, affine: bool = True, name: str | None = None) -> str:
+        """Normalize over the dimensions from ``axis`` on (torch ``LayerNorm(shape[axis:])``)."""
+        shape = self.shape(src)
+        ax = check_layer_norm(shape, axis, where=self._where(OpKind.LAYER_NORM, [src]))
+        return self._emit(OpKind.LAYER_NORM, [src], shape, name, axis=ax, affine=affine)
+
+    def matmul(self, left: str, right: str, *, name: str | None = None) -> str:
+        """The product of two activations, ``(..., M, K) @ (..., K, N)`` (with weights: :meth:`linear`)."""
+        out = matmul_output_shape(self.shape(left), self.shape(right), where=self._where(OpKind.MATMUL, [left, right]))
+        return self._emit(OpKind.MATMUL, [left, right], out, name)
+
+    def transpose(self, src: str, perm: Sequence[int], *, name: str | None = None) -> str:
+        """Reorder the dimensions: output dimension ``i`` is input dimension ``perm[i]``."""
+        shape = self.shape(src)
+        if sorted(perm) != list(range(len(shape))):
+            raise InvalidInputError(f"{self._where(OpKind.TRANSPOSE, [src])}: {list(perm)} is not a permutation of "
+                                    f"the {len(shape)} dimensions of {shape}")
+        return self._emit(OpKind.TRANSPOSE, [src], tuple(shape[i] for i in perm), name)
 
     def activation(self, src: str, op: OpKind, *, axis: int | None = None, name: str | None = None) -> str:
         if op not in ACTIVATION_KINDS:

@@ -24,14 +24,17 @@ OP_GROUPS: dict[str, frozenset[OpKind]] = {
     "linear": frozenset({OpKind.LINEAR}),
     "pool": frozenset({OpKind.AVG_POOL, OpKind.MAX_POOL}),
     "global_pool": frozenset({OpKind.GLOBAL_AVG_POOL, OpKind.GLOBAL_MAX_POOL}),
-    "elementwise": frozenset({OpKind.ADD, OpKind.MUL, OpKind.ZERO}),
+    "elementwise": frozenset({OpKind.ADD, OpKind.MUL, OpKind.ZERO, OpKind.SCALE}),
     "activation": frozenset(
         {OpKind.RELU, OpKind.RELU6, OpKind.SIGMOID, OpKind.HARD_SIGMOID, OpKind.HARD_SWISH, OpKind.SILU,
          OpKind.GELU, OpKind.TANH, OpKind.SOFTMAX}
     ),
     "batch_norm": frozenset({OpKind.BATCH_NORM}),
-    "data_movement": frozenset({OpKind.CONCAT, OpKind.CHANNEL_SHUFFLE}),
+    "data_movement": frozenset({OpKind.CONCAT, OpKind.CHANNEL_SHUFFLE, OpKind.TRANSPOSE}),
     "view": frozenset({OpKind.FLATTEN, OpKind.RESHAPE, OpKind.IDENTITY}),
+    # attention and transformer blocks
+    "matmul": frozenset({OpKind.MATMUL}),
+    "layer_norm": frozenset({OpKind.LAYER_NORM}),
 }
 GROUP_OF: dict[OpKind, str] = {op: group for group, ops in OP_GROUPS.items() for op in ops}
 assert set(GROUP_OF) == set(OpKind), "every op kind belongs to exactly one feature group"

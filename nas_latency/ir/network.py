@@ -26,17 +26,21 @@ from nas_latency.ir.ops import (
 from nas_latency.ir.shapes import (
     Shape,
     channel_shuffle_output_shape,
+    check_layer_norm,
+    check_transpose,
     concat_output_shape,
     elementwise_output_shape,
     flatten_output_shape,
     global_pool_output_shape,
+    matmul_output_shape,
     normalized_axis,
     window_output_size,
 )
 
 DEFAULT_DTYPE_BYTES = 4  # float32
 #: kinds whose output has the shape of their one input
-SHAPE_KEEPING_KINDS = ACTIVATION_KINDS | {OpKind.BATCH_NORM, OpKind.CHANNEL_SHUFFLE, OpKind.ZERO, OpKind.IDENTITY}
+SHAPE_KEEPING_KINDS = ACTIVATION_KINDS | {OpKind.BATCH_NORM, OpKind.LAYER_NORM, OpKind.CHANNEL_SHUFFLE, OpKind.ZERO,
+                                          OpKind.IDENTITY, OpKind.SCALE}
 
 
 def numel(shape: Shape) -> int:
@@ -50,8 +54,12 @@ class Layer:
 
     Attributes that do not apply to an op kind stay at their defaults (``None``, ``1`` or ``False``).
     ``padding`` is ``(top, left, bottom, right)``. ``bias`` applies to conv and linear layers, ``affine`` to
-    batch norm (learned scale and shift), ``count_include_pad`` and ``ceil_mode`` to window pools,
-    ``axis`` to concat, softmax and flatten.
+    batch and layer norm (learned scale and shift), ``count_include_pad`` and ``ceil_mode`` to window pools,
+    ``axis`` to concat, softmax, flatten and layer norm (the first normalized dimension; default the last).
+    ``scale`` is one elementwise pass with a constant operand (``x * c``, ``x / c``, ``x + c``, ``x - c``: an
+    attention's scaling, a positional embedding); ``matmul`` multiplies two activations (``(..., M, K) @ (..., K, N)``; a product with learned weights is
+    ``linear``); ``transpose`` reorders dimensions (the IR keeps the shapes, not the permutation: what it costs
+    is the data it moves).
     """
 
     name: str
@@ -85,7 +93,7 @@ class Layer:
         if self.op in CONV_KINDS:
             assert self.kernel is not None
             return numel(self.output_shape) * (self.in_channels // self.groups) * self.kernel[0] * self.kernel[1]
-        if self.op is OpKind.LINEAR:
+        if self.op is OpKind.LINEAR or self.op is OpKind.MATMUL:
             return numel(self.output_shape) * self.input_shapes[0][-1]
         return 0
 
@@ -101,7 +109,15 @@ class Layer:
             return in_features * out_features + (out_features if self.bias else 0)
         if self.op is OpKind.BATCH_NORM:
             return 2 * self.out_channels if self.affine else 0
+        if self.op is OpKind.LAYER_NORM:
+            return 2 * numel(self.output_shape[self.norm_axis:]) if self.affine else 0
         return 0
+
+    @property
+    def norm_axis(self) -> int:
+        """The first dimension a layer norm normalizes (``axis``, default the last), counted from 0."""
+        rank = len(self.input_shapes[0])
+        return (self.axis if self.axis is not None else -1) % rank
 
     def activation_bytes_read(self, dtype_bytes: int = DEFAULT_DTYPE_BYTES) -> int:
         """Bytes of input activations read; 0 for view-like kinds (flatten, reshape, identity)."""
@@ -188,6 +204,14 @@ class Layer:
                 raise InvalidInputError(f"{where}: output shape {out} does not follow from inputs {list(shapes)} "
                                         f"(expected {expected})")
             return
+        if op is OpKind.MATMUL:
+            if len(shapes) != 2:
+                raise InvalidInputError(f"{where}: takes two inputs, got {len(shapes)}")
+            expected = matmul_output_shape(shapes[0], shapes[1], where=where)
+            if out != expected:
+                raise InvalidInputError(f"{where}: output shape {out} does not follow from inputs {list(shapes)} "
+                                        f"(expected {expected})")
+            return
         if op is not OpKind.CONCAT and len(shapes) != 1:
             raise InvalidInputError(f"{where}: takes one input, got {len(shapes)}")
         if self.groups != 1 and op not in CONV_KINDS and op is not OpKind.CHANNEL_SHUFFLE:
@@ -204,10 +228,15 @@ class Layer:
                 normalized_axis(self.axis, len(source), where=where)
             if op is OpKind.BATCH_NORM and len(source) < 2:
                 raise InvalidInputError(f"{where}: needs an input with a channel dimension, got {source}")
+            if op is OpKind.LAYER_NORM:
+                check_layer_norm(source, self.axis if self.axis is not None else -1, where=where)
         elif op in GLOBAL_POOL_KINDS:
             expected = global_pool_output_shape(source, where=where)
         elif op is OpKind.FLATTEN:
             expected = flatten_output_shape(source, self.axis if self.axis is not None else 1, where=where)
+        elif op is OpKind.TRANSPOSE:
+            check_transpose(source, out, where=where)
+            return
         else:  # windows and linear layers: checked by the caller; a reshape (also a frontend's stand-in for a
             return  # skipped node, which may change the element count) takes any output shape
         if out != expected:

@@ -12,12 +12,14 @@ class OpKind(str, Enum):
     GROUPED_CONV = "grouped_conv"
     DEPTHWISE_CONV = "depthwise_conv"
     LINEAR = "linear"
+    MATMUL = "matmul"
     AVG_POOL = "avg_pool"
     MAX_POOL = "max_pool"
     GLOBAL_AVG_POOL = "global_avg_pool"
     GLOBAL_MAX_POOL = "global_max_pool"
     ADD = "add"
     MUL = "mul"
+    SCALE = "scale"
     CONCAT = "concat"
     RELU = "relu"
     RELU6 = "relu6"
@@ -29,7 +31,9 @@ class OpKind(str, Enum):
     TANH = "tanh"
     SOFTMAX = "softmax"
     BATCH_NORM = "batch_norm"
+    LAYER_NORM = "layer_norm"
     CHANNEL_SHUFFLE = "channel_shuffle"
+    TRANSPOSE = "transpose"
     FLATTEN = "flatten"
     RESHAPE = "reshape"
     ZERO = "zero"
@@ -58,7 +62,7 @@ VIEW_KINDS: frozenset[OpKind] = frozenset({OpKind.FLATTEN, OpKind.RESHAPE, OpKin
 # Kinds whose result does not depend on the order of their inputs.
 COMMUTATIVE_KINDS: frozenset[OpKind] = frozenset({OpKind.ADD, OpKind.MUL})
 # Kinds with learned weights: two such layers on the same input are different computations.
-WEIGHTED_KINDS: frozenset[OpKind] = CONV_KINDS | {OpKind.LINEAR, OpKind.BATCH_NORM}
+WEIGHTED_KINDS: frozenset[OpKind] = CONV_KINDS | {OpKind.LINEAR, OpKind.BATCH_NORM, OpKind.LAYER_NORM}
 
 
 def conv_kind(in_channels: int, out_channels: int, groups: int) -> OpKind:

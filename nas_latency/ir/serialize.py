@@ -33,10 +33,10 @@ _APPLIES_TO: dict[str, frozenset[OpKind]] = {
     "kernel": _WINDOW_KINDS, "stride": _WINDOW_KINDS, "padding": _WINDOW_KINDS, "dilation": _WINDOW_KINDS,
     "groups": CONV_KINDS | {OpKind.CHANNEL_SHUFFLE},
     "bias": CONV_KINDS | {OpKind.LINEAR},
-    "affine": frozenset({OpKind.BATCH_NORM}),
+    "affine": frozenset({OpKind.BATCH_NORM, OpKind.LAYER_NORM}),
     "count_include_pad": frozenset({OpKind.AVG_POOL}),
     "ceil_mode": WINDOW_POOL_KINDS,
-    "axis": frozenset({OpKind.CONCAT, OpKind.SOFTMAX, OpKind.FLATTEN}),
+    "axis": frozenset({OpKind.CONCAT, OpKind.SOFTMAX, OpKind.FLATTEN, OpKind.LAYER_NORM}),
 }
 
 

@@ -83,3 +83,32 @@ def channel_shuffle_output_shape(shape: Shape, groups: int, *, where: str) -> Sh
     if groups < 2 or shape[1] % groups:
         raise InvalidInputError(f"{where}: groups={groups} must be >= 2 and divide {shape[1]}, the channels of {shape}")
     return shape
+
+
+def matmul_output_shape(left: Shape, right: Shape, *, where: str) -> Shape:
+    """``(..., M, K) @ (..., K, N) -> (..., M, N)``, the leading (batch) dimensions broadcast (torch.matmul and
+    ONNX MatMul on operands of rank 2 or more)."""
+    if len(left) < 2 or len(right) < 2:
+        raise InvalidInputError(f"{where}: needs operands of rank 2 or more, got {left} and {right}")
+    if left[-1] != right[-2]:
+        raise InvalidInputError(f"{where}: inner dimensions differ: {left} @ {right}")
+    batch = broadcast_shape([left[:-2] or (1,), right[:-2] or (1,)])
+    if batch is None:
+        raise InvalidInputError(f"{where}: batch dimensions of {left} and {right} do not broadcast")
+    lead = batch if len(left) > 2 or len(right) > 2 else ()
+    return (*lead, left[-2], right[-1])
+
+
+def check_transpose(source: Shape, out: Shape, *, where: str) -> None:
+    """A transpose's output has the input's dimensions in some order (the IR keeps shapes, not the order)."""
+    if sorted(source) != sorted(out):
+        raise InvalidInputError(f"{where}: output shape {out} is not a permutation of input {source}")
+
+
+def check_layer_norm(source: Shape, axis: int, *, where: str) -> int:
+    """A layer norm normalizes the dimensions from ``axis`` on (default the last); the batch dimension is not
+    one of them. Returns the axis in ``1..rank-1``."""
+    ax = normalized_axis(axis, len(source), where=where)
+    if ax == 0:
+        raise InvalidInputError(f"{where}: axis {axis} would normalize across the batch dimension of {source}")
+    return ax

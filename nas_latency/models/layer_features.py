@@ -6,7 +6,7 @@ configuration (names and graph position left out), and is what micro-kernel meas
 
 Families group op kinds that cost alike and share a model (``identity``, ``flatten`` and ``reshape`` are
 ``view``; both global pools are ``global_pool``); :func:`layer_flops` counts arithmetic the way a roofline
-needs it (2 per MAC for convolutions and linear layers, one per window element for pools, per element for the
+needs it (2 per MAC for convolutions, linear layers and matmuls, one per window element for pools, per element for the
 rest; 0 for views).
 """
 
@@ -23,24 +23,29 @@ from nas_latency.ir.ops import ACTIVATION_KINDS, CONV_KINDS, VIEW_KINDS
 FAMILIES: tuple[str, ...] = (
     "conv", "depthwise_conv", "grouped_conv", "linear", "avg_pool", "max_pool", "global_pool", "add", "mul",
     "concat", "relu", "activation", "softmax", "batch_norm", "channel_shuffle", "zero", "view",
+    "matmul", "layer_norm", "transpose", "scale",
 )
 _FAMILY: dict[OpKind, str] = {
     OpKind.CONV: "conv",
     OpKind.DEPTHWISE_CONV: "depthwise_conv",
     OpKind.GROUPED_CONV: "grouped_conv",
     OpKind.LINEAR: "linear",
+    OpKind.MATMUL: "matmul",
     OpKind.AVG_POOL: "avg_pool",
     OpKind.MAX_POOL: "max_pool",
     OpKind.GLOBAL_AVG_POOL: "global_pool",
     OpKind.GLOBAL_MAX_POOL: "global_pool",
     OpKind.ADD: "add",
     OpKind.MUL: "mul",
+    OpKind.SCALE: "scale",
     OpKind.CONCAT: "concat",
     OpKind.RELU: "relu",
     OpKind.RELU6: "relu",
     OpKind.SOFTMAX: "softmax",
     OpKind.BATCH_NORM: "batch_norm",
+    OpKind.LAYER_NORM: "layer_norm",
     OpKind.CHANNEL_SHUFFLE: "channel_shuffle",
+    OpKind.TRANSPOSE: "transpose",
     OpKind.ZERO: "zero",
     OpKind.FLATTEN: "view",
     OpKind.RESHAPE: "view",
@@ -54,7 +59,7 @@ assert set(_FAMILY) == set(OpKind) and set(_FAMILY.values()) <= set(FAMILIES)
 _ELEMENT_OPS: dict[OpKind, float] = {
     OpKind.RELU: 1, OpKind.RELU6: 2, OpKind.SIGMOID: 4, OpKind.HARD_SIGMOID: 3, OpKind.HARD_SWISH: 4,
     OpKind.SILU: 5, OpKind.GELU: 8, OpKind.TANH: 4, OpKind.SOFTMAX: 5, OpKind.BATCH_NORM: 2, OpKind.ZERO: 1,
-    OpKind.CHANNEL_SHUFFLE: 0, OpKind.CONCAT: 0,
+    OpKind.CHANNEL_SHUFFLE: 0, OpKind.CONCAT: 0, OpKind.TRANSPOSE: 0, OpKind.LAYER_NORM: 8, OpKind.SCALE: 1,
 }
 
 
@@ -66,7 +71,7 @@ def family(layer_or_op: Layer | OpKind) -> str:
 def layer_flops(layer: Layer) -> float:
     """Arithmetic operations of one run of the layer (whole batch)."""
     op = layer.op
-    if op in CONV_KINDS or op is OpKind.LINEAR:
+    if op in CONV_KINDS or op is OpKind.LINEAR or op is OpKind.MATMUL:
         return 2.0 * layer.macs
     if op in (OpKind.AVG_POOL, OpKind.MAX_POOL):
         assert layer.kernel is not None
@@ -147,8 +152,10 @@ def layer_feature_vector(layer: Layer) -> np.ndarray:
     spatial_out = out_shape[2:4] if len(out_shape) >= 4 else (1, 1)
     cin = in_shape[1] if len(in_shape) > 1 else in_shape[-1]
     cout = out_shape[1] if len(out_shape) > 1 else out_shape[-1]
-    if layer.op is OpKind.LINEAR:
+    if layer.op is OpKind.LINEAR or layer.op is OpKind.MATMUL:
         cin, cout = in_shape[-1], out_shape[-1]
+    elif layer.op is OpKind.LAYER_NORM:  # its "channels" are the features of a normalized row, as batch norm's
+        cin = cout = numel(in_shape[layer.norm_axis:])
     kernel = layer.kernel or (1, 1)
     stride = layer.stride[0] if layer.stride else 1
     values = [

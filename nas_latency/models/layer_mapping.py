@@ -12,8 +12,8 @@ follows its producer: the runtime fused it (``w < fuse_threshold``). A weight ne
 values in between are partial savings (the consumer's input is still in cache).
 
 Where no block showed a pattern, the default rules of the runtime apply (:data:`DEFAULT_RULES`: torch eager fuses
-nothing; onnxruntime folds batch norm and activations into the convolution before it and drops views), then the
-standalone weight of the consumer's family, then 1.
+nothing; onnxruntime folds batch norm and activations into the convolution before it, the scaling of a matmul's
+product into the matmul, and drops views), then the standalone weight of the consumer's family, then 1.
 
 :meth:`MappingModel.groups` turns a network into fused kernels (a main layer and the layers fused into it) — the
 unit the stacked network model sums over.
@@ -44,6 +44,8 @@ DEFAULT_RULES: dict[str, dict[str, float]] = {
         **{f"{c}>relu": 0.0 for c in _CONV_FAMILIES},
         "batch_norm>relu": 0.0,
         "linear>relu": 0.0,
+        # MatMulScaleFusion: a matmul and the scaling of its product run as one FusedMatMul (alpha)
+        "matmul>scale": 0.0,
         "view": 0.0,
     },
 }

@@ -13,9 +13,12 @@ from nas_latency.bench.generators import (
     block_items,
     calibration_items,
     call_overhead_ms,
+    SEQUENCE_ONLY_KINDS,
     grid_kernels,
     kernel_sweep,
     random_kernels,
+    random_sequence_kernels,
+    sequence_grid_kernels,
     spec_from_layer,
     with_block_layers,
 )
@@ -23,7 +26,7 @@ from nas_latency.bench.protocol import PROTOCOLS
 from nas_latency.bench.runners import CudaEventsRunner, OnnxRuntimeRunner, TorchEagerRunner, make_runner
 from nas_latency.bench.sweep import run_sweep
 from nas_latency.errors import FailedPreconditionError, InvalidInputError, NotFoundError
-from nas_latency.ir import OpKind
+from nas_latency.ir import Layer, OpKind
 from nas_latency.models.layer_features import layer_key
 
 
@@ -44,6 +47,11 @@ def test_full_grid_covers_every_family_of_the_evaluation_networks() -> None:
             OpKind.MAX_POOL, OpKind.GLOBAL_AVG_POOL, OpKind.ADD, OpKind.RELU, OpKind.RELU6, OpKind.BATCH_NORM,
             OpKind.ZERO, OpKind.IDENTITY, OpKind.FLATTEN, OpKind.CHANNEL_SHUFFLE} <= ops
     assert all(s.layer().macs <= 3e8 for s in grid_kernels("full"))
+    # the transformer kinds, measured by the quick sweep too
+    assert {OpKind.MATMUL, OpKind.LAYER_NORM, OpKind.TRANSPOSE, OpKind.SCALE} <= ops
+    assert {OpKind.MATMUL, OpKind.LAYER_NORM, OpKind.TRANSPOSE, OpKind.SCALE, OpKind.LINEAR} <= {
+        s.op for s in grid_kernels("quick") if s.tokens is not None}
+    assert {s.op for s in sequence_grid_kernels("full")} >= {OpKind.SOFTMAX, OpKind.GELU, OpKind.ADD}
 
 
 def test_random_kernels_respect_the_mac_cap_and_structure() -> None:
@@ -71,9 +79,79 @@ def test_specs_round_trip_and_neighbours_stay_valid() -> None:
     assert 1 <= len(new) <= 6 and not {layer_key(l) for l in new} & {layer_key(l) for l in worst}
 
 
+def test_sequence_kernels_have_transformer_shapes() -> None:
+    by_op = {}
+    for spec in sequence_grid_kernels("quick"):
+        by_op.setdefault(spec.op, []).append(spec.layer())
+    linear = by_op[OpKind.LINEAR][0]
+    assert linear.input_shapes == ((1, 64, 128),) and linear.output_shape == (1, 64, 128)
+    assert [l.input_shapes for l in by_op[OpKind.MATMUL]] == [((1, 4, 64, 32), (1, 4, 32, 64)),
+                                                              ((1, 4, 64, 64), (1, 4, 64, 32))]
+    assert [(l.input_shapes[0], l.output_shape) for l in by_op[OpKind.TRANSPOSE]] == [
+        ((1, 64, 128), (1, 128, 64)), ((1, 64, 4, 32), (1, 4, 64, 32))]
+    norm = by_op[OpKind.LAYER_NORM][0]
+    assert norm.input_shapes == ((1, 64, 128),) and norm.norm_axis == 2 and norm.affine and norm.params == 256
+    assert by_op[OpKind.SCALE][0].input_shapes == ((1, 4, 64, 64),)
+
+
+def test_kernel_specs_refuse_layouts_they_cannot_express() -> None:
+    for op in SEQUENCE_ONLY_KINDS:
+        with pytest.raises(InvalidInputError, match="sequence layout"):
+            KernelSpec(op, 64, 64, 1)
+    with pytest.raises(InvalidInputError, match="not conv"):
+        KernelSpec(OpKind.CONV, 16, 16, 1, tokens=8)
+    with pytest.raises(InvalidInputError, match="heads"):
+        KernelSpec(OpKind.RELU, 16, 16, 4, heads=2)
+    with pytest.raises(InvalidInputError, match="size, kernel"):
+        KernelSpec(OpKind.LAYER_NORM, 16, 16, 4, tokens=8)
+    with pytest.raises(InvalidInputError, match="cout must equal cin"):
+        KernelSpec(OpKind.SCALE, 16, 32, 1, tokens=8)
+    with pytest.raises(InvalidInputError, match="tokens must be"):
+        KernelSpec(OpKind.SCALE, 16, 16, 1, tokens=0)
+
+
+def test_every_generated_kernel_maps_back_to_its_spec_and_sequence_neighbours_stay_valid() -> None:
+    rng = np.random.default_rng(5)
+    specs = grid_kernels("full") + random_sequence_kernels(120, rng)
+    assert sum(s.tokens is not None for s in specs) > 250
+    for spec in specs:
+        assert spec_from_layer(spec.layer()) == spec, spec
+    for spec in sequence_grid_kernels("quick"):
+        for _ in range(5):
+            near = spec.perturbed(rng)
+            assert (near.op, near.heads, near.batch) == (spec.op, spec.heads, spec.batch) and near.tokens
+            assert near.op in (OpKind.LINEAR, OpKind.MATMUL) or near.cout == near.cin
+            near.layer()
+    # adaptive resampling finds neighbours of transformer kernels
+    worst = [s.layer() for s in sequence_grid_kernels("quick")]
+    new = adaptive_kernels(worst, 2, rng, exclude={layer_key(l) for l in worst})
+    assert {l.op for l in new} == {s.op for s in sequence_grid_kernels("quick")}
+    # a softmax on attention scores maps to the sequence layout (its scores need not be square)
+    scores = KernelSpec(OpKind.SOFTMAX, 64, 64, 1, tokens=32, heads=4)
+    assert spec_from_layer(scores.layer()) == scores
+
+
+def test_the_quick_sweep_measures_transformer_kernels() -> None:
+    items = kernel_sweep("quick", seed=0)
+    ops = {(i.network.layers[0].op, i.origin) for i in items}
+    assert {(OpKind.MATMUL, "grid"), (OpKind.LAYER_NORM, "grid"), (OpKind.TRANSPOSE, "grid"),
+            (OpKind.SCALE, "grid")} <= ops
+
+
+    def in_sequence_layout(layer: Layer) -> bool:  # random image kernels are (N, C, H, W), or (N, F) linear layers
+        return len(layer.input_shapes[0]) == 3 or layer.op in SEQUENCE_ONLY_KINDS or layer.op is OpKind.SOFTMAX
+
+    assert sum(i.origin == "random" and in_sequence_layout(i.network.layers[0]) for i in items) == 2
+
+
 def test_blocks_and_their_layers_come_together() -> None:
     blocks = block_items("quick")
-    assert {b.origin for b in blocks} >= {"block:conv_bn_relu", "block:nb201_cell", "block:fbnet_block", "block:head"}
+    assert {b.origin for b in blocks} >= {"block:conv_bn_relu", "block:nb201_cell", "block:fbnet_block", "block:head",
+                                          "block:attention"}
+    attention = next(b.network for b in blocks if b.origin == "block:attention")
+    assert {OpKind.LAYER_NORM, OpKind.LINEAR, OpKind.TRANSPOSE, OpKind.MATMUL, OpKind.SCALE, OpKind.SOFTMAX,
+            OpKind.ADD} <= {layer.op for layer in attention}
+    assert {b.origin for b in block_items("full")} >= {"block:attention", "block:mlp"}
     items = with_block_layers(blocks)
     assert items[0] is blocks[0]
     first_layers = items[1 : 1 + len(blocks[0].network.layers)]
@@ -128,6 +206,13 @@ def test_the_onnxruntime_runner_times_a_tiny_network() -> None:
     wall, cpu = OnnxRuntimeRunner().sampler(block.network, copies=2)(3)
     assert wall > 0 and cpu > 0
     assert make_runner("onnxruntime").info()["provider"] == "CPUExecutionProvider"
+
+
+def test_the_onnxruntime_runner_times_an_attention_block() -> None:
+    pytest.importorskip("onnxruntime")
+    block = next(b for b in block_items("quick") if b.origin == "block:attention")
+    wall, cpu = OnnxRuntimeRunner().sampler(block.network)(3)
+    assert wall > 0 and cpu > 0
 
 
 def test_the_cuda_runner_refuses_without_a_gpu_and_unknown_runtimes_are_refused() -> None:

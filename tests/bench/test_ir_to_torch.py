@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from typing import Callable
 
 import pytest
 import torch
@@ -10,7 +11,16 @@ import torch.fx as fx
 import torch.nn.functional as F
 from torch import nn
 
-from nas_latency.bench.ir_to_torch import PaddedPool2d, build_torch_module
+from nas_latency.bench.generators import add_attention, add_mlp
+from nas_latency.bench.ir_to_torch import (
+    SCALE_FACTOR,
+    PaddedPool2d,
+    Scale,
+    Transpose,
+    build_torch_module,
+    transpose_permutation,
+)
+from nas_latency.errors import InvalidInputError
 from nas_latency.frontends.torch_modules import ChannelShuffle, Zero
 from nas_latency.ir import Network, NetworkBuilder, OpKind
 from search_spaces import get_space
@@ -59,6 +69,14 @@ def every_op_network() -> Network:
     r = b.reshape(f, (2, 48, 6), name="reshape")
     r = b.activation(r, OpKind.GELU, name="gelu")
     r = b.batch_norm(r, affine=False, name="bn1d")
+    # a small attention: (2, 48, 6) tokens × features
+    ln = b.layer_norm(r, name="ln")
+    keys = b.transpose(ln, (0, 2, 1), name="transpose")  # (2, 6, 48)
+    scores = b.scale(b.matmul(ln, keys, name="matmul"), name="scale")  # (2, 48, 48)
+    scores = b.transpose(scores, (0, 2, 1), name="transpose_square")  # output shape = input shape
+    attended = b.matmul(scores, ln, name="matmul_v")  # (2, 48, 6)
+    attended = b.layer_norm(attended, axis=1, affine=False, name="ln_rows")  # over (48, 6), no parameters
+    r = b.add(r, attended, name="residual")
     r = b.linear(r, 5, bias=False, name="fc1")
     r = b.activation(r, OpKind.RELU, name="relu")
     gm = b.flatten(gm, name="flatten_gm")
@@ -83,6 +101,9 @@ def test_submodules_are_named_after_layers_and_fx_traceable() -> None:
     assert module.module_names["conv_asym"] == "conv_asym"
     assert isinstance(module.shuffle, ChannelShuffle) and isinstance(module.zero, Zero)
     assert isinstance(module.relu, nn.ReLU) and not module.relu.inplace
+    assert isinstance(module.transpose, Transpose) and isinstance(module.scale, Scale)
+    assert isinstance(module.ln, nn.LayerNorm) and module.ln.normalized_shape == (6,)
+    assert module.ln_rows.normalized_shape == (48, 6) and module.ln_rows.weight is None
     x = torch.randn(2, 8, 9, 9)
     traced = fx.symbolic_trace(module)
     with torch.no_grad():
@@ -263,3 +284,84 @@ def test_every_ganesan_network_has_ir_params() -> None:
 @pytest.mark.parametrize("arch", ["squeezenet1_1", "mobilenet_v2_0.25", "mobilegen_001"])
 def test_ganesan_networks_run(arch: str) -> None:
     _check_runs(get_space("ganesan_mobile").to_ir(arch))
+
+
+# ---- transformer kinds --------------------------------------------------------------------------------------------
+def test_transpose_permutation_is_stable_and_never_the_identity_where_dimensions_repeat() -> None:
+    assert transpose_permutation((2, 3, 5), (2, 5, 3), where="t") == (0, 2, 1)
+    assert transpose_permutation((1, 32, 4, 16), (1, 4, 32, 16), where="t") == (0, 2, 1, 3)  # head split
+    assert transpose_permutation((1, 4, 16, 32), (1, 4, 32, 16), where="t") == (0, 1, 3, 2)  # K^T
+    # equal sizes keep their order: (1, 8, 8, 64) -> (1, 8, 64, 8) moves the second 8, not the first
+    assert transpose_permutation((1, 8, 8, 64), (1, 8, 64, 8), where="t") == (0, 1, 3, 2)
+    # output shape = input shape: the last pair of equal dimensions is swapped (K^T with head size = tokens)
+    assert transpose_permutation((1, 4, 16, 16), (1, 4, 16, 16), where="t") == (0, 1, 3, 2)
+    assert transpose_permutation((1, 8, 8, 64), (1, 8, 8, 64), where="t") == (0, 2, 1, 3)
+    assert transpose_permutation((2, 3, 5), (2, 3, 5), where="t") == (0, 1, 2)  # nothing to swap
+    with pytest.raises(InvalidInputError, match="layer 'x'.*not a permutation"):
+        transpose_permutation((2, 3, 5), (2, 3, 4), where="layer 'x'")
+
+
+def _single_layer(shape: tuple[int, ...], build: Callable[[NetworkBuilder, str], str]
+                  ) -> tuple[torch.nn.Module, torch.Tensor]:
+    b = NetworkBuilder("one")
+    x = b.input(shape)
+    network = b.build([build(b, x)])
+    module = build_torch_module(network)
+    assert sum(p.numel() for p in module.parameters()) == network.params
+    return module, torch.randn(shape)
+
+
+def test_a_transpose_moves_its_data_even_to_the_same_shape() -> None:
+    module, x = _single_layer((2, 5, 5), lambda b, x: b.transpose(x, (0, 2, 1)))
+    with torch.no_grad():
+        out = module(x)
+    assert torch.equal(out, x.transpose(1, 2)) and out.is_contiguous() and out.data_ptr() != x.data_ptr()
+    # only size-1 dimensions move: the permuted view is already contiguous, and still the data is copied
+    module, x = _single_layer((1, 3, 4), lambda b, x: b.transpose(x, (1, 0, 2)))
+    with torch.no_grad():
+        out = module(x)
+    assert tuple(out.shape) == (3, 1, 4) and torch.equal(out, x.permute(1, 0, 2))
+    assert out.data_ptr() != x.data_ptr()
+    # no two dimensions alike, transposed to itself: a plain copy
+    module, x = _single_layer((2, 3, 5), lambda b, x: b.transpose(x, (0, 1, 2)))
+    with torch.no_grad():
+        out = module(x)
+    assert torch.equal(out, x) and out.data_ptr() != x.data_ptr()
+
+
+def test_scale_layer_norm_and_matmul_compute_what_the_ir_says() -> None:
+    module, x = _single_layer((2, 3, 8), lambda b, x: b.scale(x))
+    with torch.no_grad():
+        assert torch.equal(module(x), x * SCALE_FACTOR) and SCALE_FACTOR != 1.0
+    module, x = _single_layer((2, 3, 8), lambda b, x: b.layer_norm(x, axis=1))
+    with torch.no_grad():
+        assert torch.allclose(module(x), F.layer_norm(x, (3, 8)), atol=1e-6)  # fresh affine: weight 1, bias 0
+    b = NetworkBuilder("mm")
+    left, right = b.input((2, 4, 3, 5), name="a"), b.input((5, 7), name="w")  # batch dims broadcast
+    network = b.build([b.matmul(left, right)])
+    u, v = torch.randn(2, 4, 3, 5), torch.randn(5, 7)
+    with torch.no_grad():
+        out = build_torch_module(network)(u, v)
+    assert tuple(out.shape) == network.layers[0].output_shape == (2, 4, 3, 7)
+    assert torch.allclose(out, torch.matmul(u, v))
+
+
+def tiny_transformer(tokens: int = 16, width: int = 32, heads: int = 4, blocks: int = 2) -> Network:
+    """A small pre-norm transformer encoder on ``(1, tokens, width)``: attention and MLP blocks."""
+    b = NetworkBuilder("tiny_transformer")
+    x = b.input((1, tokens, width))
+    for _ in range(blocks):
+        x = add_mlp(b, add_attention(b, x, heads))
+    return b.build([b.layer_norm(x)])
+
+
+def test_a_transformer_network_runs_with_ir_params_and_is_fx_traceable() -> None:
+    network = tiny_transformer()
+    assert {OpKind.LAYER_NORM, OpKind.LINEAR, OpKind.TRANSPOSE, OpKind.MATMUL, OpKind.SCALE, OpKind.SOFTMAX,
+            OpKind.ADD, OpKind.GELU, OpKind.RESHAPE} == {layer.op for layer in network}
+    out = _check_runs(network)
+    assert torch.isfinite(out).all()
+    module = build_torch_module(network)
+    x = torch.randn(1, 16, 32)
+    with torch.no_grad():
+        assert torch.equal(fx.symbolic_trace(module)(x), module(x))

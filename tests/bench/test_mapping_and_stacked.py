@@ -244,3 +244,58 @@ def test_the_context_curve_charges_activation_traffic_in_a_large_network(layer_m
                                plain.predict_networks([small, big]) + np.array([0.0, extra]), rtol=1e-12)
     restored = StackedNetworkModel.from_artifact(artifact_from_bytes(slowed.to_artifact().to_bytes()))
     assert restored.kappa(big) == pytest.approx(0.05)
+
+
+# ---- transformer networks -----------------------------------------------------------------------------------------
+def transformer_block(tokens: int = 16, width: int = 32, heads: int = 4) -> Network:
+    """layer norm, linear, transpose, matmul, scale, softmax, matmul, add (and the reshapes of the head split)."""
+    from nas_latency.bench.generators import add_attention
+
+    b = NetworkBuilder(f"transformer;t={tokens};d={width};h={heads}")
+    x = b.input((1, tokens, width), name="x0")
+    return b.build([add_attention(b, x, heads)])
+
+
+def test_onnxruntime_folds_the_scaling_of_attention_scores_into_their_matmul() -> None:
+    network = transformer_block()
+    patterns = layer_patterns(network)
+    scale = next(l.name for l in network.layers if l.op is OpKind.SCALE)
+    matmul = next(l.name for l in network.layers if l.op is OpKind.MATMUL)
+    assert patterns[scale] == "matmul>scale" and DEFAULT_RULES["onnxruntime"]["matmul>scale"] == 0.0
+    ort_groups = [g.members for g in MappingModel(runtime="onnxruntime").fit([]).groups(network)]
+    assert (matmul, scale) in ort_groups
+    torch_groups = MappingModel(runtime="torch").fit([]).groups(network)
+    assert [g.members for g in torch_groups] == [(l.name,) for l in network.layers]  # torch eager fuses nothing
+
+
+def test_a_transformer_network_is_predicted_from_real_micro_kernel_measurements() -> None:
+    """Real torch measurements (quick protocol): the transformer micro-kernels of the quick grid and the block's
+    own layers fit the layer model; the block itself fits the mapping; every layer gets a positive time."""
+    from nas_latency.bench.device import block_observations, in_network_ms, kernel_dataset
+    from nas_latency.bench.generators import BenchItem, kernel_item, sequence_grid_kernels, with_block_layers
+    from nas_latency.bench.protocol import PROTOCOLS
+    from nas_latency.bench.runners import TorchEagerRunner
+    from nas_latency.bench.sweep import latency_of, run_sweep
+    from nas_latency.models.layer_features import families_of
+
+    network = transformer_block()
+    block = BenchItem(f"block;{network.name}", "block", network, "block:transformer")
+    items = with_block_layers([block]) + [kernel_item(s.layer(), "grid") for s in sequence_grid_kernels("quick")]
+    result = run_sweep(items, TorchEagerRunner(), PROTOCOLS["quick"], rounds=2)
+    assert not result.failed and len(result.measured) == len(items)
+    kernels = [m for m in result.measured if m.item.kind == "kernel"]
+    features, y, _ = kernel_dataset(kernels, overhead_ms=0.0)
+    assert set(families_of(features)) >= {"matmul", "layer_norm", "transpose", "scale", "linear", "softmax", "add"}
+    assert np.all(y > 0)
+    local = {layer_key(m.item.network.layers[0]): in_network_ms(latency_of(m.stats, "fastest_round"), 0.0)
+             for m in kernels if m.item.origin == "block_layer"}
+    measured_block = [m for m in result.measured if m.item.kind == "block"]
+    observations = block_observations(measured_block, local, 0.0)
+    assert len(observations) == 1
+    model = StackedNetworkModel(layer_model="refined_roofline").fit(features, y, observations, overhead_ms=0.0)
+    breakdown = model.breakdown(network)
+    assert sorted(n for g in breakdown for n in g.members) == sorted(l.name for l in network.layers)
+    assert all(t > 0 for g in breakdown for t in g.layer_ms)  # no layer predicted as free
+    predicted = float(model.predict_networks([network])[0])
+    measured = observations[0].block_ms
+    assert np.isfinite(predicted) and 0.2 * measured < predicted < 5.0 * measured

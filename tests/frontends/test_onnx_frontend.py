@@ -224,7 +224,7 @@ def test_symbolic_batch_dimension(cases: types.ModuleType) -> None:
 def _unsupported_model(cases: types.ModuleType, name: str = "act") -> onnx.ModelProto:
     nodes = [
         helper.make_node("LeakyRelu", ["x"], ["a"], name=name),
-        helper.make_node("Transpose", ["a"], ["t"], perm=[0, 1, 3, 2]),  # unnamed
+        helper.make_node("Einsum", ["a"], ["t"], equation="nchw->ncwh"),  # unnamed; a transpose with no IR kind
         helper.make_node("Relu", ["t"], ["y"], name="relu"),
     ]
     return cases.onnx_model(nodes, [cases.tensor("x", [1, 2, 3, 5])], [cases.tensor("y", [1, 2, 5, 3])])
@@ -241,7 +241,7 @@ def test_unsupported_operator_error_names_the_node(cases: types.ModuleType) -> N
 
 def test_skip_mode_reports_each_skipped_node(cases: types.ModuleType) -> None:
     conversion = onnx_to_ir(_unsupported_model(cases), on_unsupported="skip")
-    assert [(s.node, s.operator) for s in conversion.skipped] == [("act", "LeakyRelu"), ("#1", "Transpose")]
+    assert [(s.node, s.operator) for s in conversion.skipped] == [("act", "LeakyRelu"), ("#1", "Einsum")]
     assert "readers take its input" in conversion.skipped[0].reason
     assert "reshape (1, 2, 3, 5) -> (1, 2, 5, 3)" in conversion.skipped[1].reason
     network = conversion.network

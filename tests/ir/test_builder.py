@@ -421,3 +421,84 @@ def test_default_dtype_is_float32_and_half_precision_halves_bytes() -> None:
     assert layer.bytes_read() == layer.bytes_read(4) == 2 * layer.bytes_read(2)
     assert net.bytes_written() == 2 * net.bytes_written(2)
     assert net.arithmetic_intensity(2) == pytest.approx(2 * net.arithmetic_intensity(4))
+
+
+# ---- attention and transformer kinds ------------------------------------------------------------------------------
+@pytest.mark.parametrize("left, right", [
+    ((4, 8), (8, 3)),
+    ((2, 5, 8), (2, 8, 7)),
+    ((2, 4, 16, 8), (2, 4, 8, 16)),  # (batch, heads, tokens, width): attention scores
+    ((2, 4, 16, 8), (8, 16)),  # a rank-2 right operand broadcasts over the batch dimensions
+    ((1, 4, 16, 8), (3, 1, 8, 2)),
+])
+def test_matmul_shapes_and_macs_match_torch(left: tuple[int, ...], right: tuple[int, ...]) -> None:
+    b = NetworkBuilder("m")
+    out = b.matmul(b.input(left, name="a"), b.input(right, name="b"))
+    layer = b.build().layer(out)
+    expected = torch.matmul(torch.zeros(left), torch.zeros(right)).shape
+    assert layer.output_shape == tuple(expected) and layer.op is OpKind.MATMUL
+    assert layer.macs == numel(tuple(expected)) * left[-1]
+    assert layer.params == 0 and layer.bytes_read() == 4 * (numel(left) + numel(right))
+
+
+def test_matmul_errors() -> None:
+    b = NetworkBuilder("m")
+    x, y, v = b.input((2, 5, 8), name="x"), b.input((2, 7, 8), name="y"), b.input((8,), name="v")
+    with pytest.raises(InvalidInputError, match=r"matmul of \['x', 'y'\]: inner dimensions differ"):
+        b.matmul(x, y)
+    with pytest.raises(InvalidInputError, match="needs operands of rank 2 or more"):
+        b.matmul(x, v)
+    z = b.input((3, 8, 4), name="z")
+    with pytest.raises(InvalidInputError, match="batch dimensions of"):
+        b.matmul(x, z)
+
+
+@pytest.mark.parametrize("perm", [(0, 2, 1), (2, 0, 1), (0, 1, 2), (1, 0, 2)])
+def test_transpose_shape_matches_torch_permute(perm: tuple[int, ...]) -> None:
+    b = NetworkBuilder("t")
+    out = b.transpose(b.input((2, 3, 5)), perm)
+    layer = b.build().layer(out)
+    assert layer.output_shape == tuple(torch.zeros(2, 3, 5).permute(*perm).shape)
+    assert layer.bytes_read() == layer.bytes_written() == 4 * 30  # it moves the data, unlike a view
+    with pytest.raises(InvalidInputError, match=r"\[0, 0, 1\] is not a permutation of the 3 dimensions"):
+        b.transpose(b.input((2, 3, 5), name="again"), (0, 0, 1))
+
+
+@pytest.mark.parametrize("shape, axis", [((2, 16, 64), -1), ((2, 16, 64), 1), ((2, 8, 4, 4), -3)])
+@pytest.mark.parametrize("affine", [True, False])
+def test_layer_norm_params_match_torch(shape: tuple[int, ...], axis: int, affine: bool) -> None:
+    b = NetworkBuilder("ln")
+    out = b.layer_norm(b.input(shape), axis=axis, affine=affine)
+    layer = b.build().layer(out)
+    torch_norm = nn.LayerNorm(shape[axis:], elementwise_affine=affine)
+    assert layer.params == _torch_params(torch_norm)
+    assert layer.axis == axis % len(shape) and layer.output_shape == shape
+    with pytest.raises(InvalidInputError, match="would normalize across the batch dimension"):
+        b.layer_norm(b.input(shape, name="again"), axis=0)
+
+
+def test_scale_keeps_the_shape_and_costs_one_pass() -> None:
+    b = NetworkBuilder("s")
+    out = b.scale(b.input((2, 16, 64)))
+    layer = b.build().layer(out)
+    assert layer.output_shape == (2, 16, 64) and layer.macs == 0 and layer.params == 0
+    assert layer.bytes_read() == layer.bytes_written() == 4 * 2 * 16 * 64
+
+
+def test_a_stated_transformer_layer_is_checked() -> None:
+    from nas_latency.ir.network import Layer
+
+    def check(**stated: object) -> None:
+        Layer(name="bad", **stated).check()  # type: ignore[arg-type]
+
+    with pytest.raises(InvalidInputError, match=r"layer 'bad' \(transpose\): output shape \(2, 4, 5\) is not a "
+                                                r"permutation of input \(2, 3, 5\)"):
+        check(op=OpKind.TRANSPOSE, inputs=("x",), input_shapes=((2, 3, 5),), output_shape=(2, 4, 5))
+    with pytest.raises(InvalidInputError, match=r"layer 'bad' \(matmul\): output shape \(2, 5, 5\) does not follow"):
+        check(op=OpKind.MATMUL, inputs=("x", "y"), input_shapes=((2, 5, 8), (2, 8, 7)), output_shape=(2, 5, 5))
+    with pytest.raises(InvalidInputError, match=r"layer 'bad' \(matmul\): takes two inputs, got 1"):
+        check(op=OpKind.MATMUL, inputs=("x",), input_shapes=((2, 5, 8),), output_shape=(2, 5, 8))
+    with pytest.raises(InvalidInputError, match=r"layer 'bad' \(layer_norm\): axis 3 is outside rank 3"):
+        check(op=OpKind.LAYER_NORM, inputs=("x",), input_shapes=((2, 5, 8),), output_shape=(2, 5, 8), axis=3)
+    with pytest.raises(InvalidInputError, match=r"layer 'bad' \(scale\): output shape \(2, 5\) does not follow"):
+        check(op=OpKind.SCALE, inputs=("x",), input_shapes=((2, 5, 8),), output_shape=(2, 5))

@@ -5,7 +5,7 @@ from nas_latency.ir.features import IR_FEATURE_NAMES, FeatureMatrix, IRFeaturize
 from nas_latency.ir.liveness import needed_layers, pruned_features
 from nas_latency.ir.network import DEFAULT_DTYPE_BYTES, Layer, Network, Shape, TensorSpec, numel
 from nas_latency.ir.ops import OpKind, conv_kind
-from nas_latency.ir.passes import canonicalize, eliminate_common_subexpressions, remove_identities
+from nas_latency.ir.passes import canonicalize, eliminate_common_subexpressions, fuse_transposes, remove_identities
 from nas_latency.ir.serialize import (
     load_network_json,
     network_from_dict,
@@ -29,6 +29,7 @@ __all__ = [
     "canonicalize",
     "conv_kind",
     "eliminate_common_subexpressions",
+    "fuse_transposes",
     "load_network_json",
     "network_features",
     "network_from_dict",

@@ -49,6 +49,33 @@ def eliminate_common_subexpressions(network: Network) -> Network:
     return _rewire(network, keep, alias)
 
 
+def fuse_transposes(network: Network) -> Network:
+    """One transpose for each chain of transposes where every link but the last is read only by the next (and is
+    not an output): ONNX exporters and runtimes fold such chains into one data movement. The IR keeps shapes, not
+    permutations, so the fused layer is a transpose from the chain's input to its output shape."""
+    readers: dict[str, int] = {}
+    for layer in network.layers:
+        for src in layer.inputs:
+            readers[src] = readers.get(src, 0) + 1
+    by_name = {layer.name: layer for layer in network.layers}
+    fused: dict[str, Layer] = {}  # a transpose -> the same transpose reading from its chain's input
+    dropped: set[str] = set()
+    for layer in network.layers:
+        if layer.op is not OpKind.TRANSPOSE:
+            continue
+        source = fused.get(layer.inputs[0], by_name.get(layer.inputs[0]))
+        if (source is None or source.op is not OpKind.TRANSPOSE or readers.get(source.name, 0) != 1
+                or source.name in network.outputs):
+            continue
+        fused[layer.name] = replace(layer, inputs=source.inputs, input_shapes=source.input_shapes)
+        dropped.add(source.name)
+    if not dropped:
+        return network
+    keep = [fused.get(layer.name, layer) for layer in network.layers if layer.name not in dropped]
+    return Network(network.name, network.inputs, tuple(keep), network.outputs)
+
+
 def canonicalize(network: Network) -> Network:
-    """The normal form used to compare IR from different producers: no identities, no duplicate pure ops."""
-    return eliminate_common_subexpressions(remove_identities(network))
+    """The normal form used to compare IR from different producers: no identities, chains of transposes fused,
+    no duplicate pure ops."""
+    return eliminate_common_subexpressions(fuse_transposes(remove_identities(network)))

@@ -4,7 +4,7 @@ A ViT block (written out by hand, and with ``F.scaled_dot_product_attention``) c
 shape, parameters, MACs and op kinds on both torch tracers, and its legacy ONNX export converts to the same
 features but for one TRANSPOSE: the exporter's peephole pass fuses ``k.transpose(1, 2).transpose(-2, -1)`` into
 one ``Transpose(perm=[0, 2, 3, 1])`` (no export argument turns it off), while torch runs, and the torch frontend
-records, two transposes.
+records, two transposes; after ``canonicalize`` (which fuses such chains) the features are equal.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from nas_latency.errors import UnsupportedOperatorError
 from nas_latency.frontends import export_onnx, onnx_to_ir, torch_to_ir
 from nas_latency.frontends.conversion import UNUSED_REASON
 from nas_latency.frontends.torch_fx import TraceMethod
-from nas_latency.ir import Network, OpKind
+from nas_latency.ir import Network, OpKind, canonicalize
 from nas_latency.ir.features import layer_features, network_features
 
 METHODS: list[TraceMethod] = ["fx", "eager"]
@@ -138,6 +138,8 @@ def test_vit_block_onnx_features_equal_torch_but_one_fused_transpose(
     assert _kinds(from_onnx) == BLOCK_KINDS - Counter({OpKind.TRANSPOSE: 1})
     assert (from_onnx.macs, from_onnx.params) == (from_torch.macs, from_torch.params)
     assert _out_shape(from_onnx) == _out_shape(from_torch)
+    # canonicalize fuses the torch side's two transposes into one, as the exporter does: equal features
+    assert np.array_equal(network_features(canonicalize(from_onnx)), network_features(canonicalize(from_torch)))
 
 
 def test_onnx_reads_the_split_sdpa_scale_back_as_one_scale_after_the_product(tmp_path: Path) -> None:

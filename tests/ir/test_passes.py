@@ -8,6 +8,7 @@ from nas_latency.ir import (
     OpKind,
     canonicalize,
     eliminate_common_subexpressions,
+    fuse_transposes,
     network_to_json,
     remove_identities,
     structure_key,
@@ -115,3 +116,31 @@ def test_canonical_forms_agree_for_equivalent_producers() -> None:
 
     assert structure_key(build(True)) != structure_key(build(False))
     assert structure_key(canonicalize(build(True))) == structure_key(canonicalize(build(False)))
+
+
+def test_a_chain_of_transposes_read_only_by_each_other_is_one_transpose() -> None:
+    b = NetworkBuilder("chain")
+    x = b.input((2, 16, 4, 8))
+    heads = b.transpose(x, (0, 2, 1, 3), name="heads")  # (2, 4, 16, 8)
+    key_t = b.transpose(heads, (0, 1, 3, 2), name="key_t")  # (2, 4, 8, 16)
+    again = b.transpose(key_t, (0, 1, 3, 2), name="again")  # (2, 4, 16, 8)
+    out = b.relu(again, name="r")
+    net = b.build([out])
+    fused = fuse_transposes(net)
+    assert [layer.name for layer in fused] == ["again", "r"]
+    assert fused.layer("again").inputs == ("input",)
+    assert fused.layer("again").input_shapes == ((2, 16, 4, 8),)
+    assert fused.layer("again").output_shape == (2, 4, 16, 8)
+    assert canonicalize(net) == canonicalize(fused) and fuse_transposes(fused) == fused
+
+
+def test_a_transpose_read_twice_or_an_output_stays() -> None:
+    b = NetworkBuilder("kept")
+    x = b.input((2, 3, 5))
+    t1 = b.transpose(x, (0, 2, 1), name="t1")
+    t2 = b.transpose(t1, (1, 0, 2), name="t2")
+    also = b.relu(t1, name="also")  # t1 has a second reader: both transposes run
+    t3 = b.transpose(also, (0, 2, 1), name="t3")
+    t4 = b.transpose(t3, (1, 0, 2), name="t4")
+    net = b.build([t2, t3, t4])  # t3 is an output: it must be computed
+    assert fuse_transposes(net) is net

@@ -22,7 +22,8 @@ concat                    ``torch.cat`` on the layer's axis
 activations               ``nn.ReLU`` (not in place), ``ReLU6``, ``Sigmoid``, ``Hardsigmoid``,
                           ``Hardswish``, ``SiLU``, ``GELU``, ``Tanh``, ``Softmax(dim=axis)``
 batch norm                ``nn.BatchNorm1d/2d/3d`` by rank (``affine`` as in the IR), eval mode
-layer norm                ``nn.LayerNorm(shape[axis:], elementwise_affine=affine)``
+layer norm                ``nn.LayerNorm(shape[axis:])`` with a scale (``affine``) and shift (``bias``) as in the
+                          IR; :class:`ShiftOnlyLayerNorm` for a shift without a scale
 transpose                 :class:`Transpose`: a permutation of the input that gives the IR's output shape
                           (:func:`transpose_permutation`), copied into a new contiguous tensor
 channel shuffle, zero     :class:`~nas_latency.frontends.torch_modules.ChannelShuffle`, ``Zero``
@@ -146,6 +147,18 @@ class Scale(nn.Module):
         return f"factor={self.factor}"
 
 
+class ShiftOnlyLayerNorm(nn.Module):
+    """A layer norm with a learned shift and no learned scale (``nn.LayerNorm`` has no such setting)."""
+
+    def __init__(self, shape: tuple[int, ...]) -> None:
+        super().__init__()
+        self.shape = shape
+        self.bias = nn.Parameter(torch.zeros(shape))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.layer_norm(x, self.shape, None, self.bias)
+
+
 class Transpose(nn.Module):
     """``x.permute(dims)`` copied into a new contiguous tensor (a copy even where the permuted view is already
     contiguous, so the data always moves)."""
@@ -237,6 +250,13 @@ def _batch_norm(layer: Layer) -> nn.Module:
     return classes[rank](layer.out_channels, affine=layer.affine)
 
 
+def _layer_norm(layer: Layer) -> nn.Module:
+    shape = layer.input_shapes[0][layer.norm_axis:]
+    if layer.bias and not layer.affine:
+        return ShiftOnlyLayerNorm(shape)
+    return nn.LayerNorm(shape, elementwise_affine=layer.affine, bias=layer.bias and layer.affine)
+
+
 def layer_module(layer: Layer) -> nn.Module:
     """The torch module computing one IR layer (not for add/mul/concat/reshape/matmul, which are functions)."""
     op = layer.op
@@ -259,7 +279,7 @@ def layer_module(layer: Layer) -> nn.Module:
     if op is OpKind.BATCH_NORM:
         return _batch_norm(layer)
     if op is OpKind.LAYER_NORM:
-        return nn.LayerNorm(layer.input_shapes[0][layer.norm_axis:], elementwise_affine=layer.affine)
+        return _layer_norm(layer)
     if op is OpKind.SCALE:
         return Scale()
     if op is OpKind.TRANSPOSE:

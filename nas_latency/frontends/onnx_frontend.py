@@ -627,9 +627,9 @@ class _OnnxConverter:
         return self._layer(name, self._expected(node), lambda n: self.b.transpose(x.name, perm, name=n))
 
     def _op_LayerNormalization(self, i: int, node: onnx.NodeProto, name: str, ins: list[Any]) -> TensorRef:
-        """``LAYER_NORM`` from ``axis``. Not affine when the scale is a literal ``Constant`` of ones and the shift a
-        literal ``Constant`` of zeros or absent (how torch exports ``elementwise_affine=False``); a learned scale
-        with a literal zero or absent shift (torch's ``bias=False``) has no IR kind."""
+        """``LAYER_NORM`` from ``axis``. A scale that is a literal ``Constant`` of ones is no learned scale, a shift
+        that is absent or a literal ``Constant`` of zeros no learned shift (how torch exports
+        ``elementwise_affine=False`` and ``bias=False``)."""
         x = self._src(ins[0])
         if any(is_symbol(v) for v in ins[1:]):
             raise Unsupported("its scale or shift is computed by the network")
@@ -638,16 +638,12 @@ class _OnnxConverter:
         has_bias = len(ins) > 2 and ins[2] is not None
         literal_ones = self.origin.get(node.input[1]) == "constant" and _uniform(ins[1]) == 1.0
         literal_zeros = not has_bias or (self.origin.get(node.input[2]) == "constant" and _uniform(ins[2]) == 0.0)
-        if literal_ones != literal_zeros:
-            raise Unsupported(
-                "a layer norm with a learned scale but no shift (torch bias=False) or the reverse; the IR's affine "
-                "layer norm has both"
-            )
         axis = int(_attrs(node).get("axis", -1))
         if not -len(x.shape) < axis < len(x.shape) or axis % len(x.shape) == 0:
             raise Unsupported(f"axis {axis} of a {x.shape} input (the batch dimension must not be normalized)")
         return self._layer(
-            name, self._expected(node), lambda n: self.b.layer_norm(x.name, axis=axis, affine=not literal_ones, name=n)
+            name, self._expected(node), lambda n: self.b.layer_norm(
+                x.name, axis=axis, affine=not literal_ones, bias=not literal_zeros, name=n)
         )
 
     def _op_Softmax(self, i: int, node: onnx.NodeProto, name: str, ins: list[Any]) -> TensorRef:

@@ -498,15 +498,9 @@ class _TorchOps:
         dims = 1 if isinstance(normalized, int) else len(tuple(normalized))
         if is_symbol(weight) or is_symbol(bias):
             raise Unsupported("a layer norm whose scale or shift is computed by the network")
-        if (weight is None) != (bias is None):
-            raise Unsupported(
-                "a layer norm with a learned scale but no shift (bias=False) or the reverse; the IR's affine layer "
-                "norm has both"
-            )
         axis = len(src.shape) - dims
-        return self.asm.layer(
-            node, _shape(out), lambda n: self.b.layer_norm(src.name, axis=axis, affine=weight is not None, name=n)
-        )
+        return self.asm.layer(node, _shape(out), lambda n: self.b.layer_norm(
+            src.name, axis=axis, affine=weight is not None, bias=bias is not None, name=n))
 
     def _attention(
         self, node: str, q: TensorRef, k: TensorRef, v: TensorRef, *, scale: float, mask: Any, constant_mask: bool,

@@ -170,11 +170,13 @@ class NetworkBuilder:
         """One elementwise pass with a constant operand (``x * c``, ``x + c``, ...): the input's shape."""
         return self._emit(OpKind.SCALE, [src], self.shape(src), name)
 
-    def layer_norm(self, src: str, *, axis: int = -1, affine: bool = True, name: str | None = None) -> str:
-        """Normalize over the dimensions from ``axis`` on (torch ``LayerNorm(shape[axis:])``)."""
+    def layer_norm(self, src: str, *, axis: int = -1, affine: bool = True, bias: bool = True,
+                   name: str | None = None) -> str:
+        """Normalize over the dimensions from ``axis`` on (torch ``LayerNorm(shape[axis:])``), with a learned scale
+        (``affine``) and shift (``bias``)."""
         shape = self.shape(src)
         ax = check_layer_norm(shape, axis, where=self._where(OpKind.LAYER_NORM, [src]))
-        return self._emit(OpKind.LAYER_NORM, [src], shape, name, axis=ax, affine=affine)
+        return self._emit(OpKind.LAYER_NORM, [src], shape, name, axis=ax, affine=affine, bias=bias)
 
     def matmul(self, left: str, right: str, *, name: str | None = None) -> str:
         """The product of two activations, ``(..., M, K) @ (..., K, N)`` (with weights: :meth:`linear`)."""

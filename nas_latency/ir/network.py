@@ -53,8 +53,8 @@ class Layer:
     """One operator application.
 
     Attributes that do not apply to an op kind stay at their defaults (``None``, ``1`` or ``False``).
-    ``padding`` is ``(top, left, bottom, right)``. ``bias`` applies to conv and linear layers, ``affine`` to
-    batch and layer norm (learned scale and shift), ``count_include_pad`` and ``ceil_mode`` to window pools,
+    ``padding`` is ``(top, left, bottom, right)``. ``bias`` applies to conv and linear layers and to layer norm
+    (its learned shift), ``affine`` to batch norm (learned scale and shift) and layer norm (its learned scale), ``count_include_pad`` and ``ceil_mode`` to window pools,
     ``axis`` to concat, softmax, flatten and layer norm (the first normalized dimension; default the last).
     ``scale`` is one elementwise pass with a constant operand (``x * c``, ``x / c``, ``x + c``, ``x - c``: an
     attention's scaling, a positional embedding); ``matmul`` multiplies two activations (``(..., M, K) @ (..., K, N)``; a product with learned weights is
@@ -110,7 +110,7 @@ class Layer:
         if self.op is OpKind.BATCH_NORM:
             return 2 * self.out_channels if self.affine else 0
         if self.op is OpKind.LAYER_NORM:
-            return 2 * numel(self.output_shape[self.norm_axis:]) if self.affine else 0
+            return numel(self.output_shape[self.norm_axis:]) * (int(self.affine) + int(self.bias))
         return 0
 
     @property

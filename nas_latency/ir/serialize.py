@@ -32,7 +32,7 @@ _WINDOW_KINDS = CONV_KINDS | WINDOW_POOL_KINDS
 _APPLIES_TO: dict[str, frozenset[OpKind]] = {
     "kernel": _WINDOW_KINDS, "stride": _WINDOW_KINDS, "padding": _WINDOW_KINDS, "dilation": _WINDOW_KINDS,
     "groups": CONV_KINDS | {OpKind.CHANNEL_SHUFFLE},
-    "bias": CONV_KINDS | {OpKind.LINEAR},
+    "bias": CONV_KINDS | {OpKind.LINEAR, OpKind.LAYER_NORM},
     "affine": frozenset({OpKind.BATCH_NORM, OpKind.LAYER_NORM}),
     "count_include_pad": frozenset({OpKind.AVG_POOL}),
     "ceil_mode": WINDOW_POOL_KINDS,

@@ -75,7 +75,8 @@ def every_op_network() -> Network:
     scores = b.scale(b.matmul(ln, keys, name="matmul"), name="scale")  # (2, 48, 48)
     scores = b.transpose(scores, (0, 2, 1), name="transpose_square")  # output shape = input shape
     attended = b.matmul(scores, ln, name="matmul_v")  # (2, 48, 6)
-    attended = b.layer_norm(attended, axis=1, affine=False, name="ln_rows")  # over (48, 6), no parameters
+    attended = b.layer_norm(attended, axis=1, affine=False, bias=False, name="ln_rows")  # over (48, 6), no parameters
+    attended = b.layer_norm(attended, affine=False, name="ln_shift")  # a learned shift only
     r = b.add(r, attended, name="residual")
     r = b.linear(r, 5, bias=False, name="fc1")
     r = b.activation(r, OpKind.RELU, name="relu")
@@ -104,6 +105,7 @@ def test_submodules_are_named_after_layers_and_fx_traceable() -> None:
     assert isinstance(module.transpose, Transpose) and isinstance(module.scale, Scale)
     assert isinstance(module.ln, nn.LayerNorm) and module.ln.normalized_shape == (6,)
     assert module.ln_rows.normalized_shape == (48, 6) and module.ln_rows.weight is None
+    assert [tuple(p.shape) for p in module.ln_shift.parameters()] == [(6,)]
     x = torch.randn(2, 8, 9, 9)
     traced = fx.symbolic_trace(module)
     with torch.no_grad():

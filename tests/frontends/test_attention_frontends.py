@@ -490,14 +490,16 @@ def test_layer_norm_in_both_frontends(case: str, opset: int | None, tmp_path: Pa
     assert np.array_equal(network_features(from_onnx), network_features(from_torch))
 
 
-def test_layer_norm_without_bias_is_unsupported_in_both_frontends(tmp_path: Path) -> None:
+def test_layer_norm_without_bias_has_a_scale_and_no_shift_in_both_frontends(tmp_path: Path) -> None:
     module, example = nn.LayerNorm(C, bias=False), torch.randn(B, T, C)
-    with pytest.raises(UnsupportedOperatorError, match=r"learned scale but no shift \(bias=False\)"):
-        torch_to_ir(module, example)
+    from_torch = torch_to_ir(module, example).network
     path = tmp_path / "ln.onnx"
     export_onnx(module, example, path)
-    with pytest.raises(UnsupportedOperatorError, match=r"learned scale but no shift \(torch bias=False\)"):
-        onnx_to_ir(path)
+    from_onnx = onnx_to_ir(path).network
+    for network in (from_torch, from_onnx):
+        (norm,) = network.layers
+        assert (norm.op, norm.affine, norm.bias) == (OpKind.LAYER_NORM, True, False)
+        assert norm.params == C == sum(p.numel() for p in module.parameters())
 
 
 # ---- ONNX by hand ---------------------------------------------------------------------------------------------------

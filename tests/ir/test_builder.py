@@ -465,12 +465,12 @@ def test_transpose_shape_matches_torch_permute(perm: tuple[int, ...]) -> None:
 
 
 @pytest.mark.parametrize("shape, axis", [((2, 16, 64), -1), ((2, 16, 64), 1), ((2, 8, 4, 4), -3)])
-@pytest.mark.parametrize("affine", [True, False])
-def test_layer_norm_params_match_torch(shape: tuple[int, ...], axis: int, affine: bool) -> None:
+@pytest.mark.parametrize("affine, bias", [(True, True), (True, False), (False, False)])
+def test_layer_norm_params_match_torch(shape: tuple[int, ...], axis: int, affine: bool, bias: bool) -> None:
     b = NetworkBuilder("ln")
-    out = b.layer_norm(b.input(shape), axis=axis, affine=affine)
+    out = b.layer_norm(b.input(shape), axis=axis, affine=affine, bias=bias)
     layer = b.build().layer(out)
-    torch_norm = nn.LayerNorm(shape[axis:], elementwise_affine=affine)
+    torch_norm = nn.LayerNorm(shape[axis:], elementwise_affine=affine, bias=bias)
     assert layer.params == _torch_params(torch_norm)
     assert layer.axis == axis % len(shape) and layer.output_shape == shape
     with pytest.raises(InvalidInputError, match="would normalize across the batch dimension"):

@@ -8,9 +8,11 @@ Micro-kernels (one layer each) come from four sources, all deduplicated by
                pools, element-wise kinds (add, mul, ReLU/ReLU6, batch norm, zero, identity, ...) over channels ×
                size, channel shuffle, flatten, concat; and transformer kernels in the sequence layout
                ``(batch, [heads,] tokens, features)`` (:func:`sequence_grid_kernels`: linear layers, matmuls,
-               layer norm, transposes, scale, softmax, GELU, add);
+               layer norm, transposes, scale, softmax, GELU, add, and slices: one of q, k, v of a packed tensor,
+               a half or third of the features);
 ``random``     random configurations: channels log-uniform in 8..1024, sizes from 1 to 112, kernels 1..7, strides
-               1..2, under a MAC cap; and random transformer kernels (:func:`random_sequence_kernels`);
+               1..2, under a MAC cap; and random transformer kernels (:func:`random_sequence_kernels`, then
+               :func:`random_slice_kernels`);
 ``prior``      the distinct layers of networks sampled from the NAS spaces (nn-Meter samples its kernel configs
                from the model zoo the same way); the seed is fixed and the networks themselves are never measured
                for fitting;
@@ -21,7 +23,9 @@ Micro-kernels (one layer each) come from four sources, all deduplicated by
 Blocks (for the mapping model): conv-bn-relu, relu-conv-bn (NAS-Bench-201), depthwise-pointwise, ResNet basic
 blocks, inverted residuals (FBNet blocks at their real slots), NAS-Bench-201 cells and reduction blocks, pool
 stages, classifier heads, and transformer self-attention and MLP blocks (:func:`add_attention`,
-:func:`add_mlp`). Every block's own layers are measured as micro-kernels next to it (:func:`with_block_layers`).
+:func:`add_packed_attention` with one q/k/v projection unbound into three, :func:`add_mlp`, and
+:func:`add_glu_mlp` with its projection chunked into two halves). Every block's own layers are measured as
+micro-kernels next to it (:func:`with_block_layers`).
 
 Calibration chains (1, 3, 9 and 27 tiny ReLUs) measure the runtime's fixed cost per network call, which is taken out
 of every kernel and block time (see :mod:`nas_latency.bench.device`).
@@ -73,10 +77,12 @@ def kernel_item(layer: Layer, origin: str) -> BenchItem:
 #: Kinds a :class:`KernelSpec` can also run in the sequence layout of transformers, ``(batch, [heads,] tokens,
 #: features)``.
 SEQUENCE_KINDS: frozenset[OpKind] = ACTIVATION_KINDS | {
-    OpKind.LINEAR, OpKind.MATMUL, OpKind.LAYER_NORM, OpKind.TRANSPOSE, OpKind.SCALE, OpKind.ADD, OpKind.MUL,
+    OpKind.LINEAR, OpKind.MATMUL, OpKind.LAYER_NORM, OpKind.TRANSPOSE, OpKind.SCALE, OpKind.SLICE, OpKind.ADD,
+    OpKind.MUL,
 }
 #: Kinds a :class:`KernelSpec` runs in the sequence layout only (``tokens`` required).
-SEQUENCE_ONLY_KINDS: frozenset[OpKind] = frozenset({OpKind.MATMUL, OpKind.LAYER_NORM, OpKind.TRANSPOSE, OpKind.SCALE})
+SEQUENCE_ONLY_KINDS: frozenset[OpKind] = frozenset(
+    {OpKind.MATMUL, OpKind.LAYER_NORM, OpKind.TRANSPOSE, OpKind.SCALE, OpKind.SLICE})
 
 
 @dataclass(frozen=True)
@@ -95,6 +101,11 @@ class KernelSpec:
     * ``layer_norm``: normalizes the last dimension (``cin``), affine;
     * ``transpose``: ``(batch, tokens, cin) → (batch, cin, tokens)`` with one head; with ``heads > 1`` the head
       split ``(batch, tokens, heads, cin) → (batch, heads, tokens, cin)`` (``cin`` the head size);
+    * ``slice``: with ``parts == 1`` the first ``cout`` of the ``cin`` features (a narrow of the last dimension:
+      one half of a chunk or GLU with ``cout = cin / 2``, one of q, k, v split off a ``(batch, tokens, 3·d)``
+      projection with ``cout = cin / 3``); with ``parts > 1`` one part of ``parts`` packed along a leading
+      dimension, ``(parts, batch, [heads,] tokens, cin) → (batch, [heads,] tokens, cin)`` (a select: one of q, k,
+      v unbound from a packed ``(3, B, H, T, d)`` tensor; ``cout == cin``). ``parts`` applies to slices only;
     * ``scale``, activations (softmax over the last dimension), ``add``, ``mul``: the activation's shape
       (``cout == cin``).
     """
@@ -109,12 +120,17 @@ class KernelSpec:
     batch: int = 1
     tokens: int | None = None
     heads: int = 1
+    parts: int = 1
 
     def __post_init__(self) -> None:
         where = (f"kernel spec {self.op.value} (cin={self.cin}, cout={self.cout}, tokens={self.tokens}, "
-                 f"heads={self.heads})")
+                 f"heads={self.heads}, parts={self.parts})")
         if isinstance(self.heads, bool) or not isinstance(self.heads, int) or self.heads < 1:
             raise InvalidInputError(f"{where}: heads must be a positive integer, got {self.heads!r}")
+        if isinstance(self.parts, bool) or not isinstance(self.parts, int) or self.parts < 1:
+            raise InvalidInputError(f"{where}: parts must be a positive integer, got {self.parts!r}")
+        if self.parts != 1 and self.op is not OpKind.SLICE:
+            raise InvalidInputError(f"{where}: parts apply to slice kernels only")
         if self.tokens is None:
             if self.op in SEQUENCE_ONLY_KINDS:
                 raise InvalidInputError(f"{where}: {self.op.value} kernels need the sequence layout (tokens)")
@@ -129,7 +145,10 @@ class KernelSpec:
         if (self.size, self.kernel, self.stride, self.groups) != (1, 1, 1, 1):
             raise InvalidInputError(f"{where}: size, kernel, stride and groups must be 1 in the sequence layout, got "
                                     f"{(self.size, self.kernel, self.stride, self.groups)}")
-        if self.op not in (OpKind.LINEAR, OpKind.MATMUL) and self.cout != self.cin:
+        if self.op is OpKind.SLICE and self.parts == 1:
+            if not 1 <= self.cout <= self.cin:
+                raise InvalidInputError(f"{where}: a slice keeps 1..cin of the features: cout must be in 1..{self.cin}")
+        elif self.op not in (OpKind.LINEAR, OpKind.MATMUL) and self.cout != self.cin:
             raise InvalidInputError(f"{where}: {self.op.value} keeps the features: cout must equal cin")
 
     def layer(self) -> Layer:
@@ -189,6 +208,9 @@ class KernelSpec:
                 x = b.input((self.batch, tokens, self.cin), name="x0")
                 b.transpose(x, (0, 2, 1))
             return b.build().layers[-1]
+        if op is OpKind.SLICE and self.parts > 1:
+            b.select(b.input((self.parts, *lead, tokens, self.cin), name="x0"), 0)
+            return b.build().layers[-1]
         x = b.input((*lead, tokens, self.cin), name="x0")
         if op is OpKind.LINEAR:
             b.linear(x, self.cout, bias=True)
@@ -198,6 +220,8 @@ class KernelSpec:
             b.layer_norm(x)
         elif op is OpKind.SCALE:
             b.scale(x)
+        elif op is OpKind.SLICE:
+            b.slice(x, -1, self.cout)
         elif op in (OpKind.ADD, OpKind.MUL):
             y = b.input((*lead, tokens, self.cin), name="x1")
             (b.add if op is OpKind.ADD else b.mul)(x, y)
@@ -213,7 +237,7 @@ class KernelSpec:
     def perturbed(self, rng: np.random.Generator) -> "KernelSpec":
         """A neighbour: channels and size scaled by 0.6..1.6 (rounded; structure kept: depthwise stays
         depthwise, group counts still divide, 3-channel stems keep 3 inputs; in the sequence layout the tokens
-        and features are scaled, the heads kept)."""
+        and features are scaled, the heads and packed parts kept, a slice's share of the features too)."""
 
         def scale(value: int, multiple: int) -> int:
             if value <= 4:
@@ -225,6 +249,8 @@ class KernelSpec:
             tokens = scale(self.tokens, 8)
             cin = scale(self.cin, 8)
             cout = scale(self.cout, 8) if self.op in (OpKind.LINEAR, OpKind.MATMUL) else cin
+            if self.op is OpKind.SLICE:
+                cout = min(cin, max(1, int(round(cin * self.cout / self.cin))))
             return replace(self, cin=cin, cout=cout, tokens=tokens)
         size = self.size if self.op is OpKind.LINEAR else max(1, int(round(self.size * float(
             np.exp(rng.uniform(np.log(0.6), np.log(1.6)))))))
@@ -242,6 +268,14 @@ class KernelSpec:
 def _sequence_candidate(layer: Layer) -> KernelSpec | None:
     """The sequence-layout spec a layer would come from, read off its shapes (checked by the caller)."""
     shape, out = layer.input_shapes[0], layer.output_shape
+    if layer.op is OpKind.SLICE and len(out) == len(shape) - 1:  # a select of one packed part
+        parts, shape = shape[0], shape[1:]
+        if len(shape) == 3:
+            return KernelSpec(layer.op, shape[2], shape[2], 1, batch=shape[0], tokens=shape[1], parts=parts)
+        if len(shape) == 4:
+            return KernelSpec(layer.op, shape[3], shape[3], 1, batch=shape[0], tokens=shape[2], heads=shape[1],
+                              parts=parts)
+        return None
     if layer.op is OpKind.TRANSPOSE:
         if len(shape) == 3:
             return KernelSpec(layer.op, shape[2], shape[2], 1, batch=shape[0], tokens=shape[1])
@@ -279,7 +313,7 @@ def _candidate_spec(layer: Layer) -> KernelSpec | None:
 
 def spec_from_layer(layer: Layer) -> KernelSpec | None:
     """The :class:`KernelSpec` of a layer, when it is one of the generated shapes (square, same padding; in the
-    sequence layout: ``(batch, [heads,] tokens, features)``, transposes as the spec makes them)."""
+    sequence layout: ``(batch, [heads,] tokens, features)``, transposes and slices as the spec makes them)."""
     try:
         spec = _candidate_spec(layer)
         return spec if spec is not None and layer_key(spec.layer()) == layer_key(layer) else None
@@ -391,7 +425,9 @@ def sequence_grid_kernels(level: Level) -> list[KernelSpec]:
     heads of 32 or 64 features. Layer norm, scale and the ``(B, T, D) → (B, D, T)`` transpose on ``(tokens,
     width)``, linear layers ``width → width`` and the MLP's ``width ↔ 4·width``, the residual add and the MLP's
     GELU; per head: the attention scores ``(T, d) @ (d, T)``, their scaling and softmax, the weighted values
-    ``(T, T) @ (T, d)`` and the head split ``(T, H, d) → (H, T, d)``. A handful of these for ``quick``."""
+    ``(T, T) @ (T, d)`` and the head split ``(T, H, d) → (H, T, d)``; slices: a half (chunk, GLU) and a third
+    (q, k or v split off one projection) of ``2·width`` and ``3·width`` features, and one of q, k, v unbound from a
+    packed ``(3, 1, H, T, d)`` tensor. A handful of these for ``quick``."""
     specs: list[KernelSpec] = []
     add = specs.append
     if level == "quick":
@@ -402,6 +438,8 @@ def sequence_grid_kernels(level: Level) -> list[KernelSpec]:
         add(KernelSpec(OpKind.MATMUL, 32, 64, 1, tokens=64, heads=4))
         add(KernelSpec(OpKind.MATMUL, 64, 32, 1, tokens=64, heads=4))
         add(KernelSpec(OpKind.SCALE, 64, 64, 1, tokens=64, heads=4))
+        add(KernelSpec(OpKind.SLICE, 256, 128, 1, tokens=64))
+        add(KernelSpec(OpKind.SLICE, 32, 32, 1, tokens=64, heads=4, parts=3))
         return specs
     for t in _TOKENS:
         for d in _WIDTHS:
@@ -420,7 +458,20 @@ def sequence_grid_kernels(level: Level) -> list[KernelSpec]:
                 add(KernelSpec(OpKind.MATMUL, d, t, 1, tokens=t, heads=h))
                 add(KernelSpec(OpKind.MATMUL, t, d, 1, tokens=t, heads=h))
                 add(KernelSpec(OpKind.TRANSPOSE, d, d, 1, tokens=t, heads=h))
+    for t in _TOKENS:  # after the kernels above, which keep their order
+        for d in _WIDTHS:
+            add(KernelSpec(OpKind.SLICE, 2 * d, d, 1, tokens=t))
+            add(KernelSpec(OpKind.SLICE, 3 * d, d, 1, tokens=t))
+        for h in _HEADS:
+            for d in _HEAD_SIZES:
+                add(KernelSpec(OpKind.SLICE, d, d, 1, tokens=t, heads=h, parts=3))
     return specs
+
+
+def _log_uniform(rng: np.random.Generator, low: int, high: int, multiple: int) -> int:
+    """A draw log-uniform in ``low..high``, rounded to a multiple of ``multiple`` (at least ``multiple``)."""
+    value = float(np.exp(rng.uniform(np.log(low), np.log(high))))
+    return max(multiple, int(round(value / multiple)) * multiple)
 
 
 def random_sequence_kernels(n: int, rng: np.random.Generator, *, max_macs: float = 3e8) -> list[KernelSpec]:
@@ -431,19 +482,15 @@ def random_sequence_kernels(n: int, rng: np.random.Generator, *, max_macs: float
     out: list[KernelSpec] = []
     tries = 0
 
-    def log_uniform(low: int, high: int, multiple: int) -> int:
-        value = float(np.exp(rng.uniform(np.log(low), np.log(high))))
-        return max(multiple, int(round(value / multiple)) * multiple)
-
     while len(out) < n and tries < 50 * max(n, 1):
         tries += 1
         op = ops[int(rng.integers(len(ops)))]
-        tokens = log_uniform(8, 512, 8)
-        width = log_uniform(32, 1024, 8)
+        tokens = _log_uniform(rng, 8, 512, 8)
+        width = _log_uniform(rng, 32, 1024, 8)
         heads = int(rng.choice([1, 2, 4, 8, 12, 16]))
-        head_size = log_uniform(8, 128, 8)
+        head_size = _log_uniform(rng, 8, 128, 8)
         if op is OpKind.LINEAR:
-            spec = KernelSpec(op, width, log_uniform(32, 4096, 8), 1, tokens=tokens)
+            spec = KernelSpec(op, width, _log_uniform(rng, 32, 4096, 8), 1, tokens=tokens)
         elif op is OpKind.MATMUL:
             cin, cout = (head_size, tokens) if rng.random() < 0.5 else (tokens, head_size)
             spec = KernelSpec(op, cin, cout, 1, tokens=tokens, heads=heads)
@@ -453,6 +500,30 @@ def random_sequence_kernels(n: int, rng: np.random.Generator, *, max_macs: float
             spec = KernelSpec(op, head_size, head_size, 1, tokens=tokens, heads=heads)
         else:
             spec = KernelSpec(op, width, width, 1, tokens=tokens)
+        if _fits(spec, max_macs):
+            out.append(spec)
+    return out
+
+
+def random_slice_kernels(n: int, rng: np.random.Generator, *, max_macs: float = 3e8) -> list[KernelSpec]:
+    """``n`` random slices in the sequence layout: half of them a narrow of a half, third or quarter of the
+    features (widths 32..4096), half a select of one of 2 or 3 packed parts (1 to 16 heads of 8..128 features, or
+    one head of a whole width 32..1024); tokens log-uniform in 8..512. (Drawn apart from
+    :func:`random_sequence_kernels`, after it, so that a seed's earlier draws stay what they were.)"""
+    out: list[KernelSpec] = []
+    tries = 0
+
+    while len(out) < n and tries < 50 * max(n, 1):
+        tries += 1
+        tokens = _log_uniform(rng, 8, 512, 8)
+        if rng.random() < 0.5:
+            width = _log_uniform(rng, 32, 4096, 8)
+            spec = KernelSpec(OpKind.SLICE, width, width // int(rng.choice([2, 3, 4])), 1, tokens=tokens)
+        else:
+            heads = int(rng.choice([1, 2, 4, 8, 12, 16]))
+            features = _log_uniform(rng, 32, 1024, 8) if heads == 1 else _log_uniform(rng, 8, 128, 8)
+            spec = KernelSpec(OpKind.SLICE, features, features, 1, tokens=tokens, heads=heads,
+                              parts=int(rng.choice([2, 3])))
         if _fits(spec, max_macs):
             out.append(spec)
     return out
@@ -579,11 +650,13 @@ def kernel_sweep(level: Level, *, seed: int = 0, max_macs: float = 3e8) -> list[
     rng = np.random.default_rng(seed)
     n_random, n_prior, per_space = (6, 6, 4) if level == "quick" else (220, 160, 40)
     n_sequence = 2 if level == "quick" else 80
+    n_slice = 1 if level == "quick" else 20
     pairs: list[tuple[Layer, str]] = [(s.layer(), "grid") for s in grid_kernels(level, max_macs=max_macs)]
     pairs += [(s.layer(), "random") for s in random_kernels(n_random, rng, max_macs=max_macs)]
     pairs += [(layer, "prior") for layer in prior_layers(n_prior, rng, archs_per_space=per_space, max_macs=max_macs)]
     # drawn last, so the image kernels of a seed stay what they were before transformer kernels existed
     pairs += [(s.layer(), "random") for s in random_sequence_kernels(n_sequence, rng, max_macs=max_macs)]
+    pairs += [(s.layer(), "random") for s in random_slice_kernels(n_slice, rng, max_macs=max_macs)]  # last too
     return unique_kernel_items(pairs)
 
 
@@ -738,12 +811,39 @@ def add_attention(b: NetworkBuilder, x: str, heads: int) -> str:
     return b.add(b.linear(b.reshape(out, shape), d), x)
 
 
+def add_packed_attention(b: NetworkBuilder, x: str, heads: int) -> str:
+    """A pre-norm self-attention block with one query/key/value projection (timm's ViT): layer norm, the linear
+    ``D → 3·D``, its reshape to ``(B, T, 3, H, d)`` and transpose to the packed ``(3, B, H, T, d)``, three selects
+    (``q, k, v = qkv.unbind(0)``), ``K^T``, then as :func:`add_attention` from the scores on. ``D`` must be a
+    multiple of ``heads``."""
+    shape = b.shape(x)
+    if len(shape) != 3 or shape[2] % heads:
+        raise InvalidInputError(f"network {b.name!r}: attention needs a (B, T, D) input with D a multiple of "
+                                f"heads={heads}, {x!r} is {shape}")
+    n, t, d = shape
+    qkv = b.linear(b.layer_norm(x), 3 * d)
+    packed = b.transpose(b.reshape(qkv, (n, t, 3, heads, d // heads)), (2, 0, 3, 1, 4))  # (3, B, H, T, d)
+    q, k, v = (b.select(packed, 0) for _ in range(3))  # (B, H, T, d) each
+    weights = b.activation(b.scale(b.matmul(q, b.transpose(k, (0, 1, 3, 2)))), OpKind.SOFTMAX)  # (B, H, T, T)
+    out = b.transpose(b.matmul(weights, v), (0, 2, 1, 3))  # (B, T, H, d)
+    return b.add(b.linear(b.reshape(out, shape), d), x)
+
+
 def add_mlp(b: NetworkBuilder, x: str, expansion: int = 4) -> str:
     """A pre-norm transformer MLP block on ``x`` of shape ``(B, T, D)``: layer norm, ``D → expansion·D``, GELU,
     back to ``D``, residual add."""
     d = b.shape(x)[-1]
     h = b.activation(b.linear(b.layer_norm(x), expansion * d), OpKind.GELU)
     return b.add(b.linear(h, d), x)
+
+
+def add_glu_mlp(b: NetworkBuilder, x: str, hidden: int) -> str:
+    """A pre-norm gated MLP block (SwiGLU) on ``x`` of shape ``(B, T, D)``: layer norm, ``D → 2·hidden``, its two
+    halves (``a, g = h.chunk(2, -1)``), ``a · SiLU(g)``, back to ``D``, residual add."""
+    d = b.shape(x)[-1]
+    h = b.linear(b.layer_norm(x), 2 * hidden)
+    value, gate = b.slice(h, -1, hidden), b.slice(h, -1, hidden)
+    return b.add(b.linear(b.mul(value, b.activation(gate, OpKind.SILU)), d), x)
 
 
 def block_items(level: Level, *, seed: int = 0) -> list[BenchItem]:
@@ -832,6 +932,15 @@ def block_items(level: Level, *, seed: int = 0) -> list[BenchItem]:
         items.append(_block(f"head;{c};s={s};classes={classes}", build, (1, c, s, s)))
     if not quick:
         items.append(_block("nb201_head;64;s=8", lambda b, x: add_head(b, x, 10), (1, 64, 8, 8)))
+    # transformer blocks with slices (after the others, which keep their order): (tokens, width, heads | hidden)
+    packed = [(32, 64, 4)] if quick else [(16, 64, 4), (64, 128, 4), (128, 256, 8), (256, 256, 8), (64, 512, 8)]
+    for t, d, h in packed:
+        items.append(_block(f"packed_attention;t={t};d={d};h={h}", lambda b, x, h=h: add_packed_attention(b, x, h),
+                            (1, t, d)))
+    if not quick:
+        for t, d, hidden in ((16, 64, 128), (64, 128, 256), (128, 256, 512), (64, 512, 1024)):
+            items.append(_block(f"glu_mlp;t={t};d={d};hidden={hidden}",
+                                lambda b, x, hidden=hidden: add_glu_mlp(b, x, hidden), (1, t, d)))
     seen: set[str] = set()
     unique = []
     for item in items:

@@ -26,6 +26,8 @@ layer norm                ``nn.LayerNorm(shape[axis:])`` with a scale (``affine`
                           IR; :class:`ShiftOnlyLayerNorm` for a shift without a scale
 transpose                 :class:`Transpose`: a permutation of the input that gives the IR's output shape
                           (:func:`transpose_permutation`), copied into a new contiguous tensor
+slice                     :class:`Slice`: a ``select`` and/or ``narrow`` view of the input that gives the IR's
+                          output shape (:func:`slice_plan`), copied into a new contiguous tensor
 channel shuffle, zero     :class:`~nas_latency.frontends.torch_modules.ChannelShuffle`, ``Zero``
 flatten / reshape         ``nn.Flatten(axis)`` / ``torch.reshape`` to the IR's output shape
 identity                  ``nn.Identity``
@@ -42,6 +44,21 @@ equal dimensions, transposed to itself, keeps the identity. Either way the resul
 (``clone(memory_format=torch.contiguous_format)``; ``.contiguous()`` would return a permuted view that is
 already contiguous, e.g. one that moves only size-1 dimensions, without copying it), so a transpose always
 moves its data, as the IR counts it.
+
+The IR keeps a slice's shapes, not its offsets; :func:`slice_plan` picks the part deterministically. An output
+one dimension shorter than the input is a select: the dropped dimension is the one that leaves the fewest other
+dimensions to narrow (none where the output is the input without it, as for one of q, k, v unbound from a packed
+``(3, B, H, T, d)`` tensor), the first (outermost) of those on a tie (among exact fits only a run of equal-sized
+dimensions ties, and each of them leaves the same shape). Dimensions smaller in the output than in the input are
+narrowed. Which part: the ``k``-th slice of one tensor to one output shape (``k = 0, 1, ...`` in the network's
+topological order) takes the ``k``-th part, as ``unbind`` and ``chunk`` hand them out: index ``k`` of the
+dropped dimension, or the ``k``-th run of elements of the first narrowed dimension (the leading elements of any
+other narrowed dimension), wrapping around where there are fewer parts than slices. So q, k and v of a packed
+tensor are its three parts and the two halves of a GLU its two halves, not one part copied twice (which the ONNX
+exporter's common-subexpression pass would merge into one node). The part is copied like a transpose
+(``clone(memory_format=torch.contiguous_format)``: a select of the outermost dimension is already a contiguous
+view, which ``.contiguous()`` would return as it is), so a slice always moves the data it keeps, as the IR counts
+it.
 """
 
 from __future__ import annotations
@@ -61,8 +78,8 @@ from nas_latency.ir import Layer, Network, OpKind
 from nas_latency.ir.ops import CONV_KINDS
 
 __all__ = [
-    "IRModule", "PaddedPool2d", "SCALE_FACTOR", "Scale", "SingleInputIRModule", "Transpose", "build_torch_module",
-    "layer_module", "transpose_permutation",
+    "IRModule", "PaddedPool2d", "SCALE_FACTOR", "Scale", "SingleInputIRModule", "Slice", "SlicePlan", "Transpose",
+    "build_torch_module", "layer_module", "slice_plan", "transpose_permutation",
 ]
 
 _ACTIVATIONS: dict[OpKind, Callable[[], nn.Module]] = {
@@ -201,6 +218,64 @@ def transpose_permutation(source: tuple[int, ...], target: tuple[int, ...], *, w
     return tuple(dims)
 
 
+@dataclass(frozen=True, slots=True)
+class SlicePlan:
+    """Which part of its input a slice copies: ``index`` of dimension ``dropped`` (a select; ``None`` for none),
+    then ``(dim, start, length)`` of each narrowed dimension (dimensions of the selected view)."""
+
+    dropped: int | None
+    index: int
+    narrows: tuple[tuple[int, int, int], ...]
+
+
+class Slice(nn.Module):
+    """A select and/or narrows of the input (:class:`SlicePlan`), copied into a new contiguous tensor (a copy even
+    where the view is already contiguous, so the data always moves)."""
+
+    def __init__(self, plan: SlicePlan) -> None:
+        super().__init__()
+        self.plan = plan
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.plan.dropped is not None:
+            x = x.select(self.plan.dropped, self.plan.index)
+        for dim, start, length in self.plan.narrows:
+            x = x.narrow(dim, start, length)
+        return x.clone(memory_format=torch.contiguous_format)
+
+    def extra_repr(self) -> str:
+        return f"dropped={self.plan.dropped}, index={self.plan.index}, narrows={self.plan.narrows}"
+
+
+def slice_plan(source: tuple[int, ...], target: tuple[int, ...], *, where: str, part: int = 0) -> SlicePlan:
+    """The part of a tensor of shape ``source`` that a slice to shape ``target`` copies (the ``part``-th such part;
+    the rule is in the module docstring). Raises :class:`~nas_latency.errors.InvalidInputError` (naming ``where``)
+    when ``target`` is not a part of ``source``."""
+    if part < 0:
+        raise InvalidInputError(f"{where}: part must be >= 0, got {part}")
+    if len(target) == len(source):
+        candidates = [(None, source)]
+    elif len(target) == len(source) - 1:
+        candidates = [(d, source[:d] + source[d + 1:]) for d in range(len(source))]
+    else:
+        candidates = []
+    fitting = [(sum(t < s for t, s in zip(target, rest)), d, rest) for d, rest in candidates
+               if all(t <= s for t, s in zip(target, rest))]
+    if not fitting:
+        raise InvalidInputError(f"{where}: output shape {target} is not a part of input {source} (a slice keeps the "
+                                "rank and shrinks dimensions, or drops one dimension)")
+    _, dropped, rest = min(fitting, key=lambda f: (f[0], -1 if f[1] is None else f[1]))  # fewest narrowed, then first
+    narrowed = [i for i, (t, s) in enumerate(zip(target, rest)) if t < s]
+    if dropped is not None:
+        return SlicePlan(dropped, part % source[dropped], tuple((i, 0, target[i]) for i in narrowed))
+    narrows = tuple((i, 0, target[i]) for i in narrowed)
+    if narrows:
+        first = narrowed[0]
+        start = part % (rest[first] // target[first]) * target[first]
+        narrows = ((first, start, target[first]),) + narrows[1:]
+    return SlicePlan(None, 0, narrows)
+
+
 def _unsupported(layer: Layer, why: str) -> UnsupportedOperatorError:
     return UnsupportedOperatorError(
         f"layer {layer.name!r} ({layer.op.value}): {why}", node=layer.name, operator=layer.op.value
@@ -257,8 +332,9 @@ def _layer_norm(layer: Layer) -> nn.Module:
     return nn.LayerNorm(shape, elementwise_affine=layer.affine, bias=layer.bias and layer.affine)
 
 
-def layer_module(layer: Layer) -> nn.Module:
-    """The torch module computing one IR layer (not for add/mul/concat/reshape/matmul, which are functions)."""
+def layer_module(layer: Layer, *, part: int = 0) -> nn.Module:
+    """The torch module computing one IR layer (not for add/mul/concat/reshape/matmul, which are functions);
+    ``part``: which part of its input a slice copies (:func:`slice_plan`)."""
     op = layer.op
     if op in _FUNCTIONAL_KINDS:
         raise _unsupported(layer, "computed by a function in IRModule.forward, not by a module")
@@ -285,6 +361,9 @@ def layer_module(layer: Layer) -> nn.Module:
     if op is OpKind.TRANSPOSE:
         where = f"layer {layer.name!r} ({op.value})"
         return Transpose(transpose_permutation(layer.input_shapes[0], layer.output_shape, where=where))
+    if op is OpKind.SLICE:
+        where = f"layer {layer.name!r} ({op.value})"
+        return Slice(slice_plan(layer.input_shapes[0], layer.output_shape, where=where, part=part))
     if op is OpKind.CHANNEL_SHUFFLE:
         return ChannelShuffle(layer.groups)
     if op is OpKind.FLATTEN:
@@ -322,11 +401,16 @@ class IRModule(nn.Module):
         #: IR layer name -> attribute name of its submodule
         self.module_names: dict[str, str] = {}
         steps: list[_Step] = []
+        slices: dict[tuple[str, tuple[int, ...]], int] = {}  # (input, output shape) -> slices of it so far
         for layer in network.layers:
             attribute = None
             if layer.op not in _FUNCTIONAL_KINDS:
+                part = 0
+                if layer.op is OpKind.SLICE:
+                    part = slices.get((layer.inputs[0], layer.output_shape), 0)
+                    slices[(layer.inputs[0], layer.output_shape)] = part + 1
                 attribute = self._attribute_name(layer.name)
-                self.add_module(attribute, layer_module(layer))
+                self.add_module(attribute, layer_module(layer, part=part))
                 self.module_names[layer.name] = attribute
             steps.append(_Step(layer.name, layer.op, layer.inputs, attribute, layer.axis, layer.output_shape))
         self._steps: tuple[_Step, ...] = tuple(steps)

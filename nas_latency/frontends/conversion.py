@@ -13,6 +13,12 @@ so that every frontend applies it the same way:
 * An unsupported node whose result no layer reads (dead code, or a value that only feeds Python control flow such
   as ``if x.sum() > 0``) is not part of the network; it is still listed in :attr:`Conversion.skipped`, with that
   reason, in both modes.
+
+Parts of a tensor (:meth:`IRAssembler.part`: a slice, a select, one output of a split, chunk or unbind) are
+*pending* too, but they are supported: a :class:`Pending` becomes its ``SLICE`` layer when a layer or an output
+first reads it. The frameworks return such parts as views, copied only when a reader needs them, so a part nobody
+reads (the unused half of a ``chunk``) is no layer; it is not a skipped node either, since nothing the network
+computes is left out. Every other supported operator is a layer whether or not it is read.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from typing import Any, Callable, Iterator, Literal, Sequence, get_args
 
 from nas_latency.errors import InvalidInputError, UnsupportedOperatorError
 from nas_latency.ir import Layer, Network, NetworkBuilder, OpKind, Shape, numel
+from nas_latency.ir.shapes import check_slice
 
 logger = logging.getLogger(__name__)
 
@@ -84,16 +91,29 @@ class Deferred:
     resolved: TensorRef | None = field(default=None, repr=False)
 
 
-Symbol = TensorRef | Deferred
+@dataclass(eq=False)
+class Pending:
+    """A part of a tensor (see :meth:`IRAssembler.part`), built from its resolved source by ``make`` when first
+    read."""
+
+    node: str
+    source: "Symbol"
+    shape: Shape
+    make: Callable[[TensorRef], TensorRef] = field(repr=False)
+    resolved: TensorRef | None = field(default=None, repr=False)
+
+
+Symbol = TensorRef | Deferred | Pending
+_SYMBOL_TYPES = (TensorRef, Deferred, Pending)
 
 
 def is_symbol(value: object) -> bool:
-    return isinstance(value, (TensorRef, Deferred))
+    return isinstance(value, _SYMBOL_TYPES)
 
 
 def iter_symbols(value: Any) -> Iterator[Symbol]:
     """Every symbol inside a nested structure of tuples, lists, dicts and slices."""
-    if isinstance(value, (TensorRef, Deferred)):
+    if isinstance(value, _SYMBOL_TYPES):
         yield value
     elif isinstance(value, (tuple, list)):
         for item in value:
@@ -141,6 +161,7 @@ class IRAssembler:
         self._used: set[str] = set()
         self._unsupported: list[_UnsupportedNode] = []
         self._skipped: list[SkippedNode] = []
+        self._pending: list[Pending] = []
 
     # ---- names ------------------------------------------------------------------------------------------
     def unique(self, name: str) -> str:
@@ -181,11 +202,64 @@ class IRAssembler:
             return self.layer(node, out, lambda n: self.builder.flatten(ref.name, axis=axis, name=n))
         return self.layer(node, out, lambda n: self.builder.reshape(ref.name, out, name=n))
 
+    def part(self, node: str, source: Symbol, sizes: Sequence[int], drop: Sequence[int] = ()) -> Symbol:
+        """The part of ``source`` (whose shape must be known) that keeps ``sizes[d]`` consecutive elements of each
+        dimension ``d``, without the dimensions ``drop`` (each of size 1 in ``sizes``): a narrow, a select, one
+        output of a split, chunk or unbind, basic indexing. The source itself when that is all of it; else a
+        :class:`Pending` that becomes, when first read, a cost-free reshape if nothing is cut away (only size-1
+        dimensions dropped), one ``SLICE`` layer if at most one dimension is dropped, else a ``SLICE`` keeping the
+        dropped dimensions as size 1 and a reshape (``{node}.squeeze``) without them."""
+        if source.shape is None:
+            raise Unsupported("the shape of its input is unknown")
+        shape, sizes = tuple(source.shape), tuple(int(s) for s in sizes)
+        dropped = sorted({int(d) % len(shape) for d in drop}) if shape else []
+        if len(sizes) != len(shape) or not all(1 <= s <= d for s, d in zip(sizes, shape)) or any(
+                sizes[d] != 1 for d in dropped):
+            raise Unsupported(
+                f"a part of sizes {sizes} (dropping dimensions {dropped}) is not a non-empty part of its input of "
+                f"shape {shape}"
+            )
+        out = tuple(s for d, s in enumerate(sizes) if d not in dropped)
+        if sizes == shape and not dropped:
+            return source
+        if sizes == shape:
+            return self._pend(Pending(node, source, out, lambda src: self.view(node, src, out)))
+
+        def make(src: TensorRef) -> TensorRef:
+            kept = sizes if len(dropped) > 1 else out
+            sliced = self.layer(node, kept, lambda n: self._slice(n, src, kept))
+            return self.view(f"{node}.squeeze", sliced, out) if kept != out else sliced
+
+        return self._pend(Pending(node, source, out, make))
+
+    def _pend(self, pending: Pending) -> Pending:
+        self._pending.append(pending)
+        return pending
+
+    def _slice(self, name: str, src: TensorRef, out: Shape) -> str:
+        """One ``SLICE`` layer from ``src`` to ``out``: :meth:`NetworkBuilder.slice` for a narrow of one dimension,
+        :meth:`NetworkBuilder.select` for a dropped dimension, else a stated layer (checked by ``check_slice``)."""
+        shape = src.shape
+        if len(out) == len(shape):
+            narrowed = [d for d, (o, s) in enumerate(zip(out, shape)) if o != s]
+            if len(narrowed) == 1:
+                return self.builder.slice(src.name, narrowed[0], out[narrowed[0]], name=name)
+        elif len(out) == len(shape) - 1:
+            for axis in range(len(shape)):
+                if shape[:axis] + shape[axis + 1:] == out:
+                    return self.builder.select(src.name, axis, name=name)
+        check_slice(shape, out, where=f"{self.source}: node {name!r}")
+        layer = Layer(name=name, op=OpKind.SLICE, inputs=(src.name,), input_shapes=(shape,), output_shape=out)
+        return self.builder.add_layer(layer)
+
     def resolve(self, value: Symbol) -> TensorRef:
         """The IR tensor behind a symbol; reading a :class:`Deferred` applies the ``on_unsupported`` policy."""
         if isinstance(value, TensorRef):
             return value
         if value.resolved is not None:
+            return value.resolved
+        if isinstance(value, Pending):
+            value.resolved = value.make(self.resolve(value.source))
             return value.resolved
         origin = value.origin
         where = f"{self.source}: node {origin.node!r} ({origin.operator})"
@@ -241,6 +315,10 @@ class IRAssembler:
                 origin.recorded = True
                 self._skipped.append(SkippedNode(origin.node, origin.operator, UNUSED_REASON))
                 logger.info("%s: node %r (%s) dropped: %s", self.source, origin.node, origin.operator, UNUSED_REASON)
+        unread = [p.node for p in self._pending if p.resolved is None]
+        if unread:
+            logger.debug("%s: %d part(s) of tensors read by no layer or output, not built: %s", self.source,
+                         len(unread), ", ".join(unread))
         network = self.builder.build(names)
         if skipped_in_graph:
             logger.warning(

@@ -26,10 +26,19 @@ to ``batch_size``, runs ONNX shape inference (strict first, lenient if strict fa
   ``ReduceMean`` over (2, 3) (``GLOBAL_AVG_POOL``, then a flatten when ``keepdims=0``);
 * ``Flatten``/``Reshape``/``Squeeze``/``Unsqueeze`` as ``FLATTEN`` or ``RESHAPE`` (by the resulting shapes, see
   :func:`~nas_latency.frontends.conversion.view_kind`); ``Reshape(N, g, C/g, H, W)`` → ``Transpose(0, 2, 1, 3, 4)``
-  → ``Reshape(N, C, H, W)`` is one ``CHANNEL_SHUFFLE``; ``Identity`` and ``Dropout`` are ``IDENTITY``.
+  → ``Reshape(N, C, H, W)`` is one ``CHANNEL_SHUFFLE``; ``Identity`` and ``Dropout`` are ``IDENTITY``;
+* parts of a tensor (:meth:`~nas_latency.frontends.conversion.IRAssembler.part`): ``Split`` (sizes from its
+  ``split`` input or attribute, else equal parts, ``num_outputs`` at opset 18+) is one ``SLICE`` per output, and a
+  part read only by a ``Squeeze`` of the split axis one select (torch exports ``unbind`` that way); ``Slice`` with
+  constant starts, ends and axes and steps of 1 is one ``SLICE`` (no layer when it takes everything); ``Gather``
+  of a network tensor by one constant index is a select (scalar index) or a ``SLICE`` of size 1 (1-D index). A
+  part no layer or output reads is no layer. ``Slice`` with other steps or computed bounds, ``Gather`` of several
+  indices or of indices computed by the network (an embedding lookup), and the sequence operators torch exports
+  ``tensor_split`` with are unsupported, with the reason in the error.
 
-Initializers, ``Constant`` nodes and everything computed from constants and shapes alone (``Shape``, ``Gather``,
-``Concat`` of shape pieces...) are not layers; they are evaluated with numpy where a value is needed. Any other
+Initializers, ``Constant`` nodes and everything computed from constants and shapes alone (``Shape``, ``Gather`` and
+``Slice`` of a shape, ``Concat`` of shape pieces...) are not layers; they are evaluated with numpy where a value is
+needed. Any other
 operator follows :class:`~nas_latency.frontends.conversion.IRAssembler`'s policy: an
 :class:`~nas_latency.errors.UnsupportedOperatorError` naming the node (its name, or ``#index``) and its op type,
 or with ``on_unsupported="skip"`` an explicit, reported skip.
@@ -901,6 +910,138 @@ class _OnnxConverter:
 
     def _op_Unsqueeze(self, i: int, node: onnx.NodeProto, name: str, ins: list[Any]) -> TensorRef:
         return self._squeeze_like(node, name, ins, False)
+
+    # ---- parts of a tensor: Split, Slice, Gather -------------------------------------------------------------
+    @staticmethod
+    def _part_source(value: Any) -> tuple[Symbol, Shape]:
+        """The tensor a slice reads and its shape; the tensor is not resolved: a part nobody reads is no layer
+        (see :meth:`IRAssembler.part`)."""
+        if not is_symbol(value):
+            raise Unsupported("its data is a constant, not a tensor of the network")
+        if value.shape is None:
+            raise Unsupported("the shape of its input is unknown")
+        return value, value.shape
+
+    def _op_Split(self, i: int, node: onnx.NodeProto, name: str, ins: list[Any]) -> Any:
+        """One ``SLICE`` per output: sizes from ``split`` (an input from opset 13, an attribute before), else equal
+        parts (``num_outputs`` at opset 18+: the last part may be smaller). A part no layer reads is no layer."""
+        x, shape = self._part_source(ins[0])
+        a = _attrs(node)
+        rank = len(shape)
+        axis = int(a.get("axis", 0))
+        if not -rank <= axis < rank:
+            raise Unsupported(f"axis {axis} of a {shape} input")
+        axis %= rank
+        outputs = list(node.output)
+        dim = shape[axis]
+        if len(ins) > 1 and ins[1] is not None:
+            sizes = [int(v) for v in self._const(ins[1], "split").reshape(-1)]
+        elif "split" in a:
+            sizes = [int(v) for v in a["split"]]
+        else:
+            parts = int(a.get("num_outputs", len(outputs)))
+            step = -(-dim // parts) if parts > 0 else 0
+            sizes = [min(step, dim - k * step) for k in range(parts)]
+        if len(sizes) != len(outputs) or sum(sizes) != dim or min(sizes, default=0) < 0:
+            raise Unsupported(f"split sizes {sizes} into {len(outputs)} outputs of dimension {axis} of {shape}")
+        first: Any = None
+        for k, (out, size) in enumerate(zip(outputs, sizes)):
+            part_shape = shape[:axis] + (size,) + shape[axis + 1:]
+            squeeze = self._squeezed(out, axis, rank) if size == 1 else None
+            if size == 0:
+                value: Any = self.asm.unsupported(
+                    f"{name}.{k}", node.op_type, f"an empty part (size 0 along dimension {axis})", x, [part_shape]
+                )[0]
+            elif squeeze is not None:  # Split then Squeeze of the split axis: a select, as torch exports unbind
+                value = self.asm.part(f"{name}.{k}", x, part_shape, drop=(axis,))
+                self.fused.add(squeeze[0])
+                self.values[squeeze[1].output[0]] = value
+            else:
+                value = self.asm.part(f"{name}.{k}", x, part_shape)
+            self._check_shape(node, k, part_shape)
+            self.values[out] = value
+            first = value if k == 0 else first
+        return first
+
+    def _squeezed(self, tensor: str, axis: int, rank: int) -> tuple[int, onnx.NodeProto] | None:
+        """The ``Squeeze`` of dimension ``axis`` (of a rank-``rank`` tensor) that is the only reader of
+        ``tensor``, if it is one (its axes an attribute or a literal constant)."""
+        user = self._sole_consumer(tensor)
+        if user is None or user[1].op_type != "Squeeze" or user[1].input[0] != tensor:
+            return None
+        attrs = _attrs(user[1])
+        if "axes" in attrs:
+            axes: Any = attrs["axes"]
+        elif len(user[1].input) > 1 and isinstance(self.values.get(user[1].input[1]), np.ndarray):
+            axes = self.values[user[1].input[1]].reshape(-1).tolist()
+        else:
+            return None
+        return user if [int(a) % rank for a in axes] == [axis] else None
+
+    def _check_shape(self, node: onnx.NodeProto, index: int, shape: Shape) -> None:
+        expected = self._expected(node, index)
+        if expected is not None and expected != tuple(shape):
+            raise InvalidInputError(
+                f"{self.source}: node {node.name or node.op_type!r}: output {index} has shape {tuple(shape)}, ONNX "
+                f"shape inference says {expected}"
+            )
+
+    def _op_Slice(self, i: int, node: onnx.NodeProto, name: str, ins: list[Any]) -> Any:
+        """Constant ``starts``/``ends``/``axes`` (inputs from opset 10, attributes before) and steps of 1: one
+        ``SLICE``; the input itself when it takes everything."""
+        x, shape = self._part_source(ins[0])
+        if self.opset < 10:
+            a = _attrs(node)
+            starts, ends = [int(v) for v in a["starts"]], [int(v) for v in a["ends"]]
+            axes = [int(v) for v in a["axes"]] if "axes" in a else list(range(len(starts)))
+            steps = [1] * len(starts)
+        else:
+            starts = [int(v) for v in self._const(ins[1], "starts").reshape(-1)]
+            ends = [int(v) for v in self._const(ins[2], "ends").reshape(-1)]
+            has = [len(ins) > k and ins[k] is not None for k in (3, 4)]
+            axes = [int(v) for v in self._const(ins[3], "axes").reshape(-1)] if has[0] else list(range(len(starts)))
+            steps = [int(v) for v in self._const(ins[4], "steps").reshape(-1)] if has[1] else [1] * len(starts)
+        if any(step != 1 for step in steps):
+            raise Unsupported(f"Slice with steps {steps} (only steps of 1 are representable)")
+        rank = len(shape)
+        sizes = list(shape)
+        for start, end, axis in zip(starts, ends, axes):
+            if not -rank <= axis < rank:
+                raise Unsupported(f"axis {axis} of a {shape} input")
+            sizes[axis % rank] = len(range(*slice(start, end).indices(shape[axis % rank])))
+        if 0 in sizes:
+            raise Unsupported(f"an empty slice {tuple(sizes)} of {shape}")
+        self._check_shape(node, 0, tuple(sizes))
+        return self.asm.part(name, x, sizes)
+
+    def _op_Gather(self, i: int, node: onnx.NodeProto, name: str, ins: list[Any]) -> Any:
+        """``Gather`` of a network tensor by one constant index: a scalar index drops the axis (a select, how torch
+        exports ``x[:, 0]`` and ``unbind``), a 1-D index of one element keeps it with size 1 (a slice). (A Gather on
+        a shape, ``Shape`` → ``Gather``, is shape arithmetic, evaluated as a constant.)"""
+        data, indices = ins[0], ins[1]
+        if not is_symbol(data):
+            raise Unsupported(
+                "Gather of a constant table by indices computed by the network (an embedding lookup) has no IR "
+                "operator"
+            )
+        if is_symbol(indices):
+            raise Unsupported("Gather with indices computed by the network (the IR has slices of constant ranges only)")
+        index = self._const(indices, "indices")
+        x, shape = self._part_source(data)
+        rank = len(shape)
+        axis = int(_attrs(node).get("axis", 0))
+        if not -rank <= axis < rank:
+            raise Unsupported(f"axis {axis} of a {shape} input")
+        axis %= rank
+        if index.size != 1 or index.ndim > 1:
+            raise Unsupported(
+                f"Gather of {index.size} indices of shape {tuple(index.shape)} along axis {axis} (only one constant "
+                "index, a select or a slice of size 1, is representable)"
+            )
+        sizes = shape[:axis] + (1,) + shape[axis + 1:]
+        drop = (axis,) if index.ndim == 0 else ()
+        self._check_shape(node, 0, tuple(s for d, s in enumerate(sizes) if d not in drop))
+        return self.asm.part(name, x, sizes, drop=drop)
 
     def _op_Identity(self, i: int, node: onnx.NodeProto, name: str, ins: list[Any]) -> TensorRef:
         x = self._src(ins[0])

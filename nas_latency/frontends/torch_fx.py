@@ -20,9 +20,17 @@ right, a bias-free ``LINEAR``); ``transpose``/``permute``/``swapaxes``/``swapdim
 or a tensor that broadcasts to the input's shape, such as a positional embedding), ``-x`` and ``reciprocal`` are one
 ``SCALE`` pass (but ``x * 0`` is ``ZERO``); ``F.scaled_dot_product_attention`` is decomposed into transpose(k),
 matmul, scale, mask (``ADD`` of a network tensor, ``SCALE`` for a constant or causal mask), softmax and matmul, and
-``nn.MultiheadAttention`` into its q/k/v projections, head split, that attention, head merge and ``out_proj``.
-Sub and div of two network tensors, slicing (``unbind``, ``chunk``, indexing) and attention dropout stay
-unsupported.
+``nn.MultiheadAttention`` into the layers torch runs (for self-attention one packed in-projection to 3E split
+by three selects; head split, that attention, head merge and ``out_proj``), as its ONNX export records them.
+
+Slicing: ``unbind(dim)`` is one select per output, ``split``/``chunk``/``tensor_split``/``split_with_sizes`` one
+``SLICE`` per part (sizes from the actual outputs), ``narrow``, ``select`` and basic indexing with ints and slices
+of step 1 (``x[:, 0]``, ``x[..., :8]``, ``x[0]``, ``x[:, 1:5]``) one ``SLICE`` each (several ints: a slice keeping
+them as size 1, then a reshape without them); a part that is all of its input (``x[:]``, ``chunk(1)``) is the input
+itself, one that only drops size-1 dimensions a cost-free reshape. A part no layer or output reads is no layer
+(:meth:`~nas_latency.frontends.conversion.IRAssembler.part`). Indexing with a step other than 1, ``None``, bools,
+tensors or lists (advanced indexing, a gather) stays unsupported and says which was used, as do sub and div of two
+network tensors, attention dropout and an empty part of a ``tensor_split`` (when read).
 
 Not layers: parameters, buffers and anything computed from them alone; shape arithmetic (``x.shape``,
 ``x.size(0)``, integer maths); ``contiguous``/``detach``/``clone``/``to``, ``+ 0``, ``- 0``, ``* 1`` and ``/ 1``
@@ -138,18 +146,16 @@ _REFLECTED = {"radd": "add", "iadd": "add", "rmul": "mul", "imul": "mul", "rsub"
 #: that handlers see ``sub(2, x)`` as torch.fx records it
 _REFLECTED_DUNDERS = {"__radd__", "__rmul__", "__rsub__", "__rtruediv__", "__rdiv__", "__rmatmul__"}
 _TRANSPOSES = {"transpose", "swapaxes", "swapdims"}
-#: torch calls with several tensor results, and why the IR cannot take them
+#: torch calls with several tensor results the IR cannot take, and why
 _MULTI_OUTPUT_REASONS = {
-    **dict.fromkeys(
-        ("unbind", "split", "chunk", "tensor_split", "split_with_sizes"),
-        "it returns several slices of its input (the IR has no slicing operator; compute q, k and v with separate "
-        "nn.Linear layers instead of splitting one)",
-    ),
     "multi_head_attention_forward": (
         "F.multi_head_attention_forward called directly is not representable; use nn.MultiheadAttention "
         "(converted) or F.scaled_dot_product_attention"
     ),
 }
+#: torch calls that split a tensor into parts along one dimension (``dim``, the third argument, default 0)
+_SPLITS = {"split", "chunk", "tensor_split", "split_with_sizes", "unsafe_split", "unsafe_chunk",
+           "unsafe_split_with_sizes"}
 
 
 def _overrides_forward(cls: type, leaf: type) -> bool:
@@ -272,6 +278,49 @@ def _shape(value: torch.Tensor) -> Shape:
     return tuple(int(d) for d in value.shape)
 
 
+def _index_item_kind(item: Any) -> str:
+    """``"..."``, ``"slice"`` or ``"int"`` for the items of a basic index; Unsupported naming anything else."""
+    if item is Ellipsis:
+        return "..."
+    if item is None:
+        raise Unsupported("indexing with None (a new axis of size 1; use unsqueeze, a reshape)")
+    if isinstance(item, bool):
+        raise Unsupported(f"indexing with the bool {item} (a new axis with a mask)")
+    if is_symbol(item):
+        raise Unsupported("indexing with a tensor computed by the network (advanced indexing gathers elements; the "
+                          "IR has slices of consecutive elements only)")
+    if isinstance(item, torch.Tensor):
+        raise Unsupported(f"indexing with a constant tensor of shape {_shape(item)} (advanced indexing gathers "
+                          "elements; the IR has slices of consecutive elements only)")
+    if isinstance(item, (list, tuple)):
+        raise Unsupported(f"indexing with the list {list(item)!r} (advanced indexing gathers elements; the IR has "
+                          "slices of consecutive elements only)")
+    if isinstance(item, slice):
+        if has_symbol(item):
+            raise Unsupported(f"slicing with a bound computed by the network ({item!r})")
+        if item.step is not None and int(item.step) != 1:
+            raise Unsupported(f"slicing with step {item.step} (only steps of 1 are representable)")
+        return "slice"
+    if isinstance(item, int) or hasattr(item, "__index__"):
+        return "int"
+    raise Unsupported(f"indexing with a {type(item).__name__} ({item!r})")
+
+
+def _indexed_dims(index: Any, rank: int) -> tuple[int, ...]:
+    """The dimensions of a rank-``rank`` tensor that a basic index of ints and step-1 slices drops (its ints);
+    see :func:`_index_item_kind` for what is not basic."""
+    items = index if isinstance(index, tuple) else (index,)
+    kinds = [_index_item_kind(item) for item in items]
+    if kinds.count("...") > 1:
+        raise Unsupported("an index with more than one ellipsis")
+    if "..." in kinds:
+        at = kinds.index("...")
+        kinds[at:at + 1] = ["slice"] * (rank - len(kinds) + 1)
+    if len(kinds) > rank:
+        raise Unsupported(f"an index of {len(kinds)} dimensions into a tensor of rank {rank}")
+    return tuple(d for d, kind in enumerate(kinds) if kind == "int")
+
+
 class _TorchOps:
     """Maps one torch call (a leaf module, a function or a tensor method) to IR layers."""
 
@@ -299,6 +348,8 @@ class _TorchOps:
         try:
             if isinstance(target, nn.MultiheadAttention):
                 return self._multihead_attention(node, target, args, kwargs, out)
+            if target == "unbind" or target in _SPLITS:
+                return self._parts(node, str(target), args, kwargs, out)
             if not isinstance(out, torch.Tensor):
                 raise Unsupported(_MULTI_OUTPUT_REASONS.get(str(operator_name), "it returns several tensors"))
             if isinstance(target, nn.Module):
@@ -372,10 +423,11 @@ class _TorchOps:
             ),
         )
 
-    def _linear(self, node: str, x: Any, out: torch.Tensor, out_features: int, bias: bool) -> TensorRef:
+    def _linear(self, node: str, x: Any, out: torch.Tensor | None, out_features: int, bias: bool) -> TensorRef:
         src = self._src(x, "input")
         return self.asm.layer(
-            node, _shape(out), lambda n: self.b.linear(src.name, int(out_features), bias=bias, name=n)
+            node, None if out is None else _shape(out),
+            lambda n: self.b.linear(src.name, int(out_features), bias=bias, name=n),
         )
 
     def _batch_norm(self, node: str, x: Any, out: torch.Tensor, affine: bool) -> TensorRef:
@@ -489,9 +541,16 @@ class _TorchOps:
             raise Unsupported(f"{list(perm)} is not a permutation of the dimensions of {src.shape}")
         if order == list(range(rank)):
             return x
+        return self._permute(node, src, order, _shape(out))
+
+    def _permute(self, node: str, src: TensorRef, order: list[int], expected: Shape | None = None) -> TensorRef:
+        """``src`` with its dimensions reordered by a permutation: the input itself for the identity, a cost-free
+        reshape when only dimensions of size 1 move, else ``TRANSPOSE``."""
+        if order == list(range(len(order))):
+            return src
         if keeps_element_order(src.shape, order):
-            return self.asm.view(node, src, _shape(out))
-        return self.asm.layer(node, _shape(out), lambda n: self.b.transpose(src.name, order, name=n))
+            return self.asm.view(node, src, tuple(src.shape[p] for p in order))
+        return self.asm.layer(node, expected, lambda n: self.b.transpose(src.name, order, name=n))
 
     def _layer_norm(self, node: str, x: Any, normalized: Any, weight: Any, bias: Any, out: torch.Tensor) -> TensorRef:
         src = self._src(x, "input")
@@ -528,6 +587,64 @@ class _TorchOps:
             f"{node}.softmax", None, lambda n: self.b.activation(scores.name, OpKind.SOFTMAX, axis=axis, name=n)
         )
         return self.asm.layer(f"{node}.av", expected, lambda n: self.b.matmul(weights.name, v.name, name=n))
+
+    # ---- parts of a tensor ------------------------------------------------------------------------------------
+    def _part_source(self, x: Any) -> Symbol:
+        """The tensor a slice reads, not resolved: a part nobody reads is no layer, and does not read its source
+        (see :meth:`IRAssembler.part`)."""
+        if not is_symbol(x):
+            raise Unsupported("its input is a constant, not a tensor of the network")
+        return x
+
+    def _parts(self, node: str, fname: str, args: Sequence[Any], kwargs: dict[str, Any], out: Any) -> tuple[Any, ...]:
+        """``unbind(dim)``: one select per output; ``split``/``chunk``/``tensor_split``/``split_with_sizes``: one
+        slice per part, of the size of the actual output tensor (a part as large as the input is the input
+        itself). An empty part (``tensor_split`` at the start) is unsupported, reported only when read."""
+        x = args[0] if args else next((kwargs[k] for k in ("input", "tensor", "self") if k in kwargs), None)
+        src = self._part_source(x)
+        if src.shape is None:
+            raise Unsupported("the shape of its input is unknown")
+        rank = len(src.shape)
+        default = args[1] if fname == "unbind" and len(args) > 1 else args[2] if len(args) > 2 else 0
+        dim = int(kwargs.get("dim", default)) % rank
+        parts: list[Any] = []
+        for i, tensor in enumerate(out):
+            part_node = f"{node}.{i}"
+            if fname == "unbind":
+                sizes = src.shape[:dim] + (1,) + src.shape[dim + 1:]
+                parts.append(self.asm.part(part_node, src, sizes, drop=(dim,)))
+            elif tensor.shape[dim] == 0:
+                parts.append(self.asm.unsupported(
+                    part_node, fname, f"an empty part (size 0 along dimension {dim})", src, [_shape(tensor)]
+                )[0])
+            else:
+                parts.append(self.asm.part(part_node, src, _shape(tensor)))
+        return tuple(parts)
+
+    def _f_narrow(self, node: str, args: Sequence[Any], kwargs: dict[str, Any], out: torch.Tensor) -> Any:
+        b = _bind(args, kwargs, ("input", "dim", "start", "length"))
+        return self.asm.part(node, self._part_source(b["input"]), _shape(out))
+
+    def _f_select(self, node: str, args: Sequence[Any], kwargs: dict[str, Any], out: torch.Tensor) -> Any:
+        b = _bind(args, kwargs, ("input", "dim", "index"))
+        src = self._part_source(b["input"])
+        if src.shape is None:
+            raise Unsupported("the shape of its input is unknown")
+        dim = int(b["dim"]) % len(src.shape)
+        return self.asm.part(node, src, src.shape[:dim] + (1,) + src.shape[dim + 1:], drop=(dim,))
+
+    def _f_getitem(self, node: str, args: Sequence[Any], kwargs: dict[str, Any], out: torch.Tensor) -> Any:
+        """Basic indexing with ints and slices of step 1 (``x[:, 0]``, ``x[..., :8]``, ``x[0]``, ``x[:, 1:5]``):
+        one part of the input (:meth:`IRAssembler.part`); the input itself when it takes everything (``x[:]``)."""
+        src = self._part_source(args[0])
+        if src.shape is None:
+            raise Unsupported("the shape of its input is unknown")
+        dropped = _indexed_dims(args[1], len(src.shape))
+        kept = iter(_shape(out))
+        sizes = tuple(1 if d in dropped else next(kept, 0) for d in range(len(src.shape)))
+        if next(kept, None) is not None or 0 in sizes:
+            raise Unsupported(f"indexing {src.shape} with {args[1]!r} gives {_shape(out)}, not a non-empty part of it")
+        return self.asm.part(node, src, sizes, drop=dropped)
 
     # ---- functions and tensor methods --------------------------------------------------------------------------
     def _f_add(self, node: str, args: Sequence[Any], kwargs: dict[str, Any], out: torch.Tensor) -> Any:
@@ -740,9 +857,6 @@ class _TorchOps:
     def _f_zeros_like(self, node: str, args: Sequence[Any], kwargs: dict[str, Any], out: torch.Tensor) -> TensorRef:
         return self._zero(node, _bind(args, kwargs, ("input",))["input"], out)
 
-    def _f_getitem(self, node: str, args: Sequence[Any], kwargs: dict[str, Any], out: torch.Tensor) -> TensorRef:
-        raise Unsupported("tensor indexing or slicing")
-
     _FUNCTIONS: dict[str, Callable[["_TorchOps", str, Sequence[Any], dict[str, Any], torch.Tensor], Any]] = {
         "add": _f_add,
         "sub": _f_sub,
@@ -787,17 +901,30 @@ class _TorchOps:
         "native_channel_shuffle": _f_channel_shuffle,
         "zeros_like": _f_zeros_like,
         "getitem": _f_getitem,
+        "narrow": _f_narrow,
+        "select": _f_select,
     }
 
     # ---- nn.MultiheadAttention ---------------------------------------------------------------------------------
     def _multihead_attention(
         self, node: str, m: nn.MultiheadAttention, args: Sequence[Any], kwargs: dict[str, Any], out: Any
     ) -> tuple[Any, Any]:
-        """Inference-mode ``nn.MultiheadAttention`` as the layers it computes: one linear projection each for q, k
-        and v (the packed ``in_proj_weight`` split in three: same MACs and parameters), a reshape and a transpose
-        per projection to (batch, heads, sequence, head_dim), the attention of :meth:`_attention`, a transpose and
-        a reshape back, and ``out_proj``. The averaged attention weights (``need_weights=True``, the default) have
-        no IR operator: they become an unsupported result, reported when read (or, unread, listed as skipped)."""
+        """Inference-mode ``nn.MultiheadAttention`` as the layers torch's ``F.multi_head_attention_forward`` runs
+        (and its ONNX export records), with ``E`` the embedding, ``H`` the heads, ``D = E / H``:
+
+        * batch-first inputs transposed to (L, N, E) (``{node}.query_seq``...; one transpose for one tensor used as
+          query, key and value), unbatched ones viewed as (L, 1, E);
+        * the in-projection as torch packs it: for self-attention (query, key and value one tensor) one linear to
+          3E (``{node}.in_proj``) viewed as (L, N, 3, E) and (1, L, N, 3, E), transposed to (3, L, N, 1, E), viewed
+          as (3, L, N, E) and selected into ``{node}.q``, ``.k``, ``.v``; when only key and value are one tensor, a
+          linear for q and one to 2E for k and v, split the same way; else three linears (``{node}.q_proj``...);
+        * each of q, k, v viewed as (L, N·H, D), transposed to (N·H, L, D), viewed as (N, H, L, D);
+        * the attention of :meth:`_attention`, transposed to (L, N, H, D), viewed as (L·N, E), ``out_proj``, viewed
+          as (L, N, E), transposed back to batch first (unbatched: viewed as (L, E)).
+
+        (With ``need_weights=True`` torch multiplies (N·H, L, D) operands with ``bmm`` instead: the same MACs.) The
+        averaged attention weights it then returns have no IR operator: they become an unsupported result, reported
+        when read (or, unread, listed as skipped)."""
         b = _bind(
             args, kwargs, ("query", "key", "value", "key_padding_mask", "need_weights", "attn_mask",
                            "average_attn_weights", "is_causal"),
@@ -813,26 +940,72 @@ class _TorchOps:
         q, k, v = (self._src(b[name], name) for name in ("query", "key", "value"))
         heads, embed = m.num_heads, m.embed_dim
         head_dim = embed // heads
-        rank = len(q.shape)
-        # (L, E) unbatched, (N, L, E) batch first, else (L, N, E); split puts heads first: (N, H, L, D) or (H, L, D)
-        split = [1, 0, 2] if rank == 2 else [0, 2, 1, 3] if m.batch_first else [1, 2, 0, 3]
-        merge = sorted(range(len(split)), key=lambda i: split[i])
+        batched = len(q.shape) == 3
+        seq_first: dict[str, TensorRef] = {}
+
+        def to_seq_first(src: TensorRef, what: str) -> TensorRef:
+            if src.name not in seq_first:
+                if not batched:
+                    unbatched = (src.shape[0], 1, src.shape[1])
+                    seq_first[src.name] = self.asm.view(f"{node}.{what}_unsqueeze", src, unbatched)
+                elif m.batch_first:
+                    seq_first[src.name] = self._permute(f"{node}.{what}_seq", src, [1, 0, 2])
+                else:
+                    seq_first[src.name] = src
+            return seq_first[src.name]
+
+        qs, ks, vs = to_seq_first(q, "query"), to_seq_first(k, "key"), to_seq_first(v, "value")
+        (length, batch, _), source_length = qs.shape, ks.shape[0]
         bias = m.in_proj_bias is not None
 
-        def heads_first(src: TensorRef, what: str) -> TensorRef:
-            proj = self.asm.layer(
-                f"{node}.{what}_proj", None, lambda n: self.b.linear(src.name, embed, bias=bias, name=n)
+        def linear(src: TensorRef, what: str, features: int) -> TensorRef:
+            return self.asm.layer(
+                f"{node}.{what}", None, lambda n: self.b.linear(src.name, features, bias=bias, name=n)
             )
-            parts = self.asm.view(f"{node}.{what}_heads", proj, (*proj.shape[:-1], heads, head_dim))
-            return self.asm.layer(f"{node}.{what}_t", None, lambda n: self.b.transpose(parts.name, split, name=n))
 
-        qh, kh, vh = heads_first(q, "q"), heads_first(k, "k"), heads_first(v, "v")
+        def packed(src: TensorRef, what: str, parts: Sequence[str]) -> list[Symbol]:
+            proj = linear(src, what, len(parts) * embed)
+            rows, cols = proj.shape[:2]
+            x = self.asm.view(f"{node}.{what}.unflatten", proj, (rows, cols, len(parts), embed))
+            x = self.asm.view(f"{node}.{what}.unsqueeze", x, (1, rows, cols, len(parts), embed))
+            x = self._permute(f"{node}.{what}.t", x, [3, 1, 2, 0, 4])
+            x = self.asm.view(f"{node}.{what}.squeeze", x, (len(parts), rows, cols, embed))
+            return [self.asm.part(f"{node}.{part}", x, (1, rows, cols, embed), drop=(0,)) for part in parts]
+
+        projected: list[Symbol]
+        if not m._qkv_same_embed_dim:
+            projected = [linear(qs, "q_proj", embed), linear(ks, "k_proj", embed), linear(vs, "v_proj", embed)]
+        elif ks.name == vs.name and qs.name == ks.name:
+            projected = packed(qs, "in_proj", ("q", "k", "v"))
+        elif ks.name == vs.name:
+            projected = [linear(qs, "q_proj", embed), *packed(ks, "kv_proj", ("k", "v"))]
+        else:
+            projected = [linear(qs, "q_proj", embed), linear(ks, "k_proj", embed), linear(vs, "v_proj", embed)]
+
+        def split_heads(x: Symbol, what: str, rows: int) -> TensorRef:
+            flat = self.asm.view(f"{node}.{what}_heads", x, (rows, batch * heads, head_dim))
+            moved = self._permute(f"{node}.{what}_t", flat, [1, 0, 2])
+            return self.asm.view(f"{node}.{what}_split", moved, (batch, heads, rows, head_dim))
+
+        qh = split_heads(projected[0], "q", length)
+        kh = split_heads(projected[1], "k", source_length)
+        vh = split_heads(projected[2], "v", source_length)
         constant_mask = b["key_padding_mask"] is not None or b["attn_mask"] is not None or bool(b["is_causal"])
         att = self._attention(node, qh, kh, vh, scale=head_dim ** -0.5, mask=None, constant_mask=constant_mask,
                               expected=None)
-        back = self.asm.layer(f"{node}.merge_t", None, lambda n: self.b.transpose(att.name, merge, name=n))
-        merged = self.asm.view(f"{node}.merge", back, (*back.shape[:-2], embed))
-        result = self._linear(f"{node}.out_proj", merged, out[0], m.out_proj.out_features, m.out_proj.bias is not None)
+        merged = self.asm.view(f"{node}.merge", self._permute(f"{node}.merge_t", att, [2, 0, 1, 3]),
+                               (length * batch, embed))
+        proj_out = self._linear(f"{node}.out_proj", merged, None, m.out_proj.out_features, m.out_proj.bias is not None)
+        result = self.asm.view(f"{node}.out", proj_out, (length, batch, proj_out.shape[-1]))
+        if not batched:
+            result = self.asm.view(f"{node}.squeeze", result, (length, proj_out.shape[-1]))
+        elif m.batch_first:
+            result = self._permute(f"{node}.out_t", result, [1, 0, 2])
+        if result.shape != _shape(out[0]):
+            raise InvalidInputError(
+                f"{self.asm.source}: node {node!r}: the IR infers output shape {result.shape}, torch computed "
+                f"{_shape(out[0])}"
+            )
         weights: Any = out[1]
         if isinstance(weights, torch.Tensor):
             weights = self.asm.unsupported(
@@ -956,6 +1129,9 @@ class _FxRunner(torch.fx.Interpreter):
             return self.ops.convert(node, fname, args[:1], {}, result)
         else:
             fname = canonical_name(n.target)
+            if fname == "getitem" and not is_symbol(args[0]) and has_symbol(args[0]):
+                # picks an output of a multi-output call: no layer, and no name taken (the eager tracer sees none)
+                return self.ops.convert(n.name, fname, args, kwargs, result)
             node = self.ops.node_name(fname) if _has_tensor(result) else n.name
             symbolic = self.ops.convert(node, fname, args, kwargs, result)
             target = n.target

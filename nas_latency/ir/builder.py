@@ -183,6 +183,24 @@ class NetworkBuilder:
         out = matmul_output_shape(self.shape(left), self.shape(right), where=self._where(OpKind.MATMUL, [left, right]))
         return self._emit(OpKind.MATMUL, [left, right], out, name)
 
+    def slice(self, src: str, axis: int, size: int, *, name: str | None = None) -> str:
+        """``size`` consecutive elements of dimension ``axis`` (a narrow, or one part of a split or chunk)."""
+        shape = self.shape(src)
+        where = self._where(OpKind.SLICE, [src])
+        ax = normalized_axis(axis, len(shape), where=where)
+        if not 1 <= size <= shape[ax]:
+            raise InvalidInputError(f"{where}: size {size} of dimension {ax} must be in 1..{shape[ax]}")
+        return self._emit(OpKind.SLICE, [src], tuple(size if i == ax else d for i, d in enumerate(shape)), name)
+
+    def select(self, src: str, axis: int, *, name: str | None = None) -> str:
+        """One index of dimension ``axis``, which the output drops (``x[:, 0]``, one part of an unbind)."""
+        shape = self.shape(src)
+        where = self._where(OpKind.SLICE, [src])
+        ax = normalized_axis(axis, len(shape), where=where)
+        if len(shape) < 2:
+            raise InvalidInputError(f"{where}: cannot drop the only dimension of {shape}")
+        return self._emit(OpKind.SLICE, [src], shape[:ax] + shape[ax + 1:], name)
+
     def transpose(self, src: str, perm: Sequence[int], *, name: str | None = None) -> str:
         """Reorder the dimensions: output dimension ``i`` is input dimension ``perm[i]``."""
         shape = self.shape(src)

@@ -27,6 +27,7 @@ from nas_latency.ir.shapes import (
     Shape,
     channel_shuffle_output_shape,
     check_layer_norm,
+    check_slice,
     check_transpose,
     concat_output_shape,
     elementwise_output_shape,
@@ -59,7 +60,8 @@ class Layer:
     ``scale`` is one elementwise pass with a constant operand (``x * c``, ``x / c``, ``x + c``, ``x - c``: an
     attention's scaling, a positional embedding); ``matmul`` multiplies two activations (``(..., M, K) @ (..., K, N)``; a product with learned weights is
     ``linear``); ``transpose`` reorders dimensions (the IR keeps the shapes, not the permutation: what it costs
-    is the data it moves).
+    is the data it moves); ``slice`` copies out a part of its input (a narrow, select, or one part of a split,
+    chunk or unbind: the IR keeps the shapes, not the offsets) and reads only that part.
     """
 
     name: str
@@ -120,9 +122,12 @@ class Layer:
         return (self.axis if self.axis is not None else -1) % rank
 
     def activation_bytes_read(self, dtype_bytes: int = DEFAULT_DTYPE_BYTES) -> int:
-        """Bytes of input activations read; 0 for view-like kinds (flatten, reshape, identity)."""
+        """Bytes of input activations read; 0 for view-like kinds (flatten, reshape, identity); the part it copies
+        for a slice."""
         if self.op in VIEW_KINDS:
             return 0
+        if self.op is OpKind.SLICE:
+            return numel(self.output_shape) * dtype_bytes
         return sum(numel(s) for s in self.input_shapes) * dtype_bytes
 
     def weight_bytes(self, dtype_bytes: int = DEFAULT_DTYPE_BYTES) -> int:
@@ -236,6 +241,9 @@ class Layer:
             expected = flatten_output_shape(source, self.axis if self.axis is not None else 1, where=where)
         elif op is OpKind.TRANSPOSE:
             check_transpose(source, out, where=where)
+            return
+        elif op is OpKind.SLICE:
+            check_slice(source, out, where=where)
             return
         else:  # windows and linear layers: checked by the caller; a reshape (also a frontend's stand-in for a
             return  # skipped node, which may change the element count) takes any output shape

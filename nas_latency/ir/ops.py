@@ -34,6 +34,7 @@ class OpKind(str, Enum):
     LAYER_NORM = "layer_norm"
     CHANNEL_SHUFFLE = "channel_shuffle"
     TRANSPOSE = "transpose"
+    SLICE = "slice"
     FLATTEN = "flatten"
     RESHAPE = "reshape"
     ZERO = "zero"

@@ -28,16 +28,22 @@ def remove_identities(network: Network) -> Network:
     return _rewire(network, [layer for layer in network.layers if layer.op is not OpKind.IDENTITY], alias)
 
 
+#: kinds whose IR omits what tells two of them on the same input apart (a slice's offsets, a transpose's
+#: permutation): q, k and v selected from one packed tensor are three computations with one shape
+_UNMERGEABLE_KINDS = WEIGHTED_KINDS | {OpKind.SLICE, OpKind.TRANSPOSE}
+
+
 def eliminate_common_subexpressions(network: Network) -> Network:
     """Merge weight-free layers that apply the same op with the same attributes to the same inputs (as ONNX
     exporters and inference runtimes do). Layers with weights are never merged: they are distinct
-    computations even on the same input."""
+    computations even on the same input; nor are slices and transposes, whose offsets and permutations the IR
+    does not keep."""
     alias: dict[str, str] = {}
     seen: dict[tuple[str, tuple[str, ...]], str] = {}
     keep: list[Layer] = []
     for layer in network.layers:
         srcs = tuple(alias.get(s, s) for s in layer.inputs)
-        if layer.op not in WEIGHTED_KINDS:
+        if layer.op not in _UNMERGEABLE_KINDS:
             key = (_layer_signature(layer), tuple(sorted(srcs)) if layer.op in COMMUTATIVE_KINDS else srcs)
             if key in seen:
                 alias[layer.name] = seen[key]

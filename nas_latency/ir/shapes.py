@@ -112,3 +112,15 @@ def check_layer_norm(source: Shape, axis: int, *, where: str) -> int:
     if ax == 0:
         raise InvalidInputError(f"{where}: axis {axis} would normalize across the batch dimension of {source}")
     return ax
+
+
+def check_slice(source: Shape, out: Shape, *, where: str) -> None:
+    """A slice's output is a part of its input: the same rank, no dimension larger than the input's (a narrow,
+    one of a split's or chunk's parts), or the input without one dimension (a select, one of an unbind's parts)."""
+    if len(out) == len(source) and all(o <= s for o, s in zip(out, source)):
+        return
+    if len(out) == len(source) - 1 and any(
+            all(o <= s for o, s in zip(out, source[:axis] + source[axis + 1:])) for axis in range(len(source))):
+        return
+    raise InvalidInputError(f"{where}: output shape {out} is not a part of input {source} (a slice keeps the rank "
+                            "and shrinks dimensions, or drops one dimension)")

@@ -18,6 +18,7 @@ from nas_latency.bench.generators import (
     kernel_sweep,
     random_kernels,
     random_sequence_kernels,
+    random_slice_kernels,
     sequence_grid_kernels,
     spec_from_layer,
     with_block_layers,
@@ -26,7 +27,7 @@ from nas_latency.bench.protocol import PROTOCOLS
 from nas_latency.bench.runners import CudaEventsRunner, OnnxRuntimeRunner, TorchEagerRunner, make_runner
 from nas_latency.bench.sweep import run_sweep
 from nas_latency.errors import FailedPreconditionError, InvalidInputError, NotFoundError
-from nas_latency.ir import Layer, OpKind
+from nas_latency.ir import Layer, NetworkBuilder, OpKind
 from nas_latency.models.layer_features import layer_key
 
 
@@ -48,8 +49,8 @@ def test_full_grid_covers_every_family_of_the_evaluation_networks() -> None:
             OpKind.ZERO, OpKind.IDENTITY, OpKind.FLATTEN, OpKind.CHANNEL_SHUFFLE} <= ops
     assert all(s.layer().macs <= 3e8 for s in grid_kernels("full"))
     # the transformer kinds, measured by the quick sweep too
-    assert {OpKind.MATMUL, OpKind.LAYER_NORM, OpKind.TRANSPOSE, OpKind.SCALE} <= ops
-    assert {OpKind.MATMUL, OpKind.LAYER_NORM, OpKind.TRANSPOSE, OpKind.SCALE, OpKind.LINEAR} <= {
+    assert {OpKind.MATMUL, OpKind.LAYER_NORM, OpKind.TRANSPOSE, OpKind.SCALE, OpKind.SLICE} <= ops
+    assert {OpKind.MATMUL, OpKind.LAYER_NORM, OpKind.TRANSPOSE, OpKind.SCALE, OpKind.LINEAR, OpKind.SLICE} <= {
         s.op for s in grid_kernels("quick") if s.tokens is not None}
     assert {s.op for s in sequence_grid_kernels("full")} >= {OpKind.SOFTMAX, OpKind.GELU, OpKind.ADD}
 
@@ -92,6 +93,10 @@ def test_sequence_kernels_have_transformer_shapes() -> None:
     norm = by_op[OpKind.LAYER_NORM][0]
     assert norm.input_shapes == ((1, 64, 128),) and norm.norm_axis == 2 and norm.affine and norm.params == 256
     assert by_op[OpKind.SCALE][0].input_shapes == ((1, 4, 64, 64),)
+    # half of a GLU's features; one of q, k, v of a packed (3, B, H, T, d) tensor
+    assert [(l.input_shapes[0], l.output_shape) for l in by_op[OpKind.SLICE]] == [
+        ((1, 64, 256), (1, 64, 128)), ((3, 1, 4, 64, 32), (1, 4, 64, 32))]
+    assert all(l.bytes_read() == l.bytes_written() == 4 * 64 * 128 for l in by_op[OpKind.SLICE])
 
 
 def test_kernel_specs_refuse_layouts_they_cannot_express() -> None:
@@ -108,19 +113,31 @@ def test_kernel_specs_refuse_layouts_they_cannot_express() -> None:
         KernelSpec(OpKind.SCALE, 16, 32, 1, tokens=8)
     with pytest.raises(InvalidInputError, match="tokens must be"):
         KernelSpec(OpKind.SCALE, 16, 16, 1, tokens=0)
+    with pytest.raises(InvalidInputError, match="parts apply to slice kernels only"):
+        KernelSpec(OpKind.TRANSPOSE, 16, 16, 1, tokens=8, parts=3)
+    with pytest.raises(InvalidInputError, match="parts must be a positive integer"):
+        KernelSpec(OpKind.SLICE, 16, 16, 1, tokens=8, parts=0)
+    with pytest.raises(InvalidInputError, match=r"cout must be in 1..16"):
+        KernelSpec(OpKind.SLICE, 16, 32, 1, tokens=8)
+    with pytest.raises(InvalidInputError, match="cout must equal cin"):  # a select keeps the features
+        KernelSpec(OpKind.SLICE, 16, 8, 1, tokens=8, parts=3)
 
 
 def test_every_generated_kernel_maps_back_to_its_spec_and_sequence_neighbours_stay_valid() -> None:
     rng = np.random.default_rng(5)
-    specs = grid_kernels("full") + random_sequence_kernels(120, rng)
+    specs = grid_kernels("full") + random_sequence_kernels(120, rng) + random_slice_kernels(40, rng)
     assert sum(s.tokens is not None for s in specs) > 250
     for spec in specs:
         assert spec_from_layer(spec.layer()) == spec, spec
     for spec in sequence_grid_kernels("quick"):
         for _ in range(5):
             near = spec.perturbed(rng)
-            assert (near.op, near.heads, near.batch) == (spec.op, spec.heads, spec.batch) and near.tokens
-            assert near.op in (OpKind.LINEAR, OpKind.MATMUL) or near.cout == near.cin
+            assert (near.op, near.heads, near.batch, near.parts) == (spec.op, spec.heads, spec.batch, spec.parts)
+            assert near.tokens
+            if near.op is OpKind.SLICE:  # a slice keeps its share of the features
+                assert near.cout / near.cin == pytest.approx(spec.cout / spec.cin, abs=0.1)
+            else:
+                assert near.op in (OpKind.LINEAR, OpKind.MATMUL) or near.cout == near.cin
             near.layer()
     # adaptive resampling finds neighbours of transformer kernels
     worst = [s.layer() for s in sequence_grid_kernels("quick")]
@@ -131,17 +148,38 @@ def test_every_generated_kernel_maps_back_to_its_spec_and_sequence_neighbours_st
     assert spec_from_layer(scores.layer()) == scores
 
 
+def test_random_slices_are_narrows_and_selects_of_sequence_tensors() -> None:
+    specs = random_slice_kernels(60, np.random.default_rng(2))
+    assert specs == random_slice_kernels(60, np.random.default_rng(2)) and len(specs) == 60
+    selects = [s for s in specs if s.parts > 1]
+    assert 15 < len(selects) < 45 and {s.parts for s in selects} == {2, 3} and {s.heads for s in selects} > {1}
+    for spec in specs:
+        layer = spec.layer()
+        assert layer.op is OpKind.SLICE and layer.bytes_read() == layer.bytes_written() == 4 * (
+            spec.batch * spec.heads * spec.tokens * spec.cout)
+        if spec.parts == 1:
+            assert spec.cin // spec.cout in (2, 3, 4) and layer.input_shapes[0][:-1] == layer.output_shape[:-1]
+        else:
+            assert layer.input_shapes[0] == (spec.parts, *layer.output_shape)
+    # a select that drops another dimension than a packed leading one is not a generated shape
+    b = NetworkBuilder("k")
+    b.select(b.input((1, 16, 3, 32)), 2)
+    assert spec_from_layer(b.build().layers[0]) is None
+
+
 def test_the_quick_sweep_measures_transformer_kernels() -> None:
     items = kernel_sweep("quick", seed=0)
     ops = {(i.network.layers[0].op, i.origin) for i in items}
     assert {(OpKind.MATMUL, "grid"), (OpKind.LAYER_NORM, "grid"), (OpKind.TRANSPOSE, "grid"),
-            (OpKind.SCALE, "grid")} <= ops
+            (OpKind.SCALE, "grid"), (OpKind.SLICE, "grid"), (OpKind.SLICE, "random")} <= ops
+    # the random slice is drawn last, so the earlier draws of a seed are what they were before slices existed
+    assert (items[-1].network.layers[0].op, items[-1].origin) == (OpKind.SLICE, "random")
 
 
     def in_sequence_layout(layer: Layer) -> bool:  # random image kernels are (N, C, H, W), or (N, F) linear layers
         return len(layer.input_shapes[0]) == 3 or layer.op in SEQUENCE_ONLY_KINDS or layer.op is OpKind.SOFTMAX
 
-    assert sum(i.origin == "random" and in_sequence_layout(i.network.layers[0]) for i in items) == 2
+    assert sum(i.origin == "random" and in_sequence_layout(i.network.layers[0]) for i in items) == 2 + 1  # + slice
 
 
 def test_blocks_and_their_layers_come_together() -> None:
@@ -151,7 +189,16 @@ def test_blocks_and_their_layers_come_together() -> None:
     attention = next(b.network for b in blocks if b.origin == "block:attention")
     assert {OpKind.LAYER_NORM, OpKind.LINEAR, OpKind.TRANSPOSE, OpKind.MATMUL, OpKind.SCALE, OpKind.SOFTMAX,
             OpKind.ADD} <= {layer.op for layer in attention}
-    assert {b.origin for b in block_items("full")} >= {"block:attention", "block:mlp"}
+    assert {b.origin for b in block_items("full")} >= {"block:attention", "block:mlp", "block:packed_attention",
+                                                       "block:glu_mlp"}
+    packed = next(b.network for b in blocks if b.origin == "block:packed_attention")
+    assert [(l.input_shapes[0], l.output_shape) for l in packed if l.op is OpKind.SLICE] == [
+        ((3, 1, 4, 32, 16), (1, 4, 32, 16))] * 3
+    assert all(spec_from_layer(l) == KernelSpec(OpKind.SLICE, 16, 16, 1, tokens=32, heads=4, parts=3)
+               for l in packed if l.op is OpKind.SLICE)
+    glu = next(b.network for b in block_items("full") if b.origin == "block:glu_mlp")
+    assert [(l.input_shapes[0], l.output_shape) for l in glu if l.op is OpKind.SLICE] == [
+        ((1, 16, 256), (1, 16, 128))] * 2
     items = with_block_layers(blocks)
     assert items[0] is blocks[0]
     first_layers = items[1 : 1 + len(blocks[0].network.layers)]
@@ -208,9 +255,10 @@ def test_the_onnxruntime_runner_times_a_tiny_network() -> None:
     assert make_runner("onnxruntime").info()["provider"] == "CPUExecutionProvider"
 
 
-def test_the_onnxruntime_runner_times_an_attention_block() -> None:
+@pytest.mark.parametrize("origin", ["block:attention", "block:packed_attention"])
+def test_the_onnxruntime_runner_times_an_attention_block(origin: str) -> None:
     pytest.importorskip("onnxruntime")
-    block = next(b for b in block_items("quick") if b.origin == "block:attention")
+    block = next(b for b in block_items("quick") if b.origin == origin)
     wall, cpu = OnnxRuntimeRunner().sampler(block.network)(3)
     assert wall > 0 and cpu > 0
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import random
 from typing import Callable
 
@@ -11,13 +12,16 @@ import torch.fx as fx
 import torch.nn.functional as F
 from torch import nn
 
-from nas_latency.bench.generators import add_attention, add_mlp
+from nas_latency.bench.generators import add_attention, add_glu_mlp, add_mlp, add_packed_attention
 from nas_latency.bench.ir_to_torch import (
     SCALE_FACTOR,
     PaddedPool2d,
     Scale,
+    Slice,
+    SlicePlan,
     Transpose,
     build_torch_module,
+    slice_plan,
     transpose_permutation,
 )
 from nas_latency.errors import InvalidInputError
@@ -77,7 +81,10 @@ def every_op_network() -> Network:
     attended = b.matmul(scores, ln, name="matmul_v")  # (2, 48, 6)
     attended = b.layer_norm(attended, axis=1, affine=False, bias=False, name="ln_rows")  # over (48, 6), no parameters
     attended = b.layer_norm(attended, affine=False, name="ln_shift")  # a learned shift only
-    r = b.add(r, attended, name="residual")
+    # chunk(2) of the features and the halves put back together, then a select of the first sample (broadcast)
+    halves = b.concat([b.slice(attended, -1, 3, name="narrow"), b.slice(attended, -1, 3, name="narrow_2")], axis=2)
+    first = b.select(halves, 0, name="select")  # (48, 6)
+    r = b.add(r, halves, first, name="residual")
     r = b.linear(r, 5, bias=False, name="fc1")
     r = b.activation(r, OpKind.RELU, name="relu")
     gm = b.flatten(gm, name="flatten_gm")
@@ -106,10 +113,29 @@ def test_submodules_are_named_after_layers_and_fx_traceable() -> None:
     assert isinstance(module.ln, nn.LayerNorm) and module.ln.normalized_shape == (6,)
     assert module.ln_rows.normalized_shape == (48, 6) and module.ln_rows.weight is None
     assert [tuple(p.shape) for p in module.ln_shift.parameters()] == [(6,)]
+    assert isinstance(module.narrow, Slice) and isinstance(module.select, Slice)
+    assert (module.narrow.plan, module.narrow_2.plan, module.select.plan) == (
+        SlicePlan(None, 0, ((2, 0, 3),)), SlicePlan(None, 0, ((2, 3, 3),)), SlicePlan(0, 0, ()))
     x = torch.randn(2, 8, 9, 9)
     traced = fx.symbolic_trace(module)
     with torch.no_grad():
         assert torch.equal(traced(x), module(x))
+
+
+def test_the_slices_of_every_op_network_copy_their_parts() -> None:
+    network = every_op_network()
+    module = build_torch_module(network)
+    seen: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+    for name in ("narrow", "narrow_2", "select"):
+        getattr(module, name).register_forward_hook(
+            lambda _m, args, out, name=name: seen.__setitem__(name, (args[0], out)))
+    with torch.no_grad():
+        module(torch.randn(2, 8, 9, 9))
+    expected = {"narrow": lambda x: x[..., :3], "narrow_2": lambda x: x[..., 3:], "select": lambda x: x[0]}
+    for name, (x, out) in seen.items():
+        assert tuple(out.shape) == network.layer(name).output_shape, name
+        assert torch.equal(out, expected[name](x)) and out.is_contiguous(), name
+        assert out.untyped_storage().data_ptr() != x.untyped_storage().data_ptr(), name  # a copy, not a view
 
 
 def test_names_are_sanitized_and_unique() -> None:
@@ -367,3 +393,83 @@ def test_a_transformer_network_runs_with_ir_params_and_is_fx_traceable() -> None
     x = torch.randn(1, 16, 32)
     with torch.no_grad():
         assert torch.equal(fx.symbolic_trace(module)(x), module(x))
+
+
+# ---- slices -------------------------------------------------------------------------------------------------------
+def test_slice_plans_follow_the_documented_rule() -> None:
+    packed = (3, 1, 4, 16, 8)  # q, k, v: (3, batch, heads, tokens, head size)
+    assert slice_plan(packed, (1, 4, 16, 8), where="s") == SlicePlan(0, 0, ())
+    assert [slice_plan(packed, (1, 4, 16, 8), where="s", part=k).index for k in range(5)] == [0, 1, 2, 0, 1]
+    # a dimension whose removal needs no narrowing wins over the first that fits
+    assert slice_plan((4, 6, 4), (4, 4), where="s") == SlicePlan(1, 0, ())
+    assert slice_plan((3, 3, 4), (3, 4), where="s") == SlicePlan(0, 0, ())  # a run of equal sizes: the first
+    assert slice_plan((2, 5, 7), (4, 7), where="s") == SlicePlan(0, 0, ((0, 0, 4),))  # select, then narrow
+    # narrows: the k-th run of the first narrowed dimension, the leading elements of the others
+    assert [slice_plan((2, 48, 6), (2, 48, 3), where="s", part=k).narrows for k in range(3)] == [
+        ((2, 0, 3),), ((2, 3, 3),), ((2, 0, 3),)]
+    assert slice_plan((2, 48, 6), (2, 48, 4), where="s", part=1).narrows == ((2, 0, 4),)  # one part fits
+    assert slice_plan((4, 6, 8), (2, 6, 4), where="s", part=1).narrows == ((0, 2, 2), (2, 0, 4))
+    assert slice_plan((2, 3), (2, 3), where="s", part=1) == SlicePlan(None, 0, ())  # the whole input: a copy
+    for target in ((2, 4), (5,), (2, 3, 1)):
+        with pytest.raises(InvalidInputError, match=r"layer 'x'.*is not a part of input \(2, 3\)"):
+            slice_plan((2, 3), target, where="layer 'x'")
+
+
+def test_a_slice_copies_its_part_even_where_the_view_is_contiguous() -> None:
+    cases: list[tuple[tuple[int, ...], Callable[[NetworkBuilder, str], str], Callable[[torch.Tensor], torch.Tensor]]]
+    cases = [
+        ((3, 2, 5), lambda b, x: b.select(x, 0), lambda x: x[0]),  # outermost: a contiguous view
+        ((4, 6, 4), lambda b, x: b.select(x, 1), lambda x: x[:, 0]),  # strided
+        ((2, 5, 7), lambda b, x: b.slice(x, -1, 3), lambda x: x[..., :3]),
+        ((4, 5), lambda b, x: b.slice(x, 0, 2), lambda x: x[:2]),  # leading rows: a contiguous view
+        ((2, 5), lambda b, x: b.slice(x, 1, 5), lambda x: x),  # all of it: a plain copy
+    ]
+    for shape, build, expected in cases:
+        module, x = _single_layer(shape, build)
+        with torch.no_grad():
+            out = module(x)
+        assert torch.equal(out, expected(x)) and out.is_contiguous(), shape
+        assert out.untyped_storage().data_ptr() != x.untyped_storage().data_ptr(), shape
+
+
+def test_a_packed_attention_block_unbinds_q_k_v_and_runs() -> None:
+    b = NetworkBuilder("packed")
+    x = b.input((1, 16, 32))
+    network = b.build([add_packed_attention(b, x, 4)])
+    selects = [l for l in network if l.op is OpKind.SLICE]
+    assert [(l.input_shapes[0], l.output_shape) for l in selects] == [((3, 1, 4, 16, 8), (1, 4, 16, 8))] * 3
+    assert {l.op for l in network} == {OpKind.LAYER_NORM, OpKind.LINEAR, OpKind.RESHAPE, OpKind.TRANSPOSE,
+                                       OpKind.SLICE, OpKind.MATMUL, OpKind.SCALE, OpKind.SOFTMAX, OpKind.ADD}
+    assert torch.isfinite(_check_runs(network)).all()
+    module = build_torch_module(network)
+    assert [getattr(module, module.module_names[l.name]).plan.index for l in selects] == [0, 1, 2]  # q, k, v
+    inp = torch.randn(1, 16, 32)
+    with torch.no_grad():
+        assert torch.equal(fx.symbolic_trace(module)(inp), module(inp))
+
+
+def test_the_two_halves_of_a_glu_are_its_two_halves() -> None:
+    b = NetworkBuilder("glu")
+    x = b.input((2, 5, 8))
+    network = b.build([add_glu_mlp(b, x, 6)])
+    module = build_torch_module(network)
+    norm, up, down = (getattr(module, module.module_names[l.name]) for l in network
+                      if l.op in (OpKind.LAYER_NORM, OpKind.LINEAR))
+    inp = torch.randn(2, 5, 8)
+    with torch.no_grad():
+        value, gate = up(norm(inp)).chunk(2, dim=-1)
+        assert torch.allclose(module(inp), down(value * F.silu(gate)) + inp, atol=1e-6)
+
+
+def test_the_onnx_export_keeps_every_slice() -> None:
+    """Three selects of one tensor copying one part each would be merged into one node by the exporter."""
+    onnx = pytest.importorskip("onnx")
+    from nas_latency.frontends import export_onnx
+
+    b = NetworkBuilder("packed")
+    x = b.input((1, 16, 32))
+    network = b.build([add_glu_mlp(b, add_packed_attention(b, x, 4), 24)])
+    buffer = io.BytesIO()
+    export_onnx(build_torch_module(network), (torch.randn(1, 16, 32),), buffer)
+    ops = [node.op_type for node in onnx.load_from_string(buffer.getvalue()).graph.node]
+    assert (ops.count("Gather"), ops.count("Slice")) == (3, 2)

@@ -92,6 +92,16 @@ def test_transformer_layers_have_their_families_and_shape_features() -> None:
     assert features.column("flops")[3] == 4 * 64 * 64
 
 
+def test_slices_are_data_movement_of_the_part_they_copy() -> None:
+    narrow, select = (s.layer() for s in sequence_grid_kernels("quick") if s.op is OpKind.SLICE)
+    features = LayerFeaturizer().transform([narrow, select])
+    assert families_of(features).tolist() == ["slice", "slice"]
+    # no arithmetic, like a transpose or concat; only the part copied is read: (1, 64, 128) and (1, 4, 64, 32)
+    assert features.column("flops").tolist() == [0.0, 0.0]
+    assert features.column("bytes").tolist() == [2 * 4 * 64 * 128] * 2 == [layer_bytes(narrow), layer_bytes(select)]
+    assert features.column("log_bytes_in").tolist() == features.column("log_bytes_out").tolist()
+
+
 def test_every_layer_model_predicts_the_transformer_kernels(fitted: dict) -> None:
     features = LayerFeaturizer().transform([s.layer() for s in sequence_grid_kernels("full")])
     for name, model in fitted.items():

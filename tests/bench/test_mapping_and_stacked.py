@@ -247,13 +247,14 @@ def test_the_context_curve_charges_activation_traffic_in_a_large_network(layer_m
 
 
 # ---- transformer networks -----------------------------------------------------------------------------------------
-def transformer_block(tokens: int = 16, width: int = 32, heads: int = 4) -> Network:
-    """layer norm, linear, transpose, matmul, scale, softmax, matmul, add (and the reshapes of the head split)."""
-    from nas_latency.bench.generators import add_attention
+def transformer_block(tokens: int = 16, width: int = 32, heads: int = 4, *, packed: bool = False) -> Network:
+    """layer norm, linear, transpose, matmul, scale, softmax, matmul, add (and the reshapes of the head split);
+    ``packed``: one q/k/v projection unbound into three by selects (slices)."""
+    from nas_latency.bench.generators import add_attention, add_packed_attention
 
-    b = NetworkBuilder(f"transformer;t={tokens};d={width};h={heads}")
+    b = NetworkBuilder(f"transformer;t={tokens};d={width};h={heads}{';packed' if packed else ''}")
     x = b.input((1, tokens, width), name="x0")
-    return b.build([add_attention(b, x, heads)])
+    return b.build([(add_packed_attention if packed else add_attention)(b, x, heads)])
 
 
 def test_onnxruntime_folds_the_scaling_of_attention_scores_into_their_matmul() -> None:
@@ -268,7 +269,20 @@ def test_onnxruntime_folds_the_scaling_of_attention_scores_into_their_matmul() -
     assert [g.members for g in torch_groups] == [(l.name,) for l in network.layers]  # torch eager fuses nothing
 
 
-def test_a_transformer_network_is_predicted_from_real_micro_kernel_measurements() -> None:
+def test_the_selects_of_packed_q_k_v_are_kernels_of_their_own() -> None:
+    """A packed tensor read by three selects is fused into none of them (as a transpose's output read twice)."""
+    network = transformer_block(packed=True)
+    patterns = layer_patterns(network)
+    selects = [l.name for l in network.layers if l.op is OpKind.SLICE]
+    assert [patterns[name] for name in selects] == ["slice"] * 3
+    assert patterns[network.consumers()[selects[1]][0]] == "slice>transpose"  # K^T
+    for runtime in ("torch", "onnxruntime"):
+        groups = [g.members for g in MappingModel(runtime=runtime).fit([]).groups(network)]
+        assert all((name,) in groups for name in selects), runtime
+
+
+@pytest.mark.parametrize("packed", [False, True])
+def test_a_transformer_network_is_predicted_from_real_micro_kernel_measurements(packed: bool) -> None:
     """Real torch measurements (quick protocol): the transformer micro-kernels of the quick grid and the block's
     own layers fit the layer model; the block itself fits the mapping; every layer gets a positive time."""
     from nas_latency.bench.device import block_observations, in_network_ms, kernel_dataset
@@ -278,14 +292,15 @@ def test_a_transformer_network_is_predicted_from_real_micro_kernel_measurements(
     from nas_latency.bench.sweep import latency_of, run_sweep
     from nas_latency.models.layer_features import families_of
 
-    network = transformer_block()
+    network = transformer_block(packed=packed)
     block = BenchItem(f"block;{network.name}", "block", network, "block:transformer")
     items = with_block_layers([block]) + [kernel_item(s.layer(), "grid") for s in sequence_grid_kernels("quick")]
     result = run_sweep(items, TorchEagerRunner(), PROTOCOLS["quick"], rounds=2)
     assert not result.failed and len(result.measured) == len(items)
     kernels = [m for m in result.measured if m.item.kind == "kernel"]
     features, y, _ = kernel_dataset(kernels, overhead_ms=0.0)
-    assert set(families_of(features)) >= {"matmul", "layer_norm", "transpose", "scale", "linear", "softmax", "add"}
+    assert set(families_of(features)) >= {"matmul", "layer_norm", "transpose", "scale", "linear", "softmax", "add",
+                                          "slice"}
     assert np.all(y > 0)
     local = {layer_key(m.item.network.layers[0]): in_network_ms(latency_of(m.stats, "fastest_round"), 0.0)
              for m in kernels if m.item.origin == "block_layer"}

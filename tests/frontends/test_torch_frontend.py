@@ -232,7 +232,7 @@ class WithSort(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = torch.sort(self.conv(x), dim=1).values  # same shape as its input
-        return self.relu(y[:, :2])  # slicing changes the shape
+        return self.relu(y[:, ::2])  # slicing with step 2 is unsupported, and changes the shape
 
 
 class WithLSTM(nn.Module):
@@ -267,6 +267,7 @@ def test_skip_mode_counts_and_reports_each_skipped_node(method: TraceMethod) -> 
     network = conversion.network
     assert [s.node for s in conversion.skipped] == ["sort", "getitem"]
     assert "readers take its input" in conversion.skipped[0].reason
+    assert "slicing with step 2" in conversion.skipped[1].reason
     assert "reshape (1, 4, 5, 5) -> (1, 2, 5, 5)" in conversion.skipped[1].reason
     assert [(layer.name, layer.op) for layer in network.layers] == [
         ("conv", OpKind.CONV), ("getitem", OpKind.RESHAPE), ("relu", OpKind.RELU)

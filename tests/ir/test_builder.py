@@ -502,3 +502,32 @@ def test_a_stated_transformer_layer_is_checked() -> None:
         check(op=OpKind.LAYER_NORM, inputs=("x",), input_shapes=((2, 5, 8),), output_shape=(2, 5, 8), axis=3)
     with pytest.raises(InvalidInputError, match=r"layer 'bad' \(scale\): output shape \(2, 5\) does not follow"):
         check(op=OpKind.SCALE, inputs=("x",), input_shapes=((2, 5, 8),), output_shape=(2, 5))
+
+
+def test_slices_and_selects_match_torch_and_read_only_what_they_copy() -> None:
+    b = NetworkBuilder("parts")
+    x = b.input((3, 2, 4, 16, 8))  # packed q, k, v: (3, batch, heads, tokens, width)
+    q = b.select(x, 0, name="q")
+    half = b.slice(q, -1, 4, name="half")
+    net = b.build([q, half])
+    reference = torch.zeros(3, 2, 4, 16, 8)
+    assert net.layer("q").output_shape == tuple(reference.unbind(0)[0].shape)
+    assert net.layer("half").output_shape == tuple(reference[0].chunk(2, dim=-1)[0].shape)
+    for layer in net:
+        assert layer.op is OpKind.SLICE
+        assert layer.bytes_read() == layer.bytes_written() == 4 * numel(layer.output_shape)
+    with pytest.raises(InvalidInputError, match=r"slice of \['input'\]: size 9 of dimension 4 must be in 1..8"):
+        b.slice(x, 4, 9)
+    with pytest.raises(InvalidInputError, match="axis 5 is outside rank 5"):
+        b.select(x, 5)
+
+
+def test_a_stated_slice_is_a_part_of_its_input() -> None:
+    from nas_latency.ir.network import Layer
+
+    for out in ((2, 4, 16, 8), (1, 4, 16, 8), (3, 4, 16, 8), (3, 4, 16)):
+        Layer(name="ok", op=OpKind.SLICE, inputs=("x",), input_shapes=((3, 4, 16, 8),), output_shape=out).check()
+    for out in ((3, 5, 16, 8), (4, 16, 8, 1), (3, 4), (3, 4, 16, 8, 1)):
+        with pytest.raises(InvalidInputError, match=r"layer 'bad' \(slice\): output shape .* is not a part of input"):
+            Layer(name="bad", op=OpKind.SLICE, inputs=("x",), input_shapes=((3, 4, 16, 8),),
+                  output_shape=out).check()

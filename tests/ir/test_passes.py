@@ -144,3 +144,14 @@ def test_a_transpose_read_twice_or_an_output_stays() -> None:
     t4 = b.transpose(t3, (1, 0, 2), name="t4")
     net = b.build([t2, t3, t4])  # t3 is an output: it must be computed
     assert fuse_transposes(net) is net
+
+
+def test_parts_of_one_tensor_are_not_merged() -> None:
+    """Three selects of a packed qkv have one shape and one input, but are three different parts."""
+    b = NetworkBuilder("qkv")
+    packed = b.input((3, 2, 16, 8))
+    q, k, v = (b.select(packed, 0, name=n) for n in ("q", "k", "v"))
+    scores = b.matmul(q, b.transpose(k, (0, 2, 1), name="k_t"), name="scores")
+    out = b.matmul(scores, v, name="out")
+    net = b.build([out])
+    assert [layer.name for layer in canonicalize(net)] == [layer.name for layer in net]

@@ -6,6 +6,9 @@
 ``mobilenet_v2``         MobileNetV2 (Sandler et al. 2018), width 1.0, ReLU6, inverted residuals
 ``vgg11_bn_cifar``       VGG-11 with batch norm, CIFAR layout (conv stack, 512→classes linear head)
 ``vgg16_bn_cifar``       VGG-16 with batch norm, CIFAR layout
+``vit_tiny_cifar``       a ViT-Tiny-sized vision transformer (Dosovitskiy et al. 2021; width 192, 3 heads, MLP 768)
+                         on 4×4 patches of a 32×32 input (64 tokens), 6 pre-norm blocks with a packed qkv
+                         projection (timm's layout), a learned positional embedding, mean-pooled tokens
 =======================  ====================================================================================
 
 ``classic_network(name, resolution=None, batch_size=1)`` builds one; the resolution defaults to the network's usual
@@ -108,12 +111,47 @@ def vgg_bn_cifar(depth: str = "vgg11", resolution: int = 32, batch_size: int = 1
     return b.build([b.linear(x, classes, name="fc")])
 
 
+def _vit_block(b: NetworkBuilder, x: str, heads: int, mlp: int, prefix: str) -> str:
+    """A pre-norm transformer block on ``(N, tokens, width)``: attention with a packed qkv projection, an MLP."""
+    n, tokens, width = b.shape(x)
+    head = width // heads
+    y = b.layer_norm(x, name=f"{prefix}.norm1")
+    qkv = b.reshape(b.linear(y, 3 * width, name=f"{prefix}.attn.qkv"), (n, tokens, 3, heads, head),
+                    name=f"{prefix}.attn.heads")
+    qkv = b.transpose(qkv, (2, 0, 3, 1, 4), name=f"{prefix}.attn.split")  # (3, N, heads, tokens, head)
+    q, k, v = (b.select(qkv, 0, name=f"{prefix}.attn.{part}") for part in "qkv")
+    scores = b.matmul(q, b.transpose(k, (0, 1, 3, 2), name=f"{prefix}.attn.k_t"), name=f"{prefix}.attn.qk")
+    weights = b.activation(b.scale(scores, name=f"{prefix}.attn.scale"), OpKind.SOFTMAX, name=f"{prefix}.attn.softmax")
+    context = b.transpose(b.matmul(weights, v, name=f"{prefix}.attn.av"), (0, 2, 1, 3), name=f"{prefix}.attn.merge")
+    context = b.reshape(context, (n, tokens, width), name=f"{prefix}.attn.flat")
+    x = b.add(x, b.linear(context, width, name=f"{prefix}.attn.proj"), name=f"{prefix}.add1")
+    y = b.layer_norm(x, name=f"{prefix}.norm2")
+    y = b.activation(b.linear(y, mlp, name=f"{prefix}.mlp.fc1"), OpKind.GELU, name=f"{prefix}.mlp.act")
+    return b.add(x, b.linear(y, width, name=f"{prefix}.mlp.fc2"), name=f"{prefix}.add2")
+
+
+def vit_cifar(resolution: int = 32, batch_size: int = 1, *, patch: int = 4, width: int = 192, depth: int = 6,
+              heads: int = 3, mlp: int = 768, classes: int = 100) -> Network:
+    b = NetworkBuilder("vit_tiny_cifar")
+    x = b.input((batch_size, 3, resolution, resolution))
+    x = b.conv(x, width, patch, stride=patch, bias=True, name="patch_embed")
+    tokens = b.shape(x)[2] * b.shape(x)[3]
+    x = b.transpose(b.reshape(x, (batch_size, width, tokens), name="patches"), (0, 2, 1), name="tokens")
+    x = b.scale(x, name="pos_embed")  # + a learned positional embedding: a constant operand
+    for block in range(depth):
+        x = _vit_block(b, x, heads, mlp, f"blocks.{block}")
+    x = b.layer_norm(x, name="norm")
+    x = b.reshape(b.transpose(x, (0, 2, 1), name="channels"), (batch_size, width, tokens, 1), name="grid")
+    return b.build([_head(b, x, classes)])
+
+
 CLASSIC_NETWORKS: dict[str, tuple[int, Callable[[int, int], Network]]] = {
     "resnet18": (224, lambda r, n: resnet18(r, n)),
     "resnet18_cifar": (32, lambda r, n: resnet18(r, n, cifar=True)),
     "mobilenet_v2": (224, lambda r, n: mobilenet_v2(r, n)),
     "vgg11_bn_cifar": (32, lambda r, n: vgg_bn_cifar("vgg11", r, n)),
     "vgg16_bn_cifar": (32, lambda r, n: vgg_bn_cifar("vgg16", r, n)),
+    "vit_tiny_cifar": (32, lambda r, n: vit_cifar(r, n)),
 }
 
 

@@ -233,6 +233,53 @@ def test_classic_networks_match_their_published_sizes() -> None:
         classic_network("alexnet")
 
 
+def test_the_classic_vit_is_what_the_torch_frontend_makes_of_the_same_vit_in_torch() -> None:
+    """vit_tiny_cifar, written as IR, against the same network written in torch the way timm writes it (packed qkv
+    unbound into q, k, v; a learned positional embedding) and converted by the torch frontend."""
+    import torch
+    from torch import nn
+
+    from nas_latency.frontends import torch_to_ir
+    from nas_latency.ir import canonicalize, network_features
+
+    class Block(nn.Module):
+        def __init__(self, width: int = 192, heads: int = 3, mlp: int = 768) -> None:
+            super().__init__()
+            self.heads = heads
+            self.norm1, self.norm2 = nn.LayerNorm(width), nn.LayerNorm(width)
+            self.qkv, self.proj = nn.Linear(width, 3 * width), nn.Linear(width, width)
+            self.fc1, self.act, self.fc2 = nn.Linear(width, mlp), nn.GELU(), nn.Linear(mlp, width)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            n, t, c = x.shape
+            q, k, v = self.qkv(self.norm1(x)).reshape(n, t, 3, self.heads, c // self.heads).permute(
+                2, 0, 3, 1, 4).unbind(0)
+            attention = ((q @ k.transpose(-2, -1)) * (c // self.heads) ** -0.5).softmax(dim=-1)
+            x = x + self.proj((attention @ v).transpose(1, 2).reshape(n, t, c))
+            return x + self.fc2(self.act(self.fc1(self.norm2(x))))
+
+    class ViT(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.patch_embed = nn.Conv2d(3, 192, 4, stride=4)
+            self.pos_embed = nn.Parameter(0.02 * torch.randn(1, 64, 192))  # (zeros would be x + 0: no layer)
+            self.blocks = nn.Sequential(*(Block() for _ in range(6)))
+            self.norm, self.pool, self.fc = nn.LayerNorm(192), nn.AdaptiveAvgPool2d(1), nn.Linear(192, 100)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            x = self.patch_embed(x).flatten(2).transpose(1, 2) + self.pos_embed
+            x = self.norm(self.blocks(x))
+            return self.fc(self.pool(x.transpose(1, 2).reshape(x.shape[0], 192, 64, 1)).flatten(1))
+
+    torch.manual_seed(0)
+    module = ViT().eval()
+    ours = classic_network("vit_tiny_cifar")
+    converted = torch_to_ir(module, torch.randn(1, 3, 32, 32)).network
+    assert ours.params == sum(p.numel() for p in module.parameters()) - module.pos_embed.numel()
+    assert ours.macs == converted.macs and ours.params == converted.params
+    np.testing.assert_array_equal(network_features(canonicalize(ours)), network_features(canonicalize(converted)))
+
+
 def test_the_torch_runner_times_a_classic_network_end_to_end() -> None:
     import torch
 

@@ -22,6 +22,8 @@ or a tensor that broadcasts to the input's shape, such as a positional embedding
 matmul, scale, mask (``ADD`` of a network tensor, ``SCALE`` for a constant or causal mask), softmax and matmul, and
 ``nn.MultiheadAttention`` into the layers torch runs (for self-attention one packed in-projection to 3E split
 by three selects; head split, that attention, head merge and ``out_proj``), as its ONNX export records them.
+``nn.TransformerEncoder``/``Decoder`` and their layers are traced into, with torch's fused multi-head-attention
+fast path turned off while converting (:func:`_inference`), so they convert as the layers they are made of.
 
 Slicing: ``unbind(dim)`` is one select per output, ``split``/``chunk``/``tensor_split``/``split_with_sizes`` one
 ``SLICE`` per part (sizes from the actual outputs), ``narrow``, ``select`` and basic indexing with ints and slices
@@ -106,6 +108,9 @@ LEAF_MODULE_TYPES: tuple[type[nn.Module], ...] = (
     ChannelShuffle,
 )
 _CONTAINERS = (nn.Sequential, nn.ModuleList, nn.ModuleDict)
+#: torch modules built of supported parts, traced into (with torch's fused "fast path" kernels off, see
+#: :func:`_inference`) rather than treated as one operator
+_COMPOSITES = (nn.TransformerEncoderLayer, nn.TransformerEncoder, nn.TransformerDecoderLayer, nn.TransformerDecoder)
 
 _ACTIVATIONS: dict[str, OpKind] = {
     "relu": OpKind.RELU,
@@ -178,7 +183,8 @@ def is_leaf_module(module: nn.Module) -> bool:
     for leaf in LEAF_MODULE_TYPES:
         if isinstance(module, leaf):
             return not _overrides_forward(type(module), leaf)
-    return type(module).__module__.startswith(("torch.nn.", "torch.ao.nn.")) and not isinstance(module, _CONTAINERS)
+    return (type(module).__module__.startswith(("torch.nn.", "torch.ao.nn."))
+            and not isinstance(module, _CONTAINERS + _COMPOSITES))
 
 
 def canonical_name(target: Any) -> str:
@@ -1231,12 +1237,17 @@ class _EagerRecorder(TorchFunctionMode):
 # ---- entry point ---------------------------------------------------------------------------------------------
 @contextmanager
 def _inference(module: nn.Module) -> Iterator[None]:
+    """Eval mode, no gradients, and torch's multi-head-attention fast path off: in eval mode
+    ``nn.TransformerEncoderLayer`` would otherwise run one fused kernel instead of the layers it is made of."""
     flags = [(m, m.training) for m in module.modules()]
+    fastpath = torch.backends.mha.get_fastpath_enabled()
     module.eval()
+    torch.backends.mha.set_fastpath_enabled(False)
     try:
         with torch.no_grad():
             yield
     finally:
+        torch.backends.mha.set_fastpath_enabled(fastpath)
         for m, flag in flags:
             m.training = flag
 

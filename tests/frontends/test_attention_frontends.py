@@ -529,3 +529,35 @@ def test_onnx_transpose_without_perm_reverses_the_dimensions() -> None:
     nodes = [helper.make_node("Transpose", ["x"], ["y"], name="t")]
     network = onnx_to_ir(_model(nodes, [_tensor("x", [2, 3, 5])], _tensor("y", [5, 3, 2]))).network
     assert [(layer.op, layer.output_shape) for layer in network.layers] == [(OpKind.TRANSPOSE, (5, 3, 2))]
+
+
+# ---- torch's own transformer modules ------------------------------------------------------------------------------
+@pytest.mark.parametrize("norm_first, activation", [(False, "relu"), (True, "gelu")])
+def test_transformer_encoder_layers_convert_as_the_layers_they_run(norm_first: bool, activation: str) -> None:
+    """nn.TransformerEncoder(Layer) in eval mode would run torch's fused fast-path kernel; the frontend turns the
+    fast path off while converting (and back on after), so the IR has the attention and MLP layers, with the
+    parameters torch counts and the MACs of the same block written out by hand (BLOCK_MACS, a 4·C MLP)."""
+    torch.manual_seed(0)
+    layer = nn.TransformerEncoderLayer(C, HEADS, 4 * C, batch_first=True, norm_first=norm_first,
+                                       activation=activation)
+    encoder = nn.TransformerEncoder(layer, 2, enable_nested_tensor=False).eval()
+    assert torch.backends.mha.get_fastpath_enabled()
+    conversion = torch_to_ir(encoder, torch.randn(B, T, C))
+    assert torch.backends.mha.get_fastpath_enabled()  # restored
+    network = conversion.network
+    assert conversion.skipped == ()
+    assert network.params == sum(p.numel() for p in encoder.parameters())
+    assert network.macs == 2 * BLOCK_MACS
+    assert _out_shape(network) == (B, T, C)
+    kinds = _kinds(network)
+    assert kinds[OpKind.LAYER_NORM] == 4 and kinds[OpKind.MATMUL] == 4 and kinds[OpKind.SOFTMAX] == 2
+    assert kinds[OpKind.RELU if activation == "relu" else OpKind.GELU] == 2
+
+
+def test_a_transformer_decoder_layer_converts_with_its_cross_attention() -> None:
+    torch.manual_seed(0)
+    decoder = nn.TransformerDecoderLayer(C, HEADS, 4 * C, batch_first=True).eval()
+    network = torch_to_ir(decoder, (torch.randn(B, T, C), torch.randn(B, 10, C))).network
+    assert network.params == sum(p.numel() for p in decoder.parameters())
+    assert _kinds(network)[OpKind.SOFTMAX] == 2  # self-attention and attention over the memory
+    assert _out_shape(network) == (B, T, C)

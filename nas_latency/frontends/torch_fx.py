@@ -47,6 +47,7 @@ import builtins
 import inspect
 import logging
 import operator
+import threading
 from collections import Counter
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator, Literal, Sequence
@@ -1236,18 +1237,39 @@ class _EagerRecorder(TorchFunctionMode):
 
 # ---- entry point ---------------------------------------------------------------------------------------------
 @contextmanager
+def _no_attention_fastpath() -> Iterator[None]:
+    """torch's multi-head-attention fast path off (a process-wide flag) while any conversion runs: the first to
+    enter saves the flag, the last to leave restores it, so concurrent conversions never leave it off."""
+    global _fastpath_users, _fastpath_saved
+    with _FASTPATH_LOCK:
+        if _fastpath_users == 0:
+            _fastpath_saved = torch.backends.mha.get_fastpath_enabled()
+            torch.backends.mha.set_fastpath_enabled(False)
+        _fastpath_users += 1
+    try:
+        yield
+    finally:
+        with _FASTPATH_LOCK:
+            _fastpath_users -= 1
+            if _fastpath_users == 0:
+                torch.backends.mha.set_fastpath_enabled(_fastpath_saved)
+
+
+_FASTPATH_LOCK = threading.Lock()
+_fastpath_users = 0
+_fastpath_saved = True
+
+
+@contextmanager
 def _inference(module: nn.Module) -> Iterator[None]:
     """Eval mode, no gradients, and torch's multi-head-attention fast path off: in eval mode
     ``nn.TransformerEncoderLayer`` would otherwise run one fused kernel instead of the layers it is made of."""
     flags = [(m, m.training) for m in module.modules()]
-    fastpath = torch.backends.mha.get_fastpath_enabled()
     module.eval()
-    torch.backends.mha.set_fastpath_enabled(False)
     try:
-        with torch.no_grad():
+        with torch.no_grad(), _no_attention_fastpath():
             yield
     finally:
-        torch.backends.mha.set_fastpath_enabled(fastpath)
         for m, flag in flags:
             m.training = flag
 

@@ -561,3 +561,14 @@ def test_a_transformer_decoder_layer_converts_with_its_cross_attention() -> None
     assert network.params == sum(p.numel() for p in decoder.parameters())
     assert _kinds(network)[OpKind.SOFTMAX] == 2  # self-attention and attention over the memory
     assert _out_shape(network) == (B, T, C)
+
+
+def test_concurrent_conversions_leave_torch_s_fast_path_as_they_found_it() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    torch.manual_seed(0)
+    layers = [nn.TransformerEncoderLayer(C, HEADS, 4 * C, batch_first=True).eval() for _ in range(8)]
+    with ThreadPoolExecutor(4) as pool:  # one module per conversion: the eager tracer hooks the module it converts
+        macs = list(pool.map(lambda layer: torch_to_ir(layer, torch.randn(B, T, C)).network.macs, layers))
+    assert macs == [BLOCK_MACS] * 8
+    assert torch.backends.mha.get_fastpath_enabled()

@@ -1239,7 +1239,7 @@ class _EagerRecorder(TorchFunctionMode):
 @contextmanager
 def _no_attention_fastpath() -> Iterator[None]:
     """torch's multi-head-attention fast path off (a process-wide flag) while any conversion runs: the first to
-    enter saves the flag, the last to leave restores it, so concurrent conversions never leave it off."""
+    enter saves the flag, the last to leave restores it, so overlapping conversions never leave it off."""
     global _fastpath_users, _fastpath_saved
     with _FASTPATH_LOCK:
         if _fastpath_users == 0:

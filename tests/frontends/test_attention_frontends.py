@@ -563,12 +563,30 @@ def test_a_transformer_decoder_layer_converts_with_its_cross_attention() -> None
     assert _out_shape(network) == (B, T, C)
 
 
-def test_concurrent_conversions_leave_torch_s_fast_path_as_they_found_it() -> None:
-    from concurrent.futures import ThreadPoolExecutor
+def test_overlapping_conversions_leave_torch_s_fast_path_as_they_found_it() -> None:
+    """Two conversions on two threads overlap, the first to start finishing first: the flag stays off until the
+    last one leaves, then is what it was. (Whole conversions are not run concurrently here: torch.fx's tracer is
+    not thread-safe.)"""
+    import threading
 
-    torch.manual_seed(0)
-    layers = [nn.TransformerEncoderLayer(C, HEADS, 4 * C, batch_first=True).eval() for _ in range(8)]
-    with ThreadPoolExecutor(4) as pool:  # one module per conversion: the eager tracer hooks the module it converts
-        macs = list(pool.map(lambda layer: torch_to_ir(layer, torch.randn(B, T, C)).network.macs, layers))
-    assert macs == [BLOCK_MACS] * 8
+    from nas_latency.frontends.torch_fx import _no_attention_fastpath
+
+    entered, release_first, first_done = threading.Event(), threading.Event(), threading.Event()
+    seen: dict[str, bool] = {}
+
+    def first() -> None:
+        with _no_attention_fastpath():
+            entered.set()
+            release_first.wait(10)
+        first_done.set()
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    assert entered.wait(10)
+    with _no_attention_fastpath():
+        release_first.set()
+        assert first_done.wait(10)
+        seen["after the first left"] = torch.backends.mha.get_fastpath_enabled()
+    thread.join(10)
+    assert seen == {"after the first left": False}
     assert torch.backends.mha.get_fastpath_enabled()

@@ -6,13 +6,14 @@ Micro-kernels (one layer each) come from four sources, all deduplicated by
 ``grid``       a fixed grid per family: convolutions over channels × spatial size × kernel × stride (stems with 3
                input channels included), depthwise and grouped convolutions, linear layers, window and global
                pools, element-wise kinds (add, mul, ReLU/ReLU6, batch norm, zero, identity, ...) over channels ×
-               size, channel shuffle, flatten, concat; and transformer kernels in the sequence layout
+               size, channel shuffle, flatten, concat; transformer kernels in the sequence layout
                ``(batch, [heads,] tokens, features)`` (:func:`sequence_grid_kernels`: linear layers, matmuls,
                layer norm, transposes, scale, softmax, GELU, add, and slices: one of q, k, v of a packed tensor,
-               a half or third of the features);
+               a half or third of the features); and explicit pads of 1, 2 and 3 (:func:`pad_grid_kernels`: the
+               reflection pads of image-to-image networks before 3×3, 5×5 and 7×7 convolutions);
 ``random``     random configurations: channels log-uniform in 8..1024, sizes from 1 to 112, kernels 1..7, strides
                1..2, under a MAC cap; and random transformer kernels (:func:`random_sequence_kernels`, then
-               :func:`random_slice_kernels`);
+               :func:`random_slice_kernels`), then random pads (:func:`random_pad_kernels`);
 ``prior``      the distinct layers of networks sampled from the NAS spaces (nn-Meter samples its kernel configs
                from the model zoo the same way); the seed is fixed and the networks themselves are never measured
                for fitting;
@@ -90,6 +91,10 @@ class KernelSpec:
     """A micro-kernel configuration: op kind, channels (``cin``→``cout``; in/out features for linear layers),
     square spatial ``size``, kernel, stride (padding ``(k−1)//2``), groups, batch.
 
+    A ``pad`` kernel is that padding made explicit: ``(batch, cin, size, size)`` padded by ``(kernel − 1) // 2`` on
+    every side (``kernel`` 3, 5, 7 → a pad of 1, 2, 3: the reflection pad before a ``kernel × kernel``
+    convolution), so ``kernel`` is odd and at least 3, ``cout == cin``, stride and groups 1.
+
     With ``tokens`` set, the kernel runs in the sequence layout of transformers instead of on an image: its
     activation is ``(batch, tokens, cin)``, or ``(batch, heads, tokens, cin)`` with ``heads > 1`` (``size``,
     ``kernel``, ``stride`` and ``groups`` stay 1). Per kind (:data:`SEQUENCE_KINDS`; the kinds of
@@ -131,6 +136,10 @@ class KernelSpec:
             raise InvalidInputError(f"{where}: parts must be a positive integer, got {self.parts!r}")
         if self.parts != 1 and self.op is not OpKind.SLICE:
             raise InvalidInputError(f"{where}: parts apply to slice kernels only")
+        if self.op is OpKind.PAD and (self.kernel < 3 or self.kernel % 2 == 0 or self.cout != self.cin
+                                      or (self.stride, self.groups) != (1, 1)):
+            raise InvalidInputError(f"{where}: a pad kernel pads (kernel - 1) // 2 on every side: kernel must be odd "
+                                    f"and >= 3 (got {self.kernel}), cout equal to cin, stride and groups 1")
         if self.tokens is None:
             if self.op in SEQUENCE_ONLY_KINDS:
                 raise InvalidInputError(f"{where}: {self.op.value} kernels need the sequence layout (tokens)")
@@ -191,6 +200,8 @@ class KernelSpec:
             b.identity(x)
         elif op is OpKind.FLATTEN:
             b.flatten(x)
+        elif op is OpKind.PAD:
+            b.pad(x, pad)
         else:
             raise InvalidInputError(f"no micro-kernel generator for op kind {op.value}")
         return b.build().layers[-1]
@@ -302,6 +313,9 @@ def _candidate_spec(layer: Layer) -> KernelSpec | None:
         return None
     kernel = layer.kernel[0] if layer.kernel else 1
     stride = layer.stride[0] if layer.stride else 1
+    if layer.op is OpKind.PAD:  # the padding of a (2p + 1)-wide window, p on every side (else no spec's)
+        assert layer.padding is not None
+        kernel = 2 * layer.padding[0] + 1
     # a concat's ``cout`` is the channels of its second input (its output has both); a flatten keeps ``cin``
     cout = layer.output_shape[1]
     if layer.op is OpKind.CONCAT:
@@ -312,8 +326,9 @@ def _candidate_spec(layer: Layer) -> KernelSpec | None:
 
 
 def spec_from_layer(layer: Layer) -> KernelSpec | None:
-    """The :class:`KernelSpec` of a layer, when it is one of the generated shapes (square, same padding; in the
-    sequence layout: ``(batch, [heads,] tokens, features)``, transposes and slices as the spec makes them)."""
+    """The :class:`KernelSpec` of a layer, when it is one of the generated shapes (square, same padding, pads
+    equal on every side; in the sequence layout: ``(batch, [heads,] tokens, features)``, transposes and slices as
+    the spec makes them)."""
     try:
         spec = _candidate_spec(layer)
         return spec if spec is not None and layer_key(spec.layer()) == layer_key(layer) else None
@@ -355,6 +370,7 @@ def grid_kernels(level: Level, *, max_macs: float = 3e8) -> list[KernelSpec]:
                 add(KernelSpec(op, c, c, s))
         add(KernelSpec(OpKind.FLATTEN, 64, 64, 1))
         specs += sequence_grid_kernels(level)
+        specs += pad_grid_kernels(level)
         return [s for s in specs if _fits(s, max_macs)]
     for c in (16, 32, 64, 128, 256, 512):
         for s in (4, 8, 16, 32, 56):
@@ -411,7 +427,31 @@ def grid_kernels(level: Level, *, max_macs: float = 3e8) -> list[KernelSpec]:
         add(KernelSpec(OpKind.CONCAT, c, c, s))
         add(KernelSpec(OpKind.CONCAT, c, 2 * c, s))
     specs += sequence_grid_kernels(level)
+    specs += pad_grid_kernels(level)  # after the kernels above, which keep their order
     return [s for s in specs if _fits(s, max_macs)]
+
+
+def pad_grid_kernels(level: Level) -> list[KernelSpec]:
+    """The grid of explicit pads, ``(1, C, H, H)`` (see :class:`KernelSpec`): pads of 1 (``kernel`` 3, before a 3×3
+    convolution: CycleGAN's residual blocks, ResNet generators) over channels 16..256 × sizes 8..64; pads of 2 and 3
+    (5×5 and 7×7 convolutions) on a few of those; the 3-channel image padded by 3 before a 7×7 stem (CycleGAN's
+    ``ReflectionPad2d(3)``) at 32..256, and the 64-channel map before its 7×7 output convolution. Two for
+    ``quick``."""
+    if level == "quick":
+        return [KernelSpec(OpKind.PAD, 64, 64, 16, 3), KernelSpec(OpKind.PAD, 3, 3, 64, 7)]
+    specs: list[KernelSpec] = []
+    add = specs.append
+    for c in (16, 32, 64, 128, 256):
+        for s in (8, 16, 32, 64):
+            add(KernelSpec(OpKind.PAD, c, c, s, 3))
+    for c, s in ((64, 32), (128, 16), (256, 8)):
+        for k in (5, 7):
+            add(KernelSpec(OpKind.PAD, c, c, s, k))
+    for s in (32, 64, 128, 256):
+        add(KernelSpec(OpKind.PAD, 3, 3, s, 7))
+    for s in (64, 128):
+        add(KernelSpec(OpKind.PAD, 64, 64, s, 7))
+    return specs
 
 
 _TOKENS = (16, 64, 128, 256)
@@ -524,6 +564,27 @@ def random_slice_kernels(n: int, rng: np.random.Generator, *, max_macs: float = 
             features = _log_uniform(rng, 32, 1024, 8) if heads == 1 else _log_uniform(rng, 8, 128, 8)
             spec = KernelSpec(OpKind.SLICE, features, features, 1, tokens=tokens, heads=heads,
                               parts=int(rng.choice([2, 3])))
+        if _fits(spec, max_macs):
+            out.append(spec)
+    return out
+
+
+_PAD_SIZES = (4, 7, 8, 14, 16, 28, 32, 56, 64, 128, 256)  # each larger than a pad of 3
+
+
+def random_pad_kernels(n: int, rng: np.random.Generator, *, max_macs: float = 3e8) -> list[KernelSpec]:
+    """``n`` random explicit pads ``(1, C, H, H)``: a pad of 1, 2 or 3 (``kernel`` 3, 5 or 7; probabilities 0.6,
+    0.15, 0.25), channels log-uniform in 8..512 (multiples of 8; the 3 channels of an image one time in ten), sizes
+    from 4 to 256 larger than the pad (so reflect is possible), under the element cap. (Drawn after
+    :func:`random_slice_kernels`, so that a seed's earlier draws stay what they were.)"""
+    out: list[KernelSpec] = []
+    tries = 0
+    while len(out) < n and tries < 50 * max(n, 1):
+        tries += 1
+        kernel = int(rng.choice([3, 5, 7], p=[0.6, 0.15, 0.25]))
+        channels = 3 if rng.random() < 0.1 else _log_uniform(rng, 8, 512, 8)
+        size = int(rng.choice(_PAD_SIZES))
+        spec = KernelSpec(OpKind.PAD, channels, channels, size, kernel)
         if _fits(spec, max_macs):
             out.append(spec)
     return out
@@ -651,12 +712,14 @@ def kernel_sweep(level: Level, *, seed: int = 0, max_macs: float = 3e8) -> list[
     n_random, n_prior, per_space = (6, 6, 4) if level == "quick" else (220, 160, 40)
     n_sequence = 2 if level == "quick" else 80
     n_slice = 1 if level == "quick" else 20
+    n_pad = 1 if level == "quick" else 20
     pairs: list[tuple[Layer, str]] = [(s.layer(), "grid") for s in grid_kernels(level, max_macs=max_macs)]
     pairs += [(s.layer(), "random") for s in random_kernels(n_random, rng, max_macs=max_macs)]
     pairs += [(layer, "prior") for layer in prior_layers(n_prior, rng, archs_per_space=per_space, max_macs=max_macs)]
     # drawn last, so the image kernels of a seed stay what they were before transformer kernels existed
     pairs += [(s.layer(), "random") for s in random_sequence_kernels(n_sequence, rng, max_macs=max_macs)]
     pairs += [(s.layer(), "random") for s in random_slice_kernels(n_slice, rng, max_macs=max_macs)]  # last too
+    pairs += [(s.layer(), "random") for s in random_pad_kernels(n_pad, rng, max_macs=max_macs)]  # and then pads
     return unique_kernel_items(pairs)
 
 

@@ -28,6 +28,8 @@ transpose                 :class:`Transpose`: a permutation of the input that gi
                           (:func:`transpose_permutation`), copied into a new contiguous tensor
 slice                     :class:`Slice`: a ``select`` and/or ``narrow`` view of the input that gives the IR's
                           output shape (:func:`slice_plan`), copied into a new contiguous tensor
+pad                       :class:`Pad`: ``F.pad(x, (left, right, top, bottom), mode=...)``, reflect where
+                          possible, else replicate (:func:`pad_mode`)
 channel shuffle, zero     :class:`~nas_latency.frontends.torch_modules.ChannelShuffle`, ``Zero``
 flatten / reshape         ``nn.Flatten(axis)`` / ``torch.reshape`` to the IR's output shape
 identity                  ``nn.Identity``
@@ -59,6 +61,13 @@ exporter's common-subexpression pass would merge into one node). The part is cop
 (``clone(memory_format=torch.contiguous_format)``: a select of the outermost dimension is already a contiguous
 view, which ``.contiguous()`` would return as it is), so a slice always moves the data it keeps, as the IR counts
 it.
+
+The IR keeps a pad's shape, not its mode (reflect, replicate and constant pads are one ``pad`` kind, which moves
+the same data). :class:`Pad` reflects, as the image-to-image networks that pad explicitly do (CycleGAN's
+``ReflectionPad2d(3)`` before its 7×7 convolutions, ``ReflectionPad2d(1)`` in its residual blocks). Reflect needs
+each pad to be smaller than the input in its dimension (``top, bottom < H`` and ``left, right < W``); where it
+is not (a pad of 3 on a 2×2 map), :func:`pad_mode` falls back to replicate, which pads any amount and writes the
+same output shape.
 """
 
 from __future__ import annotations
@@ -66,7 +75,7 @@ from __future__ import annotations
 import re
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Literal
 
 import torch
 import torch.nn.functional as F
@@ -78,8 +87,8 @@ from nas_latency.ir import Layer, Network, OpKind
 from nas_latency.ir.ops import CONV_KINDS
 
 __all__ = [
-    "IRModule", "PaddedPool2d", "SCALE_FACTOR", "Scale", "SingleInputIRModule", "Slice", "SlicePlan", "Transpose",
-    "build_torch_module", "layer_module", "slice_plan", "transpose_permutation",
+    "IRModule", "Pad", "PadMode", "PaddedPool2d", "SCALE_FACTOR", "Scale", "SingleInputIRModule", "Slice", "SlicePlan",
+    "Transpose", "build_torch_module", "layer_module", "pad_mode", "slice_plan", "transpose_permutation",
 ]
 
 _ACTIVATIONS: dict[OpKind, Callable[[], nn.Module]] = {
@@ -276,6 +285,33 @@ def slice_plan(source: tuple[int, ...], target: tuple[int, ...], *, where: str, 
     return SlicePlan(None, 0, narrows)
 
 
+PadMode = Literal["reflect", "replicate"]
+
+
+def pad_mode(source: tuple[int, ...], padding: tuple[int, int, int, int]) -> PadMode:
+    """``"reflect"`` where every pad of ``padding`` (``(top, left, bottom, right)``) is smaller than the input
+    ``(N, C, H, W)`` in its dimension (as torch's reflect pad requires), else ``"replicate"``."""
+    top, left, bottom, right = padding
+    height, width = source[-2], source[-1]
+    return "reflect" if max(top, bottom) < height and max(left, right) < width else "replicate"
+
+
+class Pad(nn.Module):
+    """An explicit pad of an ``(N, C, H, W)`` input by ``(top, left, bottom, right)``, in ``mode``."""
+
+    def __init__(self, padding: tuple[int, int, int, int], mode: PadMode = "reflect") -> None:
+        super().__init__()
+        top, left, bottom, right = padding
+        self.pad = (left, right, top, bottom)  # F.pad order: last dimension first
+        self.mode = mode
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.pad(x, self.pad, mode=self.mode)
+
+    def extra_repr(self) -> str:
+        return f"pad={self.pad}, mode={self.mode}"
+
+
 def _unsupported(layer: Layer, why: str) -> UnsupportedOperatorError:
     return UnsupportedOperatorError(
         f"layer {layer.name!r} ({layer.op.value}): {why}", node=layer.name, operator=layer.op.value
@@ -364,6 +400,9 @@ def layer_module(layer: Layer, *, part: int = 0) -> nn.Module:
     if op is OpKind.SLICE:
         where = f"layer {layer.name!r} ({op.value})"
         return Slice(slice_plan(layer.input_shapes[0], layer.output_shape, where=where, part=part))
+    if op is OpKind.PAD:
+        assert layer.padding is not None
+        return Pad(layer.padding, pad_mode(layer.input_shapes[0], layer.padding))
     if op is OpKind.CHANNEL_SHUFFLE:
         return ChannelShuffle(layer.groups)
     if op is OpKind.FLATTEN:

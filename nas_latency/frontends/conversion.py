@@ -232,6 +232,13 @@ class IRAssembler:
 
         return self._pend(Pending(node, source, out, make))
 
+    def pending(
+        self, node: str, source: Symbol, shape: Sequence[int], make: Callable[[TensorRef], TensorRef]
+    ) -> Pending:
+        """A tensor computed from ``source`` by ``make`` (which adds its layers) only when first read; one no layer
+        or output reads is no layer (listed in the log at :meth:`finish`)."""
+        return self._pend(Pending(node, source, tuple(int(d) for d in shape), make))
+
     def _pend(self, pending: Pending) -> Pending:
         self._pending.append(pending)
         return pending

@@ -15,7 +15,11 @@ to ``batch_size``, runs ONNX shape inference (strict first, lenient if strict fa
 * ``Add``/``Mul``/``Sum`` of network tensors; ``Add``/``Sub``/``Mul``/``Div`` of a network tensor and a constant
   that does not broadcast it to a larger shape, ``Neg`` and ``Reciprocal`` are one ``SCALE`` pass, except ``Mul``
   by an all-zero constant (``ZERO``) and ``+ 0``, ``- 0``, ``* 1``, ``/ 1`` (no layer); ``Sub``/``Div`` of two
-  network tensors are unsupported; ``Concat``;
+  network tensors are unsupported; ``Concat`` (of one input: that input);
+* ``Pad`` (any mode; ``pads`` an attribute below opset 11, a constant input from 11) of an (N, C, H, W) input in H
+  and W is ``PAD`` (all-zero pads: the input itself; negative pads or pads of N or C are unsupported, naming the
+  pads); torch's export of a circular pad, ``Concat([Slice(x, -b:), x, Slice(x, :a)])`` along H and then W, is one
+  ``PAD`` too;
 * ``MatMul`` of two network tensors is ``MATMUL`` (torch's ``F.scaled_dot_product_attention`` export,
   ``(q · √s) @ (kᵀ · √s)``, is read back as ``(q @ kᵀ) · s``: one ``MATMUL`` and one ``SCALE``, as the torch
   frontend decomposes it); ``Transpose`` is ``TRANSPOSE`` (no layer for the identity, a ``RESHAPE`` when only
@@ -62,6 +66,7 @@ from nas_latency.frontends.conversion import (
     Conversion,
     IRAssembler,
     OnUnsupported,
+    Pending,
     Symbol,
     TensorRef,
     Unsupported,
@@ -219,6 +224,9 @@ def _fold(op: str, ins: list[Any], attrs: dict[str, Any], opset: int) -> list[An
         return [np.squeeze(arr[0], axis=tuple(axes) if axes is not None else None)]
     if op == "Concat":
         return [np.concatenate([a for a in arr if a is not None], axis=int(attrs["axis"]))]
+    if op == "Transpose":  # the pads torch computes for Pad (Slice, Transpose, Reshape of a constant)
+        perm = attrs.get("perm")
+        return [np.transpose(arr[0], [int(p) for p in perm] if perm is not None else None)]
     if op == "Cast":
         return [arr[0].astype(helper.tensor_dtype_to_np_dtype(int(attrs["to"])))]
     if op == "Mod":  # shape arithmetic, e.g. nn.MultiheadAttention's head split
@@ -280,6 +288,8 @@ class _OnnxConverter:
         self.consumers: dict[str, list[int]] = {}
         self.graph_outputs: set[str] = set()
         self.fused: set[int] = set()
+        self._producers: dict[str, int] = {}  # tensor name -> index of the node that outputs it
+        self._circular: dict[str, tuple[Pending, tuple[int, int, int, int]]] = {}  # circular-pad concats
         self.pending_scales: dict[str, str] = {}  # output of a Mul by a number read only by a MatMul -> its name
         self.nodes: list[onnx.NodeProto] = []
 
@@ -744,9 +754,131 @@ class _OnnxConverter:
     _op_Neg = _unary_scale
     _op_Reciprocal = _unary_scale
 
-    def _op_Concat(self, i: int, node: onnx.NodeProto, name: str, ins: list[Any]) -> TensorRef:
+    def _op_Pad(self, i: int, node: onnx.NodeProto, name: str, ins: list[Any]) -> Any:
+        """``Pad`` (any mode) of an (N, C, H, W) input in H and W: ``PAD``; the input itself when the pads are all
+        0. ``pads`` ``[x1_begin, x2_begin, ..., x1_end, ...]`` is an attribute below opset 11, a constant input from
+        11 on (with optional ``axes`` from 18)."""
+        x = self._src(ins[0])
+        a = _attrs(node)
+        mode = a.get("mode", "constant")
+        if mode not in ("constant", "reflect", "edge", "wrap"):
+            raise Unsupported(f"Pad with mode {mode!r}")
+        rank = len(x.shape)
+        if self.opset < 11:
+            pads = [int(v) for v in a.get("pads", [])]
+            axes = list(range(rank))
+        else:
+            pads = [int(v) for v in self._const(ins[1], "pads").reshape(-1)]
+            has_axes = len(ins) > 3 and ins[3] is not None
+            axes = [int(v) % rank for v in self._const(ins[3], "axes").reshape(-1)] if has_axes else list(range(rank))
+        if len(pads) != 2 * len(axes):
+            raise Unsupported(f"Pad with pads {pads} for {len(axes)} axes of a {x.shape} input")
+        begins, ends = [0] * rank, [0] * rank
+        for k, axis in enumerate(axes):
+            begins[axis], ends[axis] = pads[k], pads[k + len(axes)]
+        if rank != 4:
+            raise Unsupported(f"Pad of a {rank}-D input {x.shape} with pads {pads} (only (N, C, H, W) inputs are "
+                              "representable)")
+        if min(begins + ends) < 0:
+            raise Unsupported(f"Pad with negative pads {pads} (cropping is not representable)")
+        if any(begins[:2] + ends[:2]):
+            raise Unsupported(f"Pad with pads {pads} pads the batch or channel dimension (only H and W padding is "
+                              "representable)")
+        padding = (begins[2], begins[3], ends[2], ends[3])
+        if max(padding) == 0:
+            return ins[0]
+        return self._layer(name, self._expected(node), lambda n: self.b.pad(x.name, padding, name=n))
+
+    def _slice_range(self, tensor: str, data: str, axis: int) -> tuple[int, int] | None:
+        """The range ``[start, end)`` along ``axis`` that ``tensor`` takes of ``data``, when ``tensor`` is the output
+        of a constant ``Slice`` of ``data`` along that axis alone with step 1; else None."""
+        k = self._producer(tensor)
+        if k is None or self.nodes[k].op_type != "Slice" or self.nodes[k].input[0] != data:
+            return None
+        node = self.nodes[k]
+        shape = self.shapes.get(data) or getattr(self.values.get(data), "shape", None)
+        if shape is None:
+            return None
+        if self.opset < 10:
+            a = _attrs(node)
+            starts, ends, axes, steps = a.get("starts", []), a.get("ends", []), a.get("axes"), None
+        else:
+            got = [self.values.get(name) if name else None for name in list(node.input[1:5]) + [""] * 4][:4]
+            if not all(isinstance(v, np.ndarray) for v in got[:2]) or any(
+                    v is not None and not isinstance(v, np.ndarray) for v in got[2:]):
+                return None
+            starts, ends = got[0].reshape(-1).tolist(), got[1].reshape(-1).tolist()
+            axes = got[2].reshape(-1).tolist() if got[2] is not None else None
+            steps = got[3].reshape(-1).tolist() if got[3] is not None else None
+        axes = list(axes) if axes is not None else list(range(len(starts)))
+        if len(starts) != 1 or [int(v) % len(shape) for v in axes] != [axis] or (steps and list(steps) != [1]):
+            return None
+        taken = range(*slice(int(starts[0]), int(ends[0])).indices(shape[axis]))
+        return (taken.start, taken.stop) if len(taken) else None
+
+    def _producer(self, tensor: str) -> int | None:
+        if not self._producers:
+            self._producers.update({out: k for k, n in enumerate(self.nodes) for out in n.output if out})
+        return self._producers.get(tensor)
+
+    def _circular_pad(self, i: int, node: onnx.NodeProto, name: str, ins: list[Any]) -> Symbol | None:
+        """torch exports a circular pad (``F.pad(mode="circular")``, ``nn.CircularPad2d``, ``Conv2d(padding_mode=
+        "circular")``) as, per padded dimension, ``Concat([Slice(x, -b:), x, Slice(x, :a)])`` (either slice may be
+        absent). Such a concat of an (N, C, H, W) tensor along H or W is a ``PAD``, built when first read; when
+        ``x`` is itself such a pad along the other dimension, read by nothing else, the two are one ``PAD``. None
+        when the concat is not this pattern."""
+        if len(ins) < 2 or not all(is_symbol(v) for v in ins):
+            return None
+        data = {self.nodes[k].input[0] for k in map(self._producer, node.input)
+                if k is not None and self.nodes[k].op_type == "Slice"}
+        if len(data) != 1 or list(node.input).count(next(iter(data))) != 1:
+            return None
+        source_name = next(iter(data))
+        at = list(node.input).index(source_name)
+        source = ins[at]
+        if source.shape is None or len(source.shape) != 4 or at > 1 or len(ins) - at > 2:
+            return None
+        axis = int(_attrs(node).get("axis", 0)) % 4
+        if axis < 2:
+            return None
+        ranges = [self._slice_range(t, source_name, axis) for k, t in enumerate(node.input) if k != at]
+        if any(r is None for r in ranges):
+            return None
+        before = ranges[0] if at == 1 else None
+        after = ranges[-1] if len(ins) - at == 2 else None
+        dim = source.shape[axis]
+        if (before is not None and before[1] != dim) or (after is not None and after[0] != 0):
+            return None
+        padding = [0, 0, 0, 0]
+        padding[axis - 2] = before[1] - before[0] if before else 0
+        padding[axis] = after[1] - after[0] if after else 0
+        inner = self._circular.get(source_name)
+        slices = {self._producer(t) for k, t in enumerate(node.input) if k != at}
+        if (inner is not None and inner[0].resolved is None and source_name not in self.graph_outputs
+                and set(self.consumers.get(source_name, [])) <= slices | {i}
+                and inner[1][axis - 2] == inner[1][axis] == 0):
+            source = inner[0].source
+            padding = [p + q for p, q in zip(padding, inner[1])]
+        pad = (padding[0], padding[1], padding[2], padding[3])
+        top, left, bottom, right = pad
+        n_, c_, h, w = source.shape
+        out = (n_, c_, h + top + bottom, w + left + right)
+        self._check_shape(node, 0, out)
+        pending = self.asm.pending(name, source, out, lambda src: self._layer(
+            name, out, lambda n: self.b.pad(src.name, pad, name=n)))
+        self._circular[node.output[0]] = (pending, pad)
+        return pending
+
+    def _op_Concat(self, i: int, node: onnx.NodeProto, name: str, ins: list[Any]) -> Any:
+        """``CONCAT``; a concatenation of one tensor is that tensor; torch's export of a circular pad is ``PAD``
+        (:meth:`_circular_pad`)."""
+        circular = self._circular_pad(i, node, name, ins)
+        if circular is not None:
+            return circular
         if not all(is_symbol(v) for v in ins):
             raise Unsupported("concatenation with a constant tensor")
+        if len(ins) == 1:
+            return ins[0]
         srcs = [self.asm.resolve(v) for v in ins]
         axis = int(_attrs(node)["axis"]) % len(srcs[0].shape)
         names = [s.name for s in srcs]
@@ -1081,6 +1213,7 @@ _EXPORT_NOISE = (
     r".*legacy TorchScript-based ONNX export.*",
     r".*The feature will be removed.*",
     r".*recommended that constant folding be turned off.*",
+    r".*Only steps=1 can be constant folded.*",  # the reversed pads torch computes for F.pad
 )
 
 
@@ -1117,7 +1250,8 @@ def export_onnx(
       → ``GlobalAveragePool``, ``AdaptiveAvgPool2d(k)`` (even windows) → ``AveragePool``; ``AdaptiveMaxPool2d(1)``
       → ``MaxPool`` with a kernel the size of the input; ``nn.Linear`` → ``Gemm`` on 2-D inputs, ``MatMul`` +
       ``Add`` otherwise; ``nn.GELU`` → ``Gelu``; the project's ``ChannelShuffle`` → Reshape/Transpose/Reshape;
-      ``nn.ChannelShuffle`` (``aten::channel_shuffle``) cannot be exported.
+      ``nn.ChannelShuffle`` (``aten::channel_shuffle``) cannot be exported; ``F.pad``/``nn.*Pad2d`` → ``Pad``
+      (circular: Slice/Concat per dimension), ``Conv2d(padding_mode="reflect")`` → ``Pad`` + ``Conv`` with no pads.
 
     So compare ONNX-frontend IR with other IR after :func:`nas_latency.ir.canonicalize` (no identities, duplicate
     pure operations merged). Export failures raise :class:`~nas_latency.errors.InvalidInputError` (or

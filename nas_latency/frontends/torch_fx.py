@@ -34,6 +34,13 @@ itself, one that only drops size-1 dimensions a cost-free reshape. A part no lay
 tensors or lists (advanced indexing, a gather) stays unsupported and says which was used, as do sub and div of two
 network tensors, attention dropout and an empty part of a ``tensor_split`` (when read).
 
+Padding: ``F.pad`` (any mode) of an (N, C, H, W) input with a 2- or 4-element ``pad`` (torch's (left, right, top,
+bottom)) and the ``nn.ReflectionPad2d``/``ReplicationPad2d``/``ZeroPad2d``/``ConstantPad2d``/``CircularPad2d`` leaf
+modules are one ``PAD`` with (top, left, bottom, right); an all-zero pad is the input itself; a negative pad
+(cropping), a non-zero pad of C or N (6 or 8 elements) or of a non-4-D input stays unsupported, naming the pad.
+``nn.Conv2d`` with ``padding_mode`` reflect, replicate or circular is a ``PAD`` (``{node}.pad``) then the
+convolution without padding, as torch runs it. ``torch.cat`` of one tensor is that tensor.
+
 Not layers: parameters, buffers and anything computed from them alone; shape arithmetic (``x.shape``,
 ``x.size(0)``, integer maths); ``contiguous``/``detach``/``clone``/``to``, ``+ 0``, ``- 0``, ``* 1`` and ``/ 1``
 (the result is the input). Operators the IR cannot represent follow
@@ -105,9 +112,16 @@ LEAF_MODULE_TYPES: tuple[type[nn.Module], ...] = (
     nn.Identity,
     nn.modules.dropout._DropoutNd,
     nn.ChannelShuffle,
+    nn.modules.padding._ReflectionPadNd,
+    nn.modules.padding._ReplicationPadNd,
+    nn.modules.padding._ConstantPadNd,  # nn.ZeroPad2d is a ConstantPad2d
+    nn.modules.padding._CircularPadNd,
     Zero,
     ChannelShuffle,
 )
+#: the 2-D padding modules, converted as ``PAD``
+_PAD_MODULES = (nn.ReflectionPad2d, nn.ReplicationPad2d, nn.ConstantPad2d, nn.CircularPad2d)
+_PAD_MODES = ("constant", "reflect", "replicate", "circular")
 _CONTAINERS = (nn.Sequential, nn.ModuleList, nn.ModuleDict)
 #: torch modules built of supported parts, traced into (with torch's fused "fast path" kernels off, see
 #: :func:`_inference`) rather than treated as one operator
@@ -285,6 +299,42 @@ def _shape(value: torch.Tensor) -> Shape:
     return tuple(int(d) for d in value.shape)
 
 
+def _conv_padding(padding: Any, kernel: tuple[int, int], dilation: tuple[int, int]) -> tuple[int, int, int, int]:
+    """A convolution's ``padding`` (an int, a pair, ``"valid"`` or ``"same"``) as (top, left, bottom, right);
+    for ``"same"`` torch puts the odd element of the total padding at the end."""
+    if isinstance(padding, str):
+        if padding == "valid":
+            return (0, 0, 0, 0)
+        if padding != "same":
+            raise Unsupported(f"convolution padding {padding!r} (torch knows 'valid' and 'same')")
+        totals = [d * (k - 1) for k, d in zip(kernel, dilation)]
+        return (totals[0] // 2, totals[1] // 2, totals[0] - totals[0] // 2, totals[1] - totals[1] // 2)
+    top, left = _pair(padding)
+    return (top, left, top, left)
+
+
+def _torch_pad_to_ir(pad: Any, rank: int) -> tuple[int, int, int, int]:
+    """torch's ``F.pad`` ``pad`` (pairs (begin, end) from the last dimension backwards: (left, right, top, bottom,
+    ...)) as the IR's (top, left, bottom, right) of an (N, C, H, W) input; Unsupported naming the pad when it crops
+    (a negative element) or pads a dimension other than H and W."""
+    if has_symbol(pad):
+        raise Unsupported(f"F.pad with a pad computed by the network ({pad!r})")
+    items = [int(v) for v in (pad if isinstance(pad, (tuple, list)) else (pad,))]
+    if rank != 4:
+        raise Unsupported(f"F.pad of a {rank}-D input with pad {tuple(items)} (only (N, C, H, W) inputs are "
+                          "representable)")
+    if len(items) % 2 or not 2 <= len(items) <= 2 * rank:
+        raise Unsupported(f"F.pad with pad {tuple(items)}: it must be 2, 4, 6 or 8 elements (begin, end) per "
+                          "dimension, from the last one")
+    if any(v < 0 for v in items):
+        raise Unsupported(f"F.pad with negative elements in pad {tuple(items)} (cropping is not representable)")
+    if any(items[4:]):
+        raise Unsupported(f"F.pad with pad {tuple(items)} pads the channel or batch dimension (only H and W "
+                          "padding is representable)")
+    left, right, top, bottom = (items + [0, 0])[:4]
+    return (top, left, bottom, right)
+
+
 def _index_item_kind(item: Any) -> str:
     """``"..."``, ``"slice"`` or ``"int"`` for the items of a basic index; Unsupported naming anything else."""
     if item is Ellipsis:
@@ -410,24 +460,31 @@ class _TorchOps:
 
     def _conv(
         self, node: str, x: Any, out: torch.Tensor, *, out_channels: int, kernel: Any, stride: Any, padding: Any,
-        dilation: Any, groups: int, bias: bool,
+        dilation: Any, groups: int, bias: bool, padding_mode: str = "zeros",
     ) -> TensorRef:
+        """A convolution; with a ``padding_mode`` other than ``"zeros"`` (reflect, replicate, circular) torch pads
+        explicitly first: one ``PAD`` layer (``{node}.pad``), then the convolution without padding."""
         src = self._feature_map(node, x, "convolution")
         k, d = _pair(kernel), _pair(dilation)
-        if isinstance(padding, str):
-            if padding == "valid":
-                padding = 0
-            else:  # "same": torch puts the odd element of the total padding at the end
-                totals = [di * (ki - 1) for ki, di in zip(k, d)]
-                padding = (totals[0] // 2, totals[1] // 2, totals[0] - totals[0] // 2, totals[1] - totals[1] // 2)
-        else:
-            padding = _pair(padding)
+        pads = _conv_padding(padding, k, d)
+        if padding_mode != "zeros" and max(pads) > 0:
+            src = self._pad(f"{node}.pad", src, pads, None)
+            pads = (0, 0, 0, 0)
         return self.asm.layer(
             node, _shape(out),
             lambda n: self.b.conv(
-                src.name, int(out_channels), k, stride=_pair(stride), padding=padding, dilation=d, groups=int(groups),
+                src.name, int(out_channels), k, stride=_pair(stride), padding=pads, dilation=d, groups=int(groups),
                 bias=bias, name=n,
             ),
+        )
+
+    def _pad(self, node: str, x: Any, padding: tuple[int, int, int, int], out: torch.Tensor | None) -> Any:
+        """An explicit pad by (top, left, bottom, right): ``PAD``, or the input itself when all are 0."""
+        src = self._src(x, "input")
+        if max(padding) == 0:
+            return x
+        return self.asm.layer(
+            node, None if out is None else _shape(out), lambda n: self.b.pad(src.name, padding, name=n)
         )
 
     def _linear(self, node: str, x: Any, out: torch.Tensor | None, out_features: int, bias: bool) -> TensorRef:
@@ -759,11 +816,14 @@ class _TorchOps:
             expected=_shape(out),
         )
 
-    def _f_cat(self, node: str, args: Sequence[Any], kwargs: dict[str, Any], out: torch.Tensor) -> TensorRef:
+    def _f_cat(self, node: str, args: Sequence[Any], kwargs: dict[str, Any], out: torch.Tensor) -> Any:
+        """``CONCAT``; a concatenation of one tensor is that tensor (a copy, as ``clone``)."""
         b = _bind(args, kwargs, ("tensors", "dim"), dim=0)
         tensors = list(b["tensors"])
         if not all(is_symbol(t) for t in tensors):
             raise Unsupported("concatenation with a constant tensor")
+        if len(tensors) == 1:
+            return tensors[0]
         srcs = [self.asm.resolve(t) for t in tensors]
         axis = int(b["dim"]) % out.dim()
         return self.asm.layer(node, _shape(out), lambda n: self.b.concat([s.name for s in srcs], axis=axis, name=n))
@@ -830,6 +890,13 @@ class _TorchOps:
         n_, c_ = src.shape[:2]
         pooled = self.asm.layer(node, (n_, c_, 1, 1), lambda n: self.b.global_avg_pool(src.name, name=n))
         return pooled if b["keepdim"] else self.asm.view(f"{node}.flatten", pooled, _shape(out))
+
+    def _f_pad(self, node: str, args: Sequence[Any], kwargs: dict[str, Any], out: torch.Tensor) -> Any:
+        b = _bind(args, kwargs, ("input", "pad", "mode", "value"), mode="constant", value=None)
+        src = self._src(b["input"], "input")
+        if b["mode"] not in _PAD_MODES:
+            raise Unsupported(f"F.pad with mode {b['mode']!r} (known: {', '.join(_PAD_MODES)})")
+        return self._pad(node, b["input"], _torch_pad_to_ir(b["pad"], len(src.shape)), out)
 
     def _f_conv2d(self, node: str, args: Sequence[Any], kwargs: dict[str, Any], out: torch.Tensor) -> TensorRef:
         b = _bind(
@@ -902,6 +969,7 @@ class _TorchOps:
         "adaptive_max_pool2d": _f_adaptive_max_pool2d,
         "mean": _f_mean,
         "conv2d": _f_conv2d,
+        "pad": _f_pad,
         "linear": _f_linear,
         "batch_norm": _f_batch_norm,
         "channel_shuffle": _f_channel_shuffle,
@@ -1032,8 +1100,11 @@ class _TorchOps:
         if isinstance(m, nn.Conv2d):
             return self._conv(
                 node, x, out, out_channels=m.out_channels, kernel=m.kernel_size, stride=m.stride, padding=m.padding,
-                dilation=m.dilation, groups=m.groups, bias=m.bias is not None,
+                dilation=m.dilation, groups=m.groups, bias=m.bias is not None, padding_mode=m.padding_mode,
             )
+        if isinstance(m, _PAD_MODULES):
+            src = self._src(x, "input")
+            return self._pad(node, x, _torch_pad_to_ir(m.padding, len(src.shape)), out)
         if isinstance(m, nn.Linear):
             return self._linear(node, x, out, m.out_features, m.bias is not None)
         if isinstance(m, nn.modules.batchnorm._BatchNorm):

@@ -16,6 +16,7 @@ from nas_latency.ir.shapes import (
     global_pool_output_shape,
     matmul_output_shape,
     normalized_axis,
+    pad_output_shape,
     window_output_size,
 )
 from nas_latency.ir.ops import ACTIVATION_KINDS, OpKind, conv_kind
@@ -182,6 +183,13 @@ class NetworkBuilder:
         """The product of two activations, ``(..., M, K) @ (..., K, N)`` (with weights: :meth:`linear`)."""
         out = matmul_output_shape(self.shape(left), self.shape(right), where=self._where(OpKind.MATMUL, [left, right]))
         return self._emit(OpKind.MATMUL, [left, right], out, name)
+
+    def pad(self, src: str, padding: Padding, *, name: str | None = None) -> str:
+        """An explicit pad (reflect, replicate or constant) of an ``(N, C, H, W)`` input; ``padding`` as for
+        :meth:`conv`."""
+        p = padding4(padding)
+        out = pad_output_shape(self.shape(src), p, where=self._where(OpKind.PAD, [src]))
+        return self._emit(OpKind.PAD, [src], out, name, padding=p)
 
     def slice(self, src: str, axis: int, size: int, *, name: str | None = None) -> str:
         """``size`` consecutive elements of dimension ``axis`` (a narrow, or one part of a split or chunk)."""

@@ -30,7 +30,8 @@ OP_GROUPS: dict[str, frozenset[OpKind]] = {
          OpKind.GELU, OpKind.TANH, OpKind.SOFTMAX}
     ),
     "batch_norm": frozenset({OpKind.BATCH_NORM}),
-    "data_movement": frozenset({OpKind.CONCAT, OpKind.CHANNEL_SHUFFLE, OpKind.TRANSPOSE, OpKind.SLICE}),
+    "data_movement": frozenset({OpKind.CONCAT, OpKind.CHANNEL_SHUFFLE, OpKind.TRANSPOSE, OpKind.SLICE,
+                                OpKind.PAD}),
     "view": frozenset({OpKind.FLATTEN, OpKind.RESHAPE, OpKind.IDENTITY}),
     # attention and transformer blocks
     "matmul": frozenset({OpKind.MATMUL}),

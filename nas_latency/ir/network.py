@@ -35,6 +35,7 @@ from nas_latency.ir.shapes import (
     global_pool_output_shape,
     matmul_output_shape,
     normalized_axis,
+    pad_output_shape,
     window_output_size,
 )
 
@@ -60,7 +61,8 @@ class Layer:
     ``scale`` is one elementwise pass with a constant operand (``x * c``, ``x / c``, ``x + c``, ``x - c``: an
     attention's scaling, a positional embedding); ``matmul`` multiplies two activations (``(..., M, K) @ (..., K, N)``; a product with learned weights is
     ``linear``); ``transpose`` reorders dimensions (the IR keeps the shapes, not the permutation: what it costs
-    is the data it moves); ``slice`` copies out a part of its input (a narrow, select, or one part of a split,
+    is the data it moves); ``pad`` copies its input into a larger one (``padding`` as for windows; reflect,
+    replicate or constant: the IR keeps the shape, not the mode); ``slice`` copies out a part of its input (a narrow, select, or one part of a split,
     chunk or unbind: the IR keeps the shapes, not the offsets) and reads only that part.
     """
 
@@ -245,6 +247,8 @@ class Layer:
         elif op is OpKind.SLICE:
             check_slice(source, out, where=where)
             return
+        elif op is OpKind.PAD:
+            expected = pad_output_shape(source, self.padding, where=where)
         else:  # windows and linear layers: checked by the caller; a reshape (also a frontend's stand-in for a
             return  # skipped node, which may change the element count) takes any output shape
         if out != expected:

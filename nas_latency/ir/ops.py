@@ -35,6 +35,7 @@ class OpKind(str, Enum):
     CHANNEL_SHUFFLE = "channel_shuffle"
     TRANSPOSE = "transpose"
     SLICE = "slice"
+    PAD = "pad"
     FLATTEN = "flatten"
     RESHAPE = "reshape"
     ZERO = "zero"

@@ -30,7 +30,8 @@ _TUPLE_ATTRS = {"kernel", "stride", "padding", "dilation"}
 _WINDOW_KINDS = CONV_KINDS | WINDOW_POOL_KINDS
 #: the op kinds each attribute applies to (elsewhere it must be left at its default)
 _APPLIES_TO: dict[str, frozenset[OpKind]] = {
-    "kernel": _WINDOW_KINDS, "stride": _WINDOW_KINDS, "padding": _WINDOW_KINDS, "dilation": _WINDOW_KINDS,
+    "kernel": _WINDOW_KINDS, "stride": _WINDOW_KINDS, "dilation": _WINDOW_KINDS,
+    "padding": _WINDOW_KINDS | {OpKind.PAD},
     "groups": CONV_KINDS | {OpKind.CHANNEL_SHUFFLE},
     "bias": CONV_KINDS | {OpKind.LINEAR, OpKind.LAYER_NORM},
     "affine": frozenset({OpKind.BATCH_NORM, OpKind.LAYER_NORM}),

@@ -124,3 +124,14 @@ def check_slice(source: Shape, out: Shape, *, where: str) -> None:
         return
     raise InvalidInputError(f"{where}: output shape {out} is not a part of input {source} (a slice keeps the rank "
                             "and shrinks dimensions, or drops one dimension)")
+
+
+def pad_output_shape(source: Shape, padding: tuple[int, int, int, int] | None, *, where: str) -> Shape:
+    """An explicit pad of an ``(N, C, H, W)`` input by ``(top, left, bottom, right)`` elements (reflect, replicate
+    or constant: the IR keeps the shape, not the mode)."""
+    if len(source) != 4:
+        raise InvalidInputError(f"{where}: expects an (N, C, H, W) input, got {source}")
+    if padding is None or len(padding) != 4 or min(padding) < 0 or max(padding) == 0:
+        raise InvalidInputError(f"{where}: padding {padding} must be (top, left, bottom, right), each >= 0, not all 0")
+    top, left, bottom, right = padding
+    return (*source[:2], source[2] + top + bottom, source[3] + left + right)

@@ -23,7 +23,7 @@ from nas_latency.ir.ops import ACTIVATION_KINDS, CONV_KINDS, VIEW_KINDS
 FAMILIES: tuple[str, ...] = (
     "conv", "depthwise_conv", "grouped_conv", "linear", "avg_pool", "max_pool", "global_pool", "add", "mul",
     "concat", "relu", "activation", "softmax", "batch_norm", "channel_shuffle", "zero", "view",
-    "matmul", "layer_norm", "transpose", "scale", "slice",
+    "matmul", "layer_norm", "transpose", "scale", "slice", "pad",
 )
 _FAMILY: dict[OpKind, str] = {
     OpKind.CONV: "conv",
@@ -47,6 +47,7 @@ _FAMILY: dict[OpKind, str] = {
     OpKind.CHANNEL_SHUFFLE: "channel_shuffle",
     OpKind.TRANSPOSE: "transpose",
     OpKind.SLICE: "slice",
+    OpKind.PAD: "pad",
     OpKind.ZERO: "zero",
     OpKind.FLATTEN: "view",
     OpKind.RESHAPE: "view",
@@ -61,7 +62,7 @@ _ELEMENT_OPS: dict[OpKind, float] = {
     OpKind.RELU: 1, OpKind.RELU6: 2, OpKind.SIGMOID: 4, OpKind.HARD_SIGMOID: 3, OpKind.HARD_SWISH: 4,
     OpKind.SILU: 5, OpKind.GELU: 8, OpKind.TANH: 4, OpKind.SOFTMAX: 5, OpKind.BATCH_NORM: 2, OpKind.ZERO: 1,
     OpKind.CHANNEL_SHUFFLE: 0, OpKind.CONCAT: 0, OpKind.TRANSPOSE: 0, OpKind.SLICE: 0, OpKind.LAYER_NORM: 8,
-    OpKind.SCALE: 1,
+    OpKind.SCALE: 1, OpKind.PAD: 0,
 }
 
 

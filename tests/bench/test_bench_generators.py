@@ -16,7 +16,9 @@ from nas_latency.bench.generators import (
     SEQUENCE_ONLY_KINDS,
     grid_kernels,
     kernel_sweep,
+    pad_grid_kernels,
     random_kernels,
+    random_pad_kernels,
     random_sequence_kernels,
     random_slice_kernels,
     sequence_grid_kernels,
@@ -46,7 +48,7 @@ def test_full_grid_covers_every_family_of_the_evaluation_networks() -> None:
     ops = {s.op for s in grid_kernels("full")}
     assert {OpKind.CONV, OpKind.DEPTHWISE_CONV, OpKind.GROUPED_CONV, OpKind.LINEAR, OpKind.AVG_POOL,
             OpKind.MAX_POOL, OpKind.GLOBAL_AVG_POOL, OpKind.ADD, OpKind.RELU, OpKind.RELU6, OpKind.BATCH_NORM,
-            OpKind.ZERO, OpKind.IDENTITY, OpKind.FLATTEN, OpKind.CHANNEL_SHUFFLE} <= ops
+            OpKind.ZERO, OpKind.IDENTITY, OpKind.FLATTEN, OpKind.CHANNEL_SHUFFLE, OpKind.PAD} <= ops
     assert all(s.layer().macs <= 3e8 for s in grid_kernels("full"))
     # the transformer kinds, measured by the quick sweep too
     assert {OpKind.MATMUL, OpKind.LAYER_NORM, OpKind.TRANSPOSE, OpKind.SCALE, OpKind.SLICE} <= ops
@@ -125,7 +127,8 @@ def test_kernel_specs_refuse_layouts_they_cannot_express() -> None:
 
 def test_every_generated_kernel_maps_back_to_its_spec_and_sequence_neighbours_stay_valid() -> None:
     rng = np.random.default_rng(5)
-    specs = grid_kernels("full") + random_sequence_kernels(120, rng) + random_slice_kernels(40, rng)
+    specs = (grid_kernels("full") + random_sequence_kernels(120, rng) + random_slice_kernels(40, rng)
+             + random_pad_kernels(40, rng))
     assert sum(s.tokens is not None for s in specs) > 250
     for spec in specs:
         assert spec_from_layer(spec.layer()) == spec, spec
@@ -172,14 +175,43 @@ def test_the_quick_sweep_measures_transformer_kernels() -> None:
     ops = {(i.network.layers[0].op, i.origin) for i in items}
     assert {(OpKind.MATMUL, "grid"), (OpKind.LAYER_NORM, "grid"), (OpKind.TRANSPOSE, "grid"),
             (OpKind.SCALE, "grid"), (OpKind.SLICE, "grid"), (OpKind.SLICE, "random")} <= ops
-    # the random slice is drawn last, so the earlier draws of a seed are what they were before slices existed
-    assert (items[-1].network.layers[0].op, items[-1].origin) == (OpKind.SLICE, "random")
+    # the random slice is drawn after the others, so the earlier draws of a seed are what they were before slices
+    # existed; then the random pad, drawn last for the same reason
+    assert [(i.network.layers[0].op, i.origin) for i in items[-2:]] == [
+        (OpKind.SLICE, "random"), (OpKind.PAD, "random")]
 
 
     def in_sequence_layout(layer: Layer) -> bool:  # random image kernels are (N, C, H, W), or (N, F) linear layers
         return len(layer.input_shapes[0]) == 3 or layer.op in SEQUENCE_ONLY_KINDS or layer.op is OpKind.SOFTMAX
 
     assert sum(i.origin == "random" and in_sequence_layout(i.network.layers[0]) for i in items) == 2 + 1  # + slice
+
+
+def test_pad_kernels_are_the_explicit_padding_of_odd_windows() -> None:
+    # CycleGAN's ReflectionPad2d(3) of the 256x256 image before its 7x7 stem, and a pad of 1 before a 3x3 conv
+    stem, block = KernelSpec(OpKind.PAD, 3, 3, 256, 7).layer(), KernelSpec(OpKind.PAD, 256, 256, 64, 3).layer()
+    assert (stem.input_shapes, stem.output_shape, stem.padding) == (((1, 3, 256, 256),), (1, 3, 262, 262), (3,) * 4)
+    assert (block.output_shape, block.padding, block.macs) == ((1, 256, 66, 66), (1,) * 4, 0)
+    assert block.bytes_read() == 4 * 256 * 64 * 64 and block.bytes_written() == 4 * 256 * 66 * 66
+    assert {spec.kernel for spec in pad_grid_kernels("full")} == {3, 5, 7}
+    assert [s.layer().padding for s in pad_grid_kernels("quick")] == [(1,) * 4, (3,) * 4]
+    specs = random_pad_kernels(60, np.random.default_rng(4))
+    assert specs == random_pad_kernels(60, np.random.default_rng(4)) and len(specs) == 60
+    assert {s.kernel for s in specs} == {3, 5, 7} and 3 in {s.cin for s in specs}
+    assert all(s.op is OpKind.PAD and s.cin == s.cout and s.size > s.kernel // 2 for s in specs)  # reflect possible
+    for bad in (dict(kernel=1), dict(kernel=4), dict(cout=32), dict(kernel=3, stride=2)):
+        with pytest.raises(InvalidInputError, match="a pad kernel pads"):
+            KernelSpec(**{"op": OpKind.PAD, "cin": 16, "cout": 16, "size": 8, **bad})  # type: ignore[arg-type]
+    with pytest.raises(InvalidInputError, match="sequence layout applies to"):
+        KernelSpec(OpKind.PAD, 16, 16, 1, 3, tokens=8)
+    # an asymmetric or uneven pad maps to no spec; a neighbour stays a pad of the same amount
+    b = NetworkBuilder("k")
+    b.pad(b.input((1, 16, 8, 8)), (1, 2, 1, 2))
+    b.pad(b.input((1, 16, 8, 6), name="x1"), 1)
+    assert [spec_from_layer(layer) for layer in b.build().layers] == [None, None]
+    near = KernelSpec(OpKind.PAD, 64, 64, 16, 5).perturbed(np.random.default_rng(0))
+    assert (near.op, near.kernel, near.cin == near.cout) == (OpKind.PAD, 5, True)
+    assert spec_from_layer(near.layer()) == near
 
 
 def test_blocks_and_their_layers_come_together() -> None:
@@ -308,6 +340,16 @@ def test_the_onnxruntime_runner_times_an_attention_block(origin: str) -> None:
     block = next(b for b in block_items("quick") if b.origin == origin)
     wall, cpu = OnnxRuntimeRunner().sampler(block.network)(3)
     assert wall > 0 and cpu > 0
+
+
+def test_the_runtimes_time_the_quick_pad_kernels() -> None:
+    pytest.importorskip("onnxruntime")
+    pads = [i for i in kernel_sweep("quick") if i.network.layers[0].op is OpKind.PAD]
+    assert len(pads) == 3  # two from the grid, one drawn
+    for item in pads:
+        for runner in (TorchEagerRunner(), OnnxRuntimeRunner()):
+            wall, cpu = runner.sampler(item.network)(2)
+            assert wall > 0 and cpu > 0, (item.key, runner)
 
 
 def test_the_cuda_runner_refuses_without_a_gpu_and_unknown_runtimes_are_refused() -> None:

@@ -15,12 +15,14 @@ from torch import nn
 from nas_latency.bench.generators import add_attention, add_glu_mlp, add_mlp, add_packed_attention
 from nas_latency.bench.ir_to_torch import (
     SCALE_FACTOR,
+    Pad,
     PaddedPool2d,
     Scale,
     Slice,
     SlicePlan,
     Transpose,
     build_torch_module,
+    pad_mode,
     slice_plan,
     transpose_permutation,
 )
@@ -61,7 +63,7 @@ def every_op_network() -> Network:
     se = b.global_avg_pool(s, name="gap")
     se = b.activation(se, OpKind.HARD_SIGMOID, name="hsig")
     s = b.mul(s, se, name="mul_broadcast")
-    gm = b.global_max_pool(s, name="gmp")
+    gm = b.global_max_pool(b.pad(s, (2, 1, 0, 1), name="pad"), name="gmp")  # reflect: (3, 2) → (5, 4)
     z = b.zero(p1, name="zero")
     i = b.identity(p1, name="identity")
     u = b.add(z, i, name="add2")
@@ -136,6 +138,47 @@ def test_the_slices_of_every_op_network_copy_their_parts() -> None:
         assert tuple(out.shape) == network.layer(name).output_shape, name
         assert torch.equal(out, expected[name](x)) and out.is_contiguous(), name
         assert out.untyped_storage().data_ptr() != x.untyped_storage().data_ptr(), name  # a copy, not a view
+
+
+def test_the_pad_of_every_op_network_reflects_its_input() -> None:
+    network = every_op_network()
+    module = build_torch_module(network)
+    assert isinstance(module.pad, Pad) and (module.pad.pad, module.pad.mode) == ((1, 1, 2, 0), "reflect")
+    seen: list[tuple[torch.Tensor, torch.Tensor]] = []
+    module.pad.register_forward_hook(lambda _m, args, out: seen.append((args[0], out)))
+    with torch.no_grad():
+        module(torch.randn(2, 8, 9, 9))
+    (x, out), = seen
+    assert tuple(x.shape) == (2, 24, 3, 2) and tuple(out.shape) == network.layer("pad").output_shape == (2, 24, 5, 4)
+    assert torch.equal(out[:, :, 2:, 1:3], x)  # the input, 2 rows down and 1 column right
+    assert torch.equal(out[:, :, 0, 1:3], x[:, :, 2]) and torch.equal(out[:, :, 1, 1:3], x[:, :, 1])  # rows reflected
+    assert torch.equal(out[:, :, :, 0], out[:, :, :, 2]) and torch.equal(out[:, :, :, 3], out[:, :, :, 1])  # columns
+
+
+@pytest.mark.parametrize(("size", "padding", "mode"), [
+    ((8, 8), (3, 3, 3, 3), "reflect"),  # CycleGAN's ReflectionPad2d(3) before a 7x7 conv
+    ((4, 4), (3, 3, 3, 3), "reflect"),  # each pad < its dimension: reflect still possible
+    ((3, 8), (3, 1, 0, 1), "replicate"),  # a pad of 3 rows on 3 rows: reflect impossible
+    ((8, 2), (1, 0, 1, 2), "replicate"),
+    ((1, 1), (1, 1, 1, 1), "replicate"),
+])
+def test_a_pad_reflects_where_it_can_and_replicates_elsewhere(size: tuple[int, int],
+                                                               padding: tuple[int, int, int, int], mode: str) -> None:
+    b = NetworkBuilder("pad")
+    network = b.build([b.pad(b.input((1, 3, *size)), padding, name="pad")])
+    assert pad_mode((1, 3, *size), padding) == mode
+    module = build_torch_module(network)
+    assert module.pad.mode == mode
+    x = torch.randn(1, 3, *size)
+    with torch.no_grad():
+        out = module(x)
+    top, left, bottom, right = padding
+    assert tuple(out.shape) == network.layer("pad").output_shape
+    assert torch.equal(out, F.pad(x, (left, right, top, bottom), mode=mode))
+    assert torch.equal(out[:, :, top:top + size[0], left:left + size[1]], x)
+    if mode == "replicate":  # the nearest edge element, however far out
+        assert torch.equal(out[:, :, 0, left:left + size[1]], x[:, :, 0]) and torch.equal(out[:, :, :, -1],
+                                                                                            out[:, :, :, -1 - right])
 
 
 def test_names_are_sanitized_and_unique() -> None:

@@ -531,3 +531,18 @@ def test_a_stated_slice_is_a_part_of_its_input() -> None:
         with pytest.raises(InvalidInputError, match=r"layer 'bad' \(slice\): output shape .* is not a part of input"):
             Layer(name="bad", op=OpKind.SLICE, inputs=("x",), input_shapes=((3, 4, 16, 8),),
                   output_shape=out).check()
+
+
+@pytest.mark.parametrize("padding", [1, (2, 3), (1, 2, 3, 4)])
+def test_pad_shape_matches_torch_and_moves_the_data(padding: int | tuple[int, ...]) -> None:
+    b = NetworkBuilder("pad")
+    out = b.pad(b.input((1, 3, 8, 10)), padding)
+    layer = b.build().layer(out)
+    top, left, bottom, right = layer.padding
+    expected = F.pad(torch.zeros(1, 3, 8, 10), (left, right, top, bottom), mode="reflect").shape
+    assert layer.output_shape == tuple(expected) and layer.op is OpKind.PAD
+    assert layer.bytes_read() == 4 * 3 * 8 * 10 and layer.bytes_written() == 4 * numel(layer.output_shape)
+    with pytest.raises(InvalidInputError, match=r"pad of \['again'\]: padding \(0, 0, 0, 0\) must be"):
+        b.pad(b.input((1, 3, 8, 10), name="again"), 0)
+    with pytest.raises(InvalidInputError, match=r"expects an \(N, C, H, W\) input"):
+        b.pad(b.input((1, 3, 8), name="flat"), 1)

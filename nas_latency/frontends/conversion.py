@@ -202,6 +202,21 @@ class IRAssembler:
             return self.layer(node, out, lambda n: self.builder.flatten(ref.name, axis=axis, name=n))
         return self.layer(node, out, lambda n: self.builder.reshape(ref.name, out, name=n))
 
+    def permute(self, node: str, src: TensorRef, perm: Sequence[int], expected: Sequence[int] | None = None
+                ) -> TensorRef:
+        """``src`` with its dimensions reordered (output dimension ``i`` is input dimension ``perm[i]``; negative
+        entries count from the end): ``src`` itself for the identity, a cost-free reshape when only dimensions of
+        size 1 move (:func:`keeps_element_order`), else one ``TRANSPOSE``. Every frontend's transposes come here."""
+        rank = len(src.shape)
+        order = [int(p) % rank for p in perm] if rank else []
+        if sorted(order) != list(range(rank)):
+            raise Unsupported(f"{list(perm)} is not a permutation of the dimensions of {src.shape}")
+        if order == list(range(rank)):
+            return src
+        if keeps_element_order(src.shape, order):
+            return self.view(node, src, tuple(src.shape[p] for p in order))
+        return self.layer(node, expected, lambda n: self.builder.transpose(src.name, order, name=n))
+
     def part(self, node: str, source: Symbol, sizes: Sequence[int], drop: Sequence[int] = ()) -> Symbol:
         """The part of ``source`` (whose shape must be known) that keeps ``sizes[d]`` consecutive elements of each
         dimension ``d``, without the dimensions ``drop`` (each of size 1 in ``sizes``): a narrow, a select, one

@@ -72,7 +72,6 @@ from nas_latency.frontends.conversion import (
     Unsupported,
     check_on_unsupported,
     is_symbol,
-    keeps_element_order,
 )
 from nas_latency.ir import OpKind, Shape, numel
 
@@ -635,15 +634,8 @@ class _OnnxConverter:
         """``TRANSPOSE``; no layer for the identity permutation, a cost-free reshape when only dimensions of size 1
         move. (The channel-shuffle Reshape/Transpose/Reshape is fused by :meth:`_channel_shuffle` first.)"""
         x = self._src(ins[0])
-        rank = len(x.shape)
-        perm = [int(p) % rank for p in _attrs(node).get("perm", range(rank - 1, -1, -1))] if rank else []
-        if sorted(perm) != list(range(rank)):
-            raise Unsupported(f"perm {perm} is not a permutation of the dimensions of {x.shape}")
-        if perm == list(range(rank)):
-            return x
-        if keeps_element_order(x.shape, perm):
-            return self._view(node, name, x, tuple(x.shape[p] for p in perm))
-        return self._layer(name, self._expected(node), lambda n: self.b.transpose(x.name, perm, name=n))
+        perm = _attrs(node).get("perm", range(len(x.shape) - 1, -1, -1))
+        return self.asm.permute(name, x, list(perm), self._expected(node))
 
     def _op_LayerNormalization(self, i: int, node: onnx.NodeProto, name: str, ins: list[Any]) -> TensorRef:
         """``LAYER_NORM`` from ``axis``. A scale that is a literal ``Constant`` of ones is no learned scale, a shift

@@ -78,7 +78,6 @@ from nas_latency.frontends.conversion import (
     has_symbol,
     is_symbol,
     iter_symbols,
-    keeps_element_order,
 )
 from nas_latency.frontends.torch_modules import ChannelShuffle, Zero
 from nas_latency.ir import OpKind, Shape
@@ -595,26 +594,9 @@ class _TorchOps:
         src = self._src(sym, "input")
         return self.asm.layer(node, _shape(out), lambda n: self.b.scale(src.name, name=n))
 
-    def _transpose(self, node: str, x: Any, perm: Sequence[int], out: torch.Tensor) -> Any:
-        """A reordering of dimensions: the input itself for the identity, a cost-free reshape when only dimensions
-        of size 1 move (the elements keep their order), else ``TRANSPOSE``."""
-        src = self._src(x, "input")
-        rank = len(src.shape)
-        order = [int(p) % rank for p in perm] if rank else []
-        if sorted(order) != list(range(rank)):
-            raise Unsupported(f"{list(perm)} is not a permutation of the dimensions of {src.shape}")
-        if order == list(range(rank)):
-            return x
-        return self._permute(node, src, order, _shape(out))
-
-    def _permute(self, node: str, src: TensorRef, order: list[int], expected: Shape | None = None) -> TensorRef:
-        """``src`` with its dimensions reordered by a permutation: the input itself for the identity, a cost-free
-        reshape when only dimensions of size 1 move, else ``TRANSPOSE``."""
-        if order == list(range(len(order))):
-            return src
-        if keeps_element_order(src.shape, order):
-            return self.asm.view(node, src, tuple(src.shape[p] for p in order))
-        return self.asm.layer(node, expected, lambda n: self.b.transpose(src.name, order, name=n))
+    def _transpose(self, node: str, x: Any, perm: Sequence[int], out: torch.Tensor) -> TensorRef:
+        """A reordering of dimensions (:meth:`IRAssembler.permute`)."""
+        return self.asm.permute(node, self._src(x, "input"), perm, _shape(out))
 
     def _layer_norm(self, node: str, x: Any, normalized: Any, weight: Any, bias: Any, out: torch.Tensor) -> TensorRef:
         src = self._src(x, "input")
@@ -1024,7 +1006,7 @@ class _TorchOps:
                     unbatched = (src.shape[0], 1, src.shape[1])
                     seq_first[src.name] = self.asm.view(f"{node}.{what}_unsqueeze", src, unbatched)
                 elif m.batch_first:
-                    seq_first[src.name] = self._permute(f"{node}.{what}_seq", src, [1, 0, 2])
+                    seq_first[src.name] = self.asm.permute(f"{node}.{what}_seq", src, [1, 0, 2])
                 else:
                     seq_first[src.name] = src
             return seq_first[src.name]
@@ -1043,7 +1025,7 @@ class _TorchOps:
             rows, cols = proj.shape[:2]
             x = self.asm.view(f"{node}.{what}.unflatten", proj, (rows, cols, len(parts), embed))
             x = self.asm.view(f"{node}.{what}.unsqueeze", x, (1, rows, cols, len(parts), embed))
-            x = self._permute(f"{node}.{what}.t", x, [3, 1, 2, 0, 4])
+            x = self.asm.permute(f"{node}.{what}.t", x, [3, 1, 2, 0, 4])
             x = self.asm.view(f"{node}.{what}.squeeze", x, (len(parts), rows, cols, embed))
             return [self.asm.part(f"{node}.{part}", x, (1, rows, cols, embed), drop=(0,)) for part in parts]
 
@@ -1059,7 +1041,7 @@ class _TorchOps:
 
         def split_heads(x: Symbol, what: str, rows: int) -> TensorRef:
             flat = self.asm.view(f"{node}.{what}_heads", x, (rows, batch * heads, head_dim))
-            moved = self._permute(f"{node}.{what}_t", flat, [1, 0, 2])
+            moved = self.asm.permute(f"{node}.{what}_t", flat, [1, 0, 2])
             return self.asm.view(f"{node}.{what}_split", moved, (batch, heads, rows, head_dim))
 
         qh = split_heads(projected[0], "q", length)
@@ -1068,14 +1050,14 @@ class _TorchOps:
         constant_mask = b["key_padding_mask"] is not None or b["attn_mask"] is not None or bool(b["is_causal"])
         att = self._attention(node, qh, kh, vh, scale=head_dim ** -0.5, mask=None, constant_mask=constant_mask,
                               expected=None)
-        merged = self.asm.view(f"{node}.merge", self._permute(f"{node}.merge_t", att, [2, 0, 1, 3]),
+        merged = self.asm.view(f"{node}.merge", self.asm.permute(f"{node}.merge_t", att, [2, 0, 1, 3]),
                                (length * batch, embed))
         proj_out = self._linear(f"{node}.out_proj", merged, None, m.out_proj.out_features, m.out_proj.bias is not None)
         result = self.asm.view(f"{node}.out", proj_out, (length, batch, proj_out.shape[-1]))
         if not batched:
             result = self.asm.view(f"{node}.squeeze", result, (length, proj_out.shape[-1]))
         elif m.batch_first:
-            result = self._permute(f"{node}.out_t", result, [1, 0, 2])
+            result = self.asm.permute(f"{node}.out_t", result, [1, 0, 2])
         if result.shape != _shape(out[0]):
             raise InvalidInputError(
                 f"{self.asm.source}: node {node!r}: the IR infers output shape {result.shape}, torch computed "

@@ -791,19 +791,12 @@ class _OnnxConverter:
         shape = self.shapes.get(data) or getattr(self.values.get(data), "shape", None)
         if shape is None:
             return None
-        if self.opset < 10:
-            a = _attrs(node)
-            starts, ends, axes, steps = a.get("starts", []), a.get("ends", []), a.get("axes"), None
-        else:
-            got = [self.values.get(name) if name else None for name in list(node.input[1:5]) + [""] * 4][:4]
-            if not all(isinstance(v, np.ndarray) for v in got[:2]) or any(
-                    v is not None and not isinstance(v, np.ndarray) for v in got[2:]):
-                return None
-            starts, ends = got[0].reshape(-1).tolist(), got[1].reshape(-1).tolist()
-            axes = got[2].reshape(-1).tolist() if got[2] is not None else None
-            steps = got[3].reshape(-1).tolist() if got[3] is not None else None
-        axes = list(axes) if axes is not None else list(range(len(starts)))
-        if len(starts) != 1 or [int(v) % len(shape) for v in axes] != [axis] or (steps and list(steps) != [1]):
+        try:
+            starts, ends, axes, steps = self._slice_arguments(node, [self.values.get(n) if n else None
+                                                                     for n in node.input])
+        except Unsupported:  # bounds computed by the network
+            return None
+        if len(starts) != 1 or [v % len(shape) for v in axes] != [axis] or steps != [1]:
             return None
         taken = range(*slice(int(starts[0]), int(ends[0])).indices(shape[axis]))
         return (taken.start, taken.stop) if len(taken) else None
@@ -1114,17 +1107,7 @@ class _OnnxConverter:
         """Constant ``starts``/``ends``/``axes`` (inputs from opset 10, attributes before) and steps of 1: one
         ``SLICE``; the input itself when it takes everything."""
         x, shape = self._part_source(ins[0])
-        if self.opset < 10:
-            a = _attrs(node)
-            starts, ends = [int(v) for v in a["starts"]], [int(v) for v in a["ends"]]
-            axes = [int(v) for v in a["axes"]] if "axes" in a else list(range(len(starts)))
-            steps = [1] * len(starts)
-        else:
-            starts = [int(v) for v in self._const(ins[1], "starts").reshape(-1)]
-            ends = [int(v) for v in self._const(ins[2], "ends").reshape(-1)]
-            has = [len(ins) > k and ins[k] is not None for k in (3, 4)]
-            axes = [int(v) for v in self._const(ins[3], "axes").reshape(-1)] if has[0] else list(range(len(starts)))
-            steps = [int(v) for v in self._const(ins[4], "steps").reshape(-1)] if has[1] else [1] * len(starts)
+        starts, ends, axes, steps = self._slice_arguments(node, ins)
         if any(step != 1 for step in steps):
             raise Unsupported(f"Slice with steps {steps} (only steps of 1 are representable)")
         rank = len(shape)
@@ -1137,6 +1120,22 @@ class _OnnxConverter:
             raise Unsupported(f"an empty slice {tuple(sizes)} of {shape}")
         self._check_shape(node, 0, tuple(sizes))
         return self.asm.part(name, x, sizes)
+
+    def _slice_arguments(self, node: onnx.NodeProto, ins: list[Any]) -> tuple[list[int], ...]:
+        """A ``Slice`` node's ``starts``, ``ends``, ``axes`` and ``steps`` (attributes below opset 10, constant inputs
+        from 10 on; ``axes`` default to the first dimensions, ``steps`` to 1); Unsupported when an input is computed
+        by the network."""
+        if self.opset < 10:
+            a = _attrs(node)
+            starts, ends = [int(v) for v in a["starts"]], [int(v) for v in a["ends"]]
+            axes = [int(v) for v in a["axes"]] if "axes" in a else list(range(len(starts)))
+            return starts, ends, axes, [1] * len(starts)
+        starts = [int(v) for v in self._const(ins[1], "starts").reshape(-1)]
+        ends = [int(v) for v in self._const(ins[2], "ends").reshape(-1)]
+        has = [len(ins) > k and ins[k] is not None for k in (3, 4)]
+        axes = [int(v) for v in self._const(ins[3], "axes").reshape(-1)] if has[0] else list(range(len(starts)))
+        steps = [int(v) for v in self._const(ins[4], "steps").reshape(-1)] if has[1] else [1] * len(starts)
+        return starts, ends, axes, steps
 
     def _op_Gather(self, i: int, node: onnx.NodeProto, name: str, ins: list[Any]) -> Any:
         """``Gather`` of a network tensor by one constant index: a scalar index drops the axis (a select, how torch

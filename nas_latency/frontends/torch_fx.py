@@ -636,11 +636,18 @@ class _TorchOps:
 
     # ---- parts of a tensor ------------------------------------------------------------------------------------
     def _part_source(self, x: Any) -> Symbol:
-        """The tensor a slice reads, not resolved: a part nobody reads is no layer, and does not read its source
-        (see :meth:`IRAssembler.part`)."""
+        """The tensor a slice reads (its shape known), not resolved: a part nobody reads is no layer, and does not
+        read its source (see :meth:`IRAssembler.part`)."""
         if not is_symbol(x):
             raise Unsupported("its input is a constant, not a tensor of the network")
+        if x.shape is None:
+            raise Unsupported("the shape of its input is unknown")
         return x
+
+    def _select(self, node: str, src: Symbol, dim: int) -> Symbol:
+        """One index of dimension ``dim`` of ``src``, which the part drops (``select``, one output of ``unbind``)."""
+        shape = src.shape
+        return self.asm.part(node, src, shape[:dim] + (1,) + shape[dim + 1:], drop=(dim,))
 
     def _parts(self, node: str, fname: str, args: Sequence[Any], kwargs: dict[str, Any], out: Any) -> tuple[Any, ...]:
         """``unbind(dim)``: one select per output; ``split``/``chunk``/``tensor_split``/``split_with_sizes``: one
@@ -648,8 +655,6 @@ class _TorchOps:
         itself). An empty part (``tensor_split`` at the start) is unsupported, reported only when read."""
         x = args[0] if args else next((kwargs[k] for k in ("input", "tensor", "self") if k in kwargs), None)
         src = self._part_source(x)
-        if src.shape is None:
-            raise Unsupported("the shape of its input is unknown")
         rank = len(src.shape)
         default = args[1] if fname == "unbind" and len(args) > 1 else args[2] if len(args) > 2 else 0
         dim = int(kwargs.get("dim", default)) % rank
@@ -657,8 +662,7 @@ class _TorchOps:
         for i, tensor in enumerate(out):
             part_node = f"{node}.{i}"
             if fname == "unbind":
-                sizes = src.shape[:dim] + (1,) + src.shape[dim + 1:]
-                parts.append(self.asm.part(part_node, src, sizes, drop=(dim,)))
+                parts.append(self._select(part_node, src, dim))
             elif tensor.shape[dim] == 0:
                 parts.append(self.asm.unsupported(
                     part_node, fname, f"an empty part (size 0 along dimension {dim})", src, [_shape(tensor)]
@@ -674,17 +678,12 @@ class _TorchOps:
     def _f_select(self, node: str, args: Sequence[Any], kwargs: dict[str, Any], out: torch.Tensor) -> Any:
         b = _bind(args, kwargs, ("input", "dim", "index"))
         src = self._part_source(b["input"])
-        if src.shape is None:
-            raise Unsupported("the shape of its input is unknown")
-        dim = int(b["dim"]) % len(src.shape)
-        return self.asm.part(node, src, src.shape[:dim] + (1,) + src.shape[dim + 1:], drop=(dim,))
+        return self._select(node, src, int(b["dim"]) % len(src.shape))
 
     def _f_getitem(self, node: str, args: Sequence[Any], kwargs: dict[str, Any], out: torch.Tensor) -> Any:
         """Basic indexing with ints and slices of step 1 (``x[:, 0]``, ``x[..., :8]``, ``x[0]``, ``x[:, 1:5]``):
         one part of the input (:meth:`IRAssembler.part`); the input itself when it takes everything (``x[:]``)."""
         src = self._part_source(args[0])
-        if src.shape is None:
-            raise Unsupported("the shape of its input is unknown")
         dropped = _indexed_dims(args[1], len(src.shape))
         kept = iter(_shape(out))
         sizes = tuple(1 if d in dropped else next(kept, 0) for d in range(len(src.shape)))
@@ -1030,11 +1029,9 @@ class _TorchOps:
             return [self.asm.part(f"{node}.{part}", x, (1, rows, cols, embed), drop=(0,)) for part in parts]
 
         projected: list[Symbol]
-        if not m._qkv_same_embed_dim:
-            projected = [linear(qs, "q_proj", embed), linear(ks, "k_proj", embed), linear(vs, "v_proj", embed)]
-        elif ks.name == vs.name and qs.name == ks.name:
+        if m._qkv_same_embed_dim and qs.name == ks.name == vs.name:
             projected = packed(qs, "in_proj", ("q", "k", "v"))
-        elif ks.name == vs.name:
+        elif m._qkv_same_embed_dim and ks.name == vs.name:
             projected = [linear(qs, "q_proj", embed), *packed(ks, "kv_proj", ("k", "v"))]
         else:
             projected = [linear(qs, "q_proj", embed), linear(ks, "k_proj", embed), linear(vs, "v_proj", embed)]

@@ -85,6 +85,7 @@ from nas_latency.errors import InvalidInputError, UnsupportedOperatorError
 from nas_latency.frontends.torch_modules import ChannelShuffle, Zero
 from nas_latency.ir import Layer, Network, OpKind
 from nas_latency.ir.ops import CONV_KINDS
+from nas_latency.ir.shapes import check_slice, check_transpose
 
 __all__ = [
     "IRModule", "Pad", "PadMode", "PaddedPool2d", "SCALE_FACTOR", "Scale", "SingleInputIRModule", "Slice", "SlicePlan",
@@ -209,8 +210,7 @@ def transpose_permutation(source: tuple[int, ...], target: tuple[int, ...], *, w
     :class:`~nas_latency.errors.InvalidInputError` (naming ``where``) when ``target`` is not a permutation of
     ``source``.
     """
-    if sorted(source) != sorted(target):
-        raise InvalidInputError(f"{where}: output shape {target} is not a permutation of input {source}")
+    check_transpose(source, target, where=where)
     unused = list(range(len(source)))
     dims = []
     for size in target:
@@ -262,6 +262,7 @@ def slice_plan(source: tuple[int, ...], target: tuple[int, ...], *, where: str, 
     when ``target`` is not a part of ``source``."""
     if part < 0:
         raise InvalidInputError(f"{where}: part must be >= 0, got {part}")
+    check_slice(source, target, where=where)
     if len(target) == len(source):
         candidates = [(None, source)]
     elif len(target) == len(source) - 1:
@@ -269,10 +270,7 @@ def slice_plan(source: tuple[int, ...], target: tuple[int, ...], *, where: str, 
     else:
         candidates = []
     fitting = [(sum(t < s for t, s in zip(target, rest)), d, rest) for d, rest in candidates
-               if all(t <= s for t, s in zip(target, rest))]
-    if not fitting:
-        raise InvalidInputError(f"{where}: output shape {target} is not a part of input {source} (a slice keeps the "
-                                "rank and shrinks dimensions, or drops one dimension)")
+               if all(t <= s for t, s in zip(target, rest))]  # not empty: check_slice held
     _, dropped, rest = min(fitting, key=lambda f: (f[0], -1 if f[1] is None else f[1]))  # fewest narrowed, then first
     narrowed = [i for i, (t, s) in enumerate(zip(target, rest)) if t < s]
     if dropped is not None:

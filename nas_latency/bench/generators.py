@@ -610,11 +610,7 @@ def random_kernels(n: int, rng: np.random.Generator, *, max_macs: float = 3e8) -
     while len(out) < n and tries < 50 * max(n, 1):
         tries += 1
         op = ops[int(rng.choice(len(ops), p=weights))]
-
-        def channels() -> int:
-            return max(8, int(round(float(np.exp(rng.uniform(np.log(8), np.log(1024)))) / 8)) * 8)
-
-        cin, cout = channels(), channels()
+        cin, cout = _log_uniform(rng, 8, 1024, 8), _log_uniform(rng, 8, 1024, 8)
         size = int(rng.choice(_SIZES))
         kernel = int(rng.choice([1, 3, 5, 7], p=[0.4, 0.42, 0.12, 0.06]))
         stride = int(rng.choice([1, 2], p=[0.75, 0.25]))

@@ -7,8 +7,9 @@ from __future__ import annotations
 import io
 import sys
 import types
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
@@ -18,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nas_latency.frontends import export_onnx
+from nas_latency.frontends import export_onnx, onnx_to_ir
 from nas_latency.frontends.torch_modules import ChannelShuffle, Zero
 from nas_latency.ir import Network, NetworkBuilder, OpKind
 
@@ -164,6 +165,26 @@ def onnx_bytes(module: nn.Module, example: torch.Tensor) -> bytes:
     buffer = io.BytesIO()
     export_onnx(module, example, buffer)
     return buffer.getvalue()
+
+
+def exported_ir(module: nn.Module, example: torch.Tensor, folder: Path, opset: int | None) -> Network:
+    """``module`` exported to ONNX (``opset``: None for the exporter's default) in ``folder`` and converted back,
+    with nothing skipped."""
+    path = folder / f"model_{opset}.onnx"
+    export_onnx(module, example, path, opset_version=opset)
+    conversion = onnx_to_ir(path)
+    assert conversion.skipped == ()
+    return conversion.network
+
+
+def op_kinds(network: Network) -> Counter[OpKind]:
+    """How many layers of each kind ``network`` has."""
+    return Counter(layer.op for layer in network.layers)
+
+
+def output_shape(network: Network) -> tuple[int, ...]:
+    """The shape of ``network``'s first output."""
+    return network.layer(network.outputs[0]).output_shape
 
 
 def onnx_model(

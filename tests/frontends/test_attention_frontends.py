@@ -9,6 +9,7 @@ records, two transposes; after ``canonicalize`` (which fuses such chains) the fe
 
 from __future__ import annotations
 
+import types
 import math
 from collections import Counter
 from pathlib import Path
@@ -26,7 +27,7 @@ from nas_latency.errors import UnsupportedOperatorError
 from nas_latency.frontends import export_onnx, onnx_to_ir, torch_to_ir
 from nas_latency.frontends.conversion import UNUSED_REASON
 from nas_latency.frontends.torch_fx import TraceMethod
-from nas_latency.ir import Network, OpKind, canonicalize
+from nas_latency.ir import OpKind, canonicalize
 from nas_latency.ir.features import layer_features, network_features
 
 METHODS: list[TraceMethod] = ["fx", "eager"]
@@ -70,22 +71,6 @@ def _block(sdpa: bool) -> tuple[nn.Module, torch.Tensor]:
     return ViTBlock(sdpa).eval(), torch.randn(B, T, C)
 
 
-def _kinds(network: Network) -> Counter[OpKind]:
-    return Counter(layer.op for layer in network.layers)
-
-
-def _out_shape(network: Network) -> tuple[int, ...]:
-    return network.layer(network.outputs[0]).output_shape
-
-
-def _onnx(module: nn.Module, example: torch.Tensor, tmp_path: Path, opset: int | None) -> Network:
-    path = tmp_path / f"model_{opset}.onnx"
-    export_onnx(module, example, path, opset_version=opset)
-    conversion = onnx_to_ir(path)
-    assert conversion.skipped == ()
-    return conversion.network
-
-
 # hand count: q, k, v, proj (T x C x C each), q @ kT and attn @ v (H x T x T x D each), fc1 and fc2 (T x C x 4C)
 BLOCK_MACS = B * (4 * T * C * C + 2 * HEADS * T * T * D + 2 * T * C * 4 * C)
 BLOCK_KINDS = Counter({
@@ -96,7 +81,9 @@ BLOCK_KINDS = Counter({
 
 @pytest.mark.parametrize("method", METHODS)
 @pytest.mark.parametrize("sdpa", [False, True], ids=["by_hand", "sdpa"])
-def test_vit_block_converts_with_torch_shapes_params_and_macs(sdpa: bool, method: TraceMethod) -> None:
+def test_vit_block_converts_with_torch_shapes_params_and_macs(
+    cases: types.ModuleType, sdpa: bool, method: TraceMethod,
+) -> None:
     module, example = _block(sdpa)
     conversion = torch_to_ir(module, example, method=method)
     network = conversion.network
@@ -104,7 +91,7 @@ def test_vit_block_converts_with_torch_shapes_params_and_macs(sdpa: bool, method
     assert [network.layer(name).output_shape for name in network.outputs] == [tuple(module(example).shape)]
     assert network.params == sum(p.numel() for p in module.parameters())
     assert network.macs == BLOCK_MACS == 1_638_400
-    assert _kinds(network) == BLOCK_KINDS
+    assert cases.op_kinds(network) == BLOCK_KINDS
 
 
 def test_sdpa_is_decomposed_into_distinctly_named_layers() -> None:
@@ -124,28 +111,30 @@ def test_sdpa_is_decomposed_into_distinctly_named_layers() -> None:
 @pytest.mark.parametrize("opset", OPSETS)
 @pytest.mark.parametrize("sdpa", [False, True], ids=["by_hand", "sdpa"])
 def test_vit_block_onnx_features_equal_torch_but_one_fused_transpose(
-    sdpa: bool, opset: int | None, tmp_path: Path
+    cases: types.ModuleType, sdpa: bool, opset: int | None, tmp_path: Path
 ) -> None:
     module, example = _block(sdpa)
     from_torch = torch_to_ir(module, example).network
-    from_onnx = _onnx(module, example, tmp_path, opset)
+    from_onnx = cases.exported_ir(module, example, tmp_path, opset)
     # the exporter fuses k's head transpose and its kT transpose into one Transpose(perm=[0, 2, 3, 1])
     key_t = from_torch.layer("scaled_dot_product_attention.key_t" if sdpa else "transpose")
     assert (key_t.op, key_t.input_shapes, key_t.output_shape) == (
         OpKind.TRANSPOSE, ((B, HEADS, T, D),), (B, HEADS, D, T)
     )
     assert np.array_equal(network_features(from_onnx), network_features(from_torch) - layer_features(key_t))
-    assert _kinds(from_onnx) == BLOCK_KINDS - Counter({OpKind.TRANSPOSE: 1})
+    assert cases.op_kinds(from_onnx) == BLOCK_KINDS - Counter({OpKind.TRANSPOSE: 1})
     assert (from_onnx.macs, from_onnx.params) == (from_torch.macs, from_torch.params)
-    assert _out_shape(from_onnx) == _out_shape(from_torch)
+    assert cases.output_shape(from_onnx) == cases.output_shape(from_torch)
     # canonicalize fuses the torch side's two transposes into one, as the exporter does: equal features
     assert np.array_equal(network_features(canonicalize(from_onnx)), network_features(canonicalize(from_torch)))
 
 
-def test_onnx_reads_the_split_sdpa_scale_back_as_one_scale_after_the_product(tmp_path: Path) -> None:
+def test_onnx_reads_the_split_sdpa_scale_back_as_one_scale_after_the_product(
+    cases: types.ModuleType, tmp_path: Path,
+) -> None:
     """torch exports SDPA as (q · √s) @ (kᵀ · √s); the ONNX frontend reads it as (q @ kᵀ) · s, like the torch one."""
     module, example = _block(sdpa=True)
-    network = _onnx(module, example, tmp_path, None)
+    network = cases.exported_ir(module, example, tmp_path, None)
     product = network.layer("/MatMul")
     scale = [layer for layer in network.layers if layer.op is OpKind.SCALE]
     assert [(s.inputs, s.output_shape) for s in scale] == [(("/MatMul",), (B, HEADS, T, T))]
@@ -175,21 +164,21 @@ class SelfAttention(nn.Module):
 
 @pytest.mark.parametrize("method", METHODS)
 @pytest.mark.parametrize("batch_first", [True, False])
-def test_multihead_attention_is_decomposed(batch_first: bool, method: TraceMethod) -> None:
+def test_multihead_attention_is_decomposed(cases: types.ModuleType, batch_first: bool, method: TraceMethod) -> None:
     torch.manual_seed(0)
     module = SelfAttention(batch_first).eval()
     example = torch.randn(B, T, C)  # (N, L, E) with batch_first, else (L, N, E): L = B, N = T
     conversion = torch_to_ir(module, example, method=method)
     network = conversion.network
     assert conversion.skipped == ()
-    assert _out_shape(network) == tuple(module(example).shape)
+    assert cases.output_shape(network) == tuple(module(example).shape)
     assert network.params == sum(p.numel() for p in module.parameters())  # packed in_proj = three linears
     batch, seq = (B, T) if batch_first else (T, B)
     assert network.macs == 4 * batch * seq * C * C + 2 * batch * HEADS * seq * seq * D
     # what torch runs: a packed in-projection (one linear to 3E; views to (L, N, 3, E) and (1, L, N, 3, E), a
     # transpose, a view to (3, L, N, E)) split by three selects, each viewed and transposed to heads and viewed again;
     # a transpose and a view to merge the heads; out_proj and a view; batch first: a transpose in and one out
-    assert _kinds(network) == Counter({
+    assert cases.op_kinds(network) == Counter({
         OpKind.LINEAR: 2, OpKind.SLICE: 3, OpKind.RESHAPE: 2 + 2 * 3 + 2, OpKind.FLATTEN: 1,
         OpKind.TRANSPOSE: 6 + (2 if batch_first else 0), OpKind.MATMUL: 2, OpKind.SCALE: 1, OpKind.SOFTMAX: 1,
     })
@@ -253,7 +242,8 @@ def _qkv(*mask_shape: int) -> tuple[torch.Tensor, ...]:
     ids=["plain", "causal", "network_mask", "constant_mask", "scale_1"],
 )
 def test_sdpa_masks_and_scales(
-    options: dict[str, object], mask_shape: tuple[int, ...], mask_kind: OpKind | None, method: TraceMethod
+    cases: types.ModuleType, options: dict[str, object], mask_shape: tuple[int, ...], mask_kind: OpKind | None,
+    method: TraceMethod,
 ) -> None:
     inputs = _qkv(*mask_shape)
     module = MaskedSdpa() if mask_shape else Sdpa(**options)
@@ -261,7 +251,7 @@ def test_sdpa_masks_and_scales(
     names = {layer.name: layer.op for layer in network.layers}
     assert names.get("scaled_dot_product_attention.mask") is mask_kind
     assert ("scaled_dot_product_attention.scale" in names) is ("scale" not in options)
-    assert _out_shape(network) == (B, HEADS, T, 32)
+    assert cases.output_shape(network) == (B, HEADS, T, 32)
     assert network.macs == B * HEADS * T * 8 * (D + 32)  # q @ kT, then attn @ v
 
 
@@ -328,12 +318,12 @@ def test_constant_operands_are_one_scale_pass(case: str, method: TraceMethod) ->
 @pytest.mark.parametrize(
     "case", ["x*2", "x/8", "x-1", "2-x", "1/x", "reciprocal", "neg", "vector", "pos_embed", "x*0", "x*1"]
 )
-def test_constant_operands_agree_across_frontends(case: str, tmp_path: Path) -> None:
+def test_constant_operands_agree_across_frontends(cases: types.ModuleType, case: str, tmp_path: Path) -> None:
     make, _ = SCALES[case]
     torch.manual_seed(0)
     module, example = make().eval(), torch.randn(B, T, C)
     from_torch = torch_to_ir(module, example).network
-    from_onnx = _onnx(module, example, tmp_path, None)
+    from_onnx = cases.exported_ir(module, example, tmp_path, None)
     assert [layer.op for layer in from_onnx.layers] == [layer.op for layer in from_torch.layers]
 
 
@@ -423,7 +413,7 @@ TRANSPOSES: dict[str, tuple[Callable[[torch.Tensor], torch.Tensor], OpKind | Non
 
 @pytest.mark.parametrize("method", METHODS)
 @pytest.mark.parametrize("case", list(TRANSPOSES))
-def test_transposes(case: str, method: TraceMethod) -> None:
+def test_transposes(cases: types.ModuleType, case: str, method: TraceMethod) -> None:
     fn, kind = TRANSPOSES[case]
     network = torch_to_ir(_lambda(fn), torch.randn(B, T, C), method=method).network
     ops = [layer.op for layer in network.layers]
@@ -431,7 +421,7 @@ def test_transposes(case: str, method: TraceMethod) -> None:
         assert ops == [OpKind.RESHAPE, OpKind.RESHAPE, OpKind.RELU]
     else:
         assert ops == ([kind] if kind is not None else []) + [OpKind.RELU]
-    assert _out_shape(network) == tuple(fn(torch.randn(B, T, C)).shape)
+    assert cases.output_shape(network) == tuple(fn(torch.randn(B, T, C)).shape)
 
 
 @pytest.mark.parametrize("method", METHODS)
@@ -444,10 +434,12 @@ def test_t_reverses_a_matrix(method: TraceMethod) -> None:
 
 @pytest.mark.parametrize("opset", OPSETS)
 @pytest.mark.parametrize("case", ["transpose", "swapaxes", "permute", "identity", "size_1"])  # no ONNX for mT
-def test_transposes_agree_across_frontends(case: str, opset: int | None, tmp_path: Path) -> None:
+def test_transposes_agree_across_frontends(
+    cases: types.ModuleType, case: str, opset: int | None, tmp_path: Path,
+) -> None:
     module, example = _lambda(TRANSPOSES[case][0]), torch.randn(B, T, C)
     from_torch = torch_to_ir(module, example).network
-    from_onnx = _onnx(module, example, tmp_path, opset)
+    from_onnx = cases.exported_ir(module, example, tmp_path, opset)
     assert np.array_equal(network_features(from_onnx), network_features(from_torch))
 
 
@@ -461,7 +453,7 @@ LAYER_NORMS: dict[str, Callable[[], nn.Module]] = {
 
 @pytest.mark.parametrize("opset", OPSETS)
 @pytest.mark.parametrize("case", list(LAYER_NORMS))
-def test_layer_norm_in_both_frontends(case: str, opset: int | None, tmp_path: Path) -> None:
+def test_layer_norm_in_both_frontends(cases: types.ModuleType, case: str, opset: int | None, tmp_path: Path) -> None:
     module, example = LAYER_NORMS[case]().eval(), torch.randn(B, T, C)
     from_torch = torch_to_ir(module, example).network
     norm = from_torch.layers[0]
@@ -469,7 +461,7 @@ def test_layer_norm_in_both_frontends(case: str, opset: int | None, tmp_path: Pa
     assert (norm.op, norm.axis, norm.affine) == (OpKind.LAYER_NORM, axis, case != "no_affine")
     if case != "functional":  # F.layer_norm with constant weights: torch counts no parameters, the IR counts 2 * C
         assert from_torch.params == sum(p.numel() for p in module.parameters())
-    from_onnx = _onnx(module, example, tmp_path, opset)
+    from_onnx = cases.exported_ir(module, example, tmp_path, opset)
     if case == "functional":  # exported with literal Constant ones and zeros: not affine in ONNX
         return
     assert np.array_equal(network_features(from_onnx), network_features(from_torch))
@@ -533,7 +525,9 @@ def test_onnx_transpose_without_perm_reverses_the_dimensions() -> None:
 
 # ---- torch's own transformer modules ------------------------------------------------------------------------------
 @pytest.mark.parametrize("norm_first, activation", [(False, "relu"), (True, "gelu")])
-def test_transformer_encoder_layers_convert_as_the_layers_they_run(norm_first: bool, activation: str) -> None:
+def test_transformer_encoder_layers_convert_as_the_layers_they_run(
+    cases: types.ModuleType, norm_first: bool, activation: str,
+) -> None:
     """nn.TransformerEncoder(Layer) in eval mode would run torch's fused fast-path kernel; the frontend turns the
     fast path off while converting (and back on after), so the IR has the attention and MLP layers, with the
     parameters torch counts and the MACs of the same block written out by hand (BLOCK_MACS, a 4·C MLP)."""
@@ -548,19 +542,19 @@ def test_transformer_encoder_layers_convert_as_the_layers_they_run(norm_first: b
     assert conversion.skipped == ()
     assert network.params == sum(p.numel() for p in encoder.parameters())
     assert network.macs == 2 * BLOCK_MACS
-    assert _out_shape(network) == (B, T, C)
-    kinds = _kinds(network)
+    assert cases.output_shape(network) == (B, T, C)
+    kinds = cases.op_kinds(network)
     assert kinds[OpKind.LAYER_NORM] == 4 and kinds[OpKind.MATMUL] == 4 and kinds[OpKind.SOFTMAX] == 2
     assert kinds[OpKind.RELU if activation == "relu" else OpKind.GELU] == 2
 
 
-def test_a_transformer_decoder_layer_converts_with_its_cross_attention() -> None:
+def test_a_transformer_decoder_layer_converts_with_its_cross_attention(cases: types.ModuleType) -> None:
     torch.manual_seed(0)
     decoder = nn.TransformerDecoderLayer(C, HEADS, 4 * C, batch_first=True).eval()
     network = torch_to_ir(decoder, (torch.randn(B, T, C), torch.randn(B, 10, C))).network
     assert network.params == sum(p.numel() for p in decoder.parameters())
-    assert _kinds(network)[OpKind.SOFTMAX] == 2  # self-attention and attention over the memory
-    assert _out_shape(network) == (B, T, C)
+    assert cases.op_kinds(network)[OpKind.SOFTMAX] == 2  # self-attention and attention over the memory
+    assert cases.output_shape(network) == (B, T, C)
 
 
 def test_overlapping_conversions_leave_torch_s_fast_path_as_they_found_it() -> None:

@@ -1,14 +1,13 @@
 """Slicing through both frontends: ``SLICE`` from torch's unbind/split/chunk/narrow/select/indexing and from ONNX
 ``Split``/``Slice``/``Gather``.
 
-The IR keeps shapes, not offsets, and ``canonicalize``'s common-subexpression pass merges weight-free layers with
-the same inputs and shapes: it would merge the three selects of a packed qkv into one. So torch and ONNX IR are
-compared here after :func:`remove_identities` and :func:`fuse_transposes` only (the two other steps of
-``canonicalize``); the exporter's own CSE merges nothing in these modules.
+The IR keeps shapes, not offsets, so ``canonicalize`` never merges two slices of one input (the three selects of a
+packed qkv stay three); torch and ONNX IR are compared after it.
 """
 
 from __future__ import annotations
 
+import types
 from collections import Counter
 from pathlib import Path
 from typing import Callable
@@ -24,9 +23,8 @@ from torch import nn
 from nas_latency.errors import UnsupportedOperatorError
 from nas_latency.frontends import export_onnx, onnx_to_ir, torch_to_ir
 from nas_latency.frontends.torch_fx import TraceMethod
-from nas_latency.ir import Network, OpKind
+from nas_latency.ir import Network, OpKind, canonicalize
 from nas_latency.ir.features import network_features
-from nas_latency.ir.passes import fuse_transposes, remove_identities
 
 METHODS: list[TraceMethod] = ["fx", "eager"]
 OPSETS = [None, 17]  # the exporter's default (20: Split with num_outputs) and one with Split by sizes
@@ -34,25 +32,9 @@ B, T, C, HEADS = 2, 16, 64, 4
 D = C // HEADS
 
 
-def _kinds(network: Network) -> Counter[OpKind]:
-    return Counter(layer.op for layer in network.layers)
-
-
-def _out_shape(network: Network) -> tuple[int, ...]:
-    return network.layer(network.outputs[0]).output_shape
-
-
-def _onnx(module: nn.Module, example: torch.Tensor, tmp_path: Path, opset: int | None) -> Network:
-    path = tmp_path / f"model_{opset}.onnx"
-    export_onnx(module, example, path, opset_version=opset)
-    conversion = onnx_to_ir(path)
-    assert conversion.skipped == ()
-    return conversion.network
-
-
 def _same_features(a: Network, b: Network) -> bool:
     def normal(network: Network) -> np.ndarray:
-        return network_features(fuse_transposes(remove_identities(network)))
+        return network_features(canonicalize(network))
 
     return bool(np.array_equal(normal(a), normal(b)))
 
@@ -83,16 +65,16 @@ PACKED_KINDS = Counter({
 
 
 @pytest.mark.parametrize("method", METHODS)
-def test_unbind_of_a_packed_qkv_is_three_selects(method: TraceMethod) -> None:
+def test_unbind_of_a_packed_qkv_is_three_selects(cases: types.ModuleType, method: TraceMethod) -> None:
     torch.manual_seed(0)
     module, example = PackedQkv().eval(), torch.randn(B, T, C)
     conversion = torch_to_ir(module, example, method=method)
     network = conversion.network
     assert conversion.skipped == ()
-    assert _out_shape(network) == tuple(module(example).shape)
+    assert cases.output_shape(network) == tuple(module(example).shape)
     assert network.params == sum(p.numel() for p in module.parameters())
     assert network.macs == B * T * C * 3 * C + 2 * B * HEADS * T * T * D + B * T * C * C
-    assert _kinds(network) == PACKED_KINDS
+    assert cases.op_kinds(network) == PACKED_KINDS
     assert [(layer.name, layer.input_shapes, layer.output_shape) for layer in network.layers
             if layer.op is OpKind.SLICE] == [
         (f"unbind.{i}", ((3, B, HEADS, T, D),), (B, HEADS, T, D)) for i in range(3)
@@ -101,15 +83,17 @@ def test_unbind_of_a_packed_qkv_is_three_selects(method: TraceMethod) -> None:
 
 
 @pytest.mark.parametrize("opset", OPSETS)
-def test_packed_qkv_onnx_split_and_squeeze_are_the_same_selects(opset: int | None, tmp_path: Path) -> None:
+def test_packed_qkv_onnx_split_and_squeeze_are_the_same_selects(
+    cases: types.ModuleType, opset: int | None, tmp_path: Path,
+) -> None:
     torch.manual_seed(0)
     module, example = PackedQkv().eval(), torch.randn(B, T, C)
     from_torch = torch_to_ir(module, example).network
-    from_onnx = _onnx(module, example, tmp_path, opset)
+    from_onnx = cases.exported_ir(module, example, tmp_path, opset)
     assert _slices(from_onnx) == _slices(from_torch)
     assert (from_onnx.macs, from_onnx.params) == (from_torch.macs, from_torch.params)
     # the exporter fuses nothing here: the kinds are equal before the transposes are fused
-    assert _kinds(from_onnx) == _kinds(from_torch) == PACKED_KINDS
+    assert cases.op_kinds(from_onnx) == cases.op_kinds(from_torch) == PACKED_KINDS
     assert _same_features(from_onnx, from_torch)
 
 
@@ -126,17 +110,19 @@ class SelfAttention(nn.Module):
 @pytest.mark.filterwarnings("ignore::torch.jit.TracerWarning")  # the exporter tracing torch's shape checks
 @pytest.mark.parametrize("opset", OPSETS)
 @pytest.mark.parametrize("batch_first", [True, False])
-def test_multihead_attention_onnx_equals_torch(batch_first: bool, opset: int | None, tmp_path: Path) -> None:
+def test_multihead_attention_onnx_equals_torch(
+    cases: types.ModuleType, batch_first: bool, opset: int | None, tmp_path: Path,
+) -> None:
     """Both frontends record what torch runs: the packed in-projection (one linear to 3E) and three selects."""
     torch.manual_seed(0)
     module, example = SelfAttention(batch_first).eval(), torch.randn(B, T, C)
     from_torch = torch_to_ir(module, example).network
-    from_onnx = _onnx(module, example, tmp_path, opset)
+    from_onnx = cases.exported_ir(module, example, tmp_path, opset)
     batch, seq = (B, T) if batch_first else (T, B)
-    assert _out_shape(from_onnx) == _out_shape(from_torch) == tuple(module(example).shape)
+    assert cases.output_shape(from_onnx) == cases.output_shape(from_torch) == tuple(module(example).shape)
     assert from_onnx.params == from_torch.params == sum(p.numel() for p in module.parameters())
     assert from_onnx.macs == from_torch.macs == 4 * batch * seq * C * C + 2 * batch * HEADS * seq * seq * D
-    assert _kinds(from_onnx) == _kinds(from_torch)
+    assert cases.op_kinds(from_onnx) == cases.op_kinds(from_torch)
     assert _slices(from_torch) == [((3, seq, batch, C), (seq, batch, C))] * 3
     assert _same_features(from_onnx, from_torch)
 
@@ -178,29 +164,31 @@ BLOCKS: dict[str, tuple[Callable[[], nn.Module], Counter[OpKind], list[tuple[tup
 
 @pytest.mark.parametrize("method", METHODS)
 @pytest.mark.parametrize("case", list(BLOCKS))
-def test_blocks_with_slices_convert(case: str, method: TraceMethod) -> None:
+def test_blocks_with_slices_convert(cases: types.ModuleType, case: str, method: TraceMethod) -> None:
     make, kinds, slices = BLOCKS[case]
     torch.manual_seed(0)
     module, example = make().eval(), torch.randn(B, T, C)
     conversion = torch_to_ir(module, example, method=method)
     network = conversion.network
     assert conversion.skipped == ()  # the unread half of a chunk is no layer, and nothing is left out
-    assert _out_shape(network) == tuple(module(example).shape)
+    assert cases.output_shape(network) == tuple(module(example).shape)
     assert network.params == sum(p.numel() for p in module.parameters())
     assert network.macs == sum(layer.macs for layer in network.layers if layer.op is OpKind.LINEAR)
-    assert _kinds(network) == kinds
+    assert cases.op_kinds(network) == kinds
     assert _slices(network) == slices
 
 
 @pytest.mark.parametrize("opset", OPSETS)
 @pytest.mark.parametrize("case", list(BLOCKS))
-def test_blocks_with_slices_agree_across_frontends(case: str, opset: int | None, tmp_path: Path) -> None:
+def test_blocks_with_slices_agree_across_frontends(
+    cases: types.ModuleType, case: str, opset: int | None, tmp_path: Path,
+) -> None:
     make, kinds, slices = BLOCKS[case]
     torch.manual_seed(0)
     module, example = make().eval(), torch.randn(B, T, C)
     from_torch = torch_to_ir(module, example).network
-    from_onnx = _onnx(module, example, tmp_path, opset)
-    assert _kinds(from_onnx) == kinds
+    from_onnx = cases.exported_ir(module, example, tmp_path, opset)
+    assert cases.op_kinds(from_onnx) == kinds
     assert _slices(from_onnx) == slices
     assert (from_onnx.macs, from_onnx.params) == (from_torch.macs, from_torch.params)
     assert _same_features(from_onnx, from_torch)
@@ -245,7 +233,7 @@ PARTS: dict[str, tuple[Callable[[torch.Tensor], torch.Tensor],
 
 @pytest.mark.parametrize("method", METHODS)
 @pytest.mark.parametrize("case", list(PARTS))
-def test_parts(case: str, method: TraceMethod) -> None:
+def test_parts(cases: types.ModuleType, case: str, method: TraceMethod) -> None:
     fn, expected = PARTS[case]
     module, example = _lambda(fn), torch.randn(*X)
     conversion = torch_to_ir(module, example, method=method)
@@ -254,24 +242,24 @@ def test_parts(case: str, method: TraceMethod) -> None:
     layers = [(layer.op, layer.input_shapes[0], layer.output_shape) for layer in network.layers
               if layer.op not in (OpKind.RELU, OpKind.CONCAT)]
     assert layers == expected
-    assert _out_shape(network) == tuple(module(example).shape)
+    assert cases.output_shape(network) == tuple(module(example).shape)
 
 
 @pytest.mark.parametrize("case", ["column", "range", "tail", "narrow", "select", "split", "unbind_last"])
-def test_parts_agree_across_frontends(case: str, tmp_path: Path) -> None:
+def test_parts_agree_across_frontends(cases: types.ModuleType, case: str, tmp_path: Path) -> None:
     module, example = _lambda(PARTS[case][0]), torch.randn(*X)
     from_torch = torch_to_ir(module, example).network
-    from_onnx = _onnx(module, example, tmp_path, None)
+    from_onnx = cases.exported_ir(module, example, tmp_path, None)
     assert _slices(from_onnx) == _slices(from_torch)
     assert _same_features(from_onnx, from_torch)
 
 
 @pytest.mark.parametrize("case", ["two_ranges", "int_and_range"])
-def test_onnx_indexing_of_two_dimensions_is_two_slices(case: str, tmp_path: Path) -> None:
+def test_onnx_indexing_of_two_dimensions_is_two_slices(cases: types.ModuleType, case: str, tmp_path: Path) -> None:
     """The exporter writes one Slice or Gather per indexed dimension, which the ONNX frontend keeps: two copies
     where the torch frontend records the one torch makes."""
     module, example = _lambda(PARTS[case][0]), torch.randn(*X)
-    from_onnx = _onnx(module, example, tmp_path, None)
+    from_onnx = cases.exported_ir(module, example, tmp_path, None)
     (_, source, final), = PARTS[case][1]
     slices = _slices(from_onnx)
     assert len(slices) == 2 and slices[0][0] == source and slices[1] == (slices[0][1], final)

@@ -710,11 +710,12 @@ def leave_device_out(
     predicts every arch and is scored on :func:`scoring_sets` (signature archs never scored).
 
     ``exclude_same``: a key of the devices' info (``"kind"``: GPU, CPU, mobile), or several joined by ``+``: the
-    training devices of a held-out group also exclude every device whose value of it is one of the held-out
-    devices' values, so a device is onboarded with a model that has seen no device of its kind (an unseen *kind*
-    of hardware, not only an unseen device); devices lacking the fact train none (:func:`_training_devices`). ``features``: one :class:`FeatureMatrix` for all models, or one per model name, with rows in dataset
-    order; default :func:`default_featurizer`. ``progress(done, total, message)`` is called after each model fit and
-    each adaptation.
+    training devices of a held-out group also exclude every device whose value of it is one of the held-out devices'
+    values, so a device is onboarded with a model that has seen no device of its kind (an unseen *kind* of hardware,
+    not only an unseen device); devices lacking the fact train none (:func:`_training_devices`). ``features``: one
+    :class:`FeatureMatrix` for all models, or one per model name, with rows in dataset order; default
+    :func:`default_featurizer`. ``progress(done, total, message)`` is called after each model fit and each
+    adaptation.
 
     ``scoring_latency_ms`` (same shape as ``dataset.latency_ms``, named ``scored_against``): score the predictions
     against these latencies instead of the measured ones, e.g. the measurements with their drift removed

@@ -54,16 +54,17 @@ def numel(shape: Shape) -> int:
 class Layer:
     """One operator application.
 
-    Attributes that do not apply to an op kind stay at their defaults (``None``, ``1`` or ``False``).
-    ``padding`` is ``(top, left, bottom, right)``. ``bias`` applies to conv and linear layers and to layer norm
-    (its learned shift), ``affine`` to batch norm (learned scale and shift) and layer norm (its learned scale), ``count_include_pad`` and ``ceil_mode`` to window pools,
-    ``axis`` to concat, softmax, flatten and layer norm (the first normalized dimension; default the last).
-    ``scale`` is one elementwise pass with a constant operand (``x * c``, ``x / c``, ``x + c``, ``x - c``: an
-    attention's scaling, a positional embedding); ``matmul`` multiplies two activations (``(..., M, K) @ (..., K, N)``; a product with learned weights is
-    ``linear``); ``transpose`` reorders dimensions (the IR keeps the shapes, not the permutation: what it costs
-    is the data it moves); ``pad`` copies its input into a larger one (``padding`` as for windows; reflect,
-    replicate or constant: the IR keeps the shape, not the mode); ``slice`` copies out a part of its input (a narrow, select, or one part of a split,
-    chunk or unbind: the IR keeps the shapes, not the offsets) and reads only that part.
+    Attributes that do not apply to an op kind stay at their defaults (``None``, ``1`` or ``False``). ``padding`` is
+    ``(top, left, bottom, right)``. ``bias`` applies to conv and linear layers and to layer norm (its learned
+    shift), ``affine`` to batch norm (learned scale and shift) and layer norm (its learned scale),
+    ``count_include_pad`` and ``ceil_mode`` to window pools, ``axis`` to concat, softmax, flatten and layer norm
+    (the first normalized dimension; default the last). ``scale`` is one elementwise pass with a constant operand
+    (``x * c``, ``x / c``, ``x + c``, ``x - c``: an attention's scaling, a positional embedding); ``matmul``
+    multiplies two activations (``(..., M, K) @ (..., K, N)``; a product with learned weights is ``linear``);
+    ``transpose`` reorders dimensions (the IR keeps the shapes, not the permutation: what it costs is the data it
+    moves); ``pad`` copies its input into a larger one (``padding`` as for windows; reflect, replicate or constant:
+    the IR keeps the shape, not the mode); ``slice`` copies out a part of its input (a narrow, select, or one part
+    of a split, chunk or unbind: the IR keeps the shapes, not the offsets) and reads only that part.
     """
 
     name: str

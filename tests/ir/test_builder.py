@@ -317,7 +317,8 @@ RULE_CASES = [
 
 
 @pytest.mark.parametrize("build, stated, reason", RULE_CASES, ids=["concat", "add", "channel_shuffle", "flatten"])
-def test_the_builder_and_a_stated_layer_break_a_shape_rule_in_the_same_words(build, stated, reason) -> None:  # type: ignore[no-untyped-def]
+def test_the_builder_and_a_stated_layer_break_a_shape_rule_in_the_same_words(  # type: ignore[no-untyped-def]
+        build, stated, reason) -> None:
     from nas_latency.ir.network import Layer
 
     b = NetworkBuilder("r")

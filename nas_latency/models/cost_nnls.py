@@ -154,7 +154,8 @@ class CostPriceModel(CrossDeviceModel):
         self.columns_ = np.asarray(arrays["columns"], dtype=np.int64)
         self.scale_ = np.asarray(arrays["scale"], dtype=np.float64)
         if self.columns_.shape != self.scale_.shape or self.columns_.ndim != 1:
-            raise InvalidInputError(f"{self.kind} artifact: {self.columns_.shape} columns but {self.scale_.shape} scales")
+            raise InvalidInputError(
+                f"{self.kind} artifact: {self.columns_.shape} columns but {self.scale_.shape} scales")
         self.fingerprint_ = fingerprint(self._learned_arrays(), params_text(self))
 
 

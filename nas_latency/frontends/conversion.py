@@ -238,23 +238,21 @@ class IRAssembler:
         if sizes == shape and not dropped:
             return source
         if sizes == shape:
-            return self._pend(Pending(node, source, out, lambda src: self.view(node, src, out)))
+            return self.pending(node, source, out, lambda src: self.view(node, src, out))
 
         def make(src: TensorRef) -> TensorRef:
             kept = sizes if len(dropped) > 1 else out
             sliced = self.layer(node, kept, lambda n: self._slice(n, src, kept))
             return self.view(f"{node}.squeeze", sliced, out) if kept != out else sliced
 
-        return self._pend(Pending(node, source, out, make))
+        return self.pending(node, source, out, make)
 
     def pending(
         self, node: str, source: Symbol, shape: Sequence[int], make: Callable[[TensorRef], TensorRef]
     ) -> Pending:
         """A tensor computed from ``source`` by ``make`` (which adds its layers) only when first read; one no layer
         or output reads is no layer (listed in the log at :meth:`finish`)."""
-        return self._pend(Pending(node, source, tuple(int(d) for d in shape), make))
-
-    def _pend(self, pending: Pending) -> Pending:
+        pending = Pending(node, source, tuple(int(d) for d in shape), make)
         self._pending.append(pending)
         return pending
 

@@ -231,9 +231,13 @@ class Predictor:
     def explained_device(self, name: str, space: str) -> AdaptationSummary | None:
         """:meth:`device_model`, or ``None`` while the device has fewer than ``MIN_MEASUREMENTS`` measurements in
         ``space`` (none included); ``NotFoundError`` for an unknown device."""
-        if self.device(name, space).n_measurements < MIN_MEASUREMENTS:
+        space_obj = get_space(space)
+        latencies = self._device_latencies(name, space_obj.name)  # read once: adapted() gets them as a signature
+        if len(latencies) < MIN_MEASUREMENTS:
+            self.store.get_device(name)  # NotFoundError naming an unknown device
             return None
-        return self.device_model(name, space)
+        measured = measurements_from_mapping(space_obj, latencies, where=f"device {name}")
+        return summarize_adaptation(self.adapted(space_obj.name, signature=measured).adaptation)
 
     def remove_device(self, name: str) -> None:
         """Delete the device, its measurements and its artifacts (:meth:`Store.delete_device`). Adapted models are

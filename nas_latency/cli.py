@@ -13,7 +13,7 @@ from typing import Sequence
 from nas_latency import __version__
 from nas_latency.commands import benchmark, describe, featurize, onboarding, spaces
 from nas_latency.commands import serve
-from nas_latency.commands import evaluate, rank
+from nas_latency.commands import choose, evaluate, rank
 from nas_latency.commands import bench
 from nas_latency.commands import search
 from nas_latency.errors import InvalidInputError, NasLatencyError, NotFoundError
@@ -22,7 +22,7 @@ EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_BAD_INPUT = 2
 
-COMMANDS = (spaces, describe, featurize, onboarding, benchmark, serve, evaluate, rank, bench, search)
+COMMANDS = (spaces, describe, featurize, onboarding, benchmark, serve, evaluate, rank, choose, bench, search)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -30,7 +30,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from nas_latency.evaluate.budget_choice import ACCURACY_GAP_POINTS, BUDGET_QUANTILES
+from nas_latency.evaluate.budget_choice import ACCURACY_GAP_POINTS, BUDGET_QUANTILES, meets_target
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +128,11 @@ class Outcome:
     #: met the target; None where not computed
     exhaustive_arch: str | None = None
     exhaustive_ok: bool | None = None
+    #: the arch of ALL the space's archs predicted within the budget most likely to meet the target under the
+    #: model's predictive uncertainty (no search; :func:`~nas_latency.evaluate.budget_choice.most_likely_to_meet`),
+    #: and whether it met it; None where not computed
+    likely_arch: str | None = None
+    likely_ok: bool | None = None
     #: on the archs with a twin (the same network under another string), budget at the same quantile of their
     #: measured latencies: did choosing by the twins' measurements, and by the predictions, meet the target
     twins_retest_ok: bool | None = None
@@ -174,6 +179,20 @@ def judge(device: str, result: Any, measured: dict[str, float]) -> Outcome:
                    result.rejected, result.wall_s)
 
 
+def likely_choice(backend: Any, device: str, max_latency_ms: float) -> str | None:
+    """Of every NAS-Bench-201 arch, the one predicted within ``max_latency_ms`` on ``device`` most likely to meet
+    the target under the model's predictive uncertainty (what ``nas-latency choose`` picks); None where no arch
+    is predicted within the budget."""
+    from nas_latency.data import nb201_accuracy
+    from nas_latency.evaluate.budget_choice import most_likely_to_meet
+
+    valid = nb201_accuracy("cifar10_valid_acc")
+    archs = sorted(valid)
+    predicted, log_std = backend.predict_with_uncertainty(SPACE, archs, device=device)
+    index = most_likely_to_meet([valid[a] for a in archs], predicted, log_std, max_latency_ms)
+    return None if index is None else archs[index]
+
+
 # ---- the main job ----------------------------------------------------------------------------------------------------
 def run_main(args: argparse.Namespace) -> dict[str, Any]:
     from nas_latency.store.home import nas_latency_home
@@ -205,6 +224,7 @@ def run_main(args: argparse.Namespace) -> dict[str, Any]:
                                                   tolerance=args.accuracy_tolerance)
             _progress("5/6", f"done in {result.wall_s:.2f} s: {len(result.trials)} evaluated, {result.rejected} "
                              f"rejected by the constraint, {profiler.stats.backend_calls} Predict calls to the server")
+            likely = likely_choice(client, name, args.max_latency_ms)
     finally:
         stop_server(server, grace_s=2.0)
         _progress("6/6", "server stopped")
@@ -230,7 +250,15 @@ def run_main(args: argparse.Namespace) -> dict[str, Any]:
     document = {**outcome.to_dict(), "server": address, "strategy": args.strategy, "seed": args.seed,
                 "accuracy_tolerance": args.accuracy_tolerance, "plot": str(plot_path) if plot_path else None,
                 "plot_error": plot_error,
-                "most_accurate_found": result.best.arch if result.best else None}
+                "most_accurate_found": result.best.arch if result.best else None,
+                "probability_within_budget": (None if result.chosen is None
+                                              else result.chosen.probability_within(args.max_latency_ms))}
+    if likely is not None:
+        document["likely_arch"] = likely
+        document["likely_measured_ms"] = measured[likely]
+        document["likely_accuracy"] = valid[likely]
+        document["likely_target_met"] = meets_target(measured[likely], valid[likely], args.max_latency_ms,
+                                                     outcome.best_accuracy)
     return document
 
 
@@ -243,12 +271,19 @@ def print_main(document: dict[str, Any]) -> None:
         f"constraint, {d['wall_s']:.2f} s (profiler through {d['server']})",
         f"chosen arch       {d['arch']}",
         f"  latency         predicted {d['predicted_latency_ms']:.3f} ms, bundled measured "
-        f"{d['measured_latency_ms']:.3f} ms -> {'meets' if d['meets_budget'] else 'EXCEEDS'} the budget",
+        f"{d['measured_latency_ms']:.3f} ms -> {'meets' if d['meets_budget'] else 'EXCEEDS'} the budget"
+        + ("" if d.get("probability_within_budget") is None
+           else f" (the model gave it {d['probability_within_budget']:.2f} to be within)"),
         f"  accuracy        {d['accuracy']:.2f} % CIFAR-10 valid ({d['test_accuracy']:.2f} % test)",
         f"best possible     {d['best_arch']}",
         f"  (bundled data)  {d['best_accuracy']:.2f} % valid at measured {d['best_measured_ms']:.3f} ms",
         f"gap               {d['accuracy_gap']:.2f} points (target: meets the budget and gap <= {ACCURACY_GAP_POINTS:g}: "
         f"{'met' if d['target_met'] else 'NOT met'})",
+        *([] if d.get("likely_arch") is None else [
+            f"most likely       {d['likely_arch']} (of all archs, by the predictive uncertainty: `nas-latency "
+            f"choose`)",
+            f"  (bundled data)  {d['likely_accuracy']:.2f} % valid at measured {d['likely_measured_ms']:.3f} ms: "
+            f"target {'met' if d['likely_target_met'] else 'NOT met'}"]),
         f"plot              {d['plot'] or 'NOT written: ' + str(d['plot_error'])}",
     ]
     print("\n".join(lines))
@@ -262,7 +297,11 @@ def run_sweep(args: argparse.Namespace) -> list[Outcome]:
     :mod:`~nas_latency.evaluate.retest`), and on the in-device ceiling's out-of-fold predictions
     (:mod:`~nas_latency.evaluate.ceiling`), which saw 80 % of the device's own measurements."""
     from nas_latency.data import nb201_accuracy
-    from nas_latency.evaluate.budget_choice import best_under_budget, budget_choices_met, meets_target
+    from nas_latency.evaluate.budget_choice import (
+        best_under_budget,
+        budget_choices_met,
+        most_likely_to_meet,
+    )
     from nas_latency.evaluate.ceiling import fold_assignment, out_of_fold_log_predictions, ridge_fit_predict
     from nas_latency.evaluate.protocols import default_featurizer
     from nas_latency.evaluate.retest import both_orders, twin_pairs
@@ -276,7 +315,8 @@ def run_sweep(args: argparse.Namespace) -> list[Outcome]:
             measured = bundled_latency(device)
             values = np.array(list(measured.values()))
             archs = list(measured)
-            predicted = predictor.predict(SPACE, archs, device=name)
+            predicted, log_std = predictor.predict_with_uncertainty(SPACE, archs, device=name)
+            accuracy = np.array([valid[a] for a in archs])
             first, second = both_orders(twin_pairs(SPACE, archs))
             twin_archs = [archs[i] for i in first]
             retest_met = budget_choices_met(twin_archs, values[first], values[second], valid,
@@ -298,6 +338,10 @@ def run_sweep(args: argparse.Namespace) -> list[Outcome]:
                     outcome.exhaustive_arch = exhaustive
                     outcome.exhaustive_ok = meets_target(measured[exhaustive], valid[exhaustive], budget,
                                                          outcome.best_accuracy)
+                likely = most_likely_to_meet(accuracy, predicted, log_std, budget)
+                if likely is not None:
+                    outcome.likely_arch = archs[likely]
+                    outcome.likely_ok = meets_target(values[likely], accuracy[likely], budget, outcome.best_accuracy)
                 outcome.twins_retest_ok, outcome.twins_predicted_ok = retest_met[k], predicted_met[k]
                 outcome.ceiling_ok = ceiling_met[k]
                 outcomes.append(outcome)
@@ -324,6 +368,10 @@ def print_sweep(outcomes: Sequence[Outcome], args: argparse.Namespace) -> None:
           f"{args.accuracy_tolerance})")
     exhaustive = [o.exhaustive_ok for o in outcomes if o.exhaustive_ok is not None]
     print(f"exhaustive choice over the predictions of every arch: {sum(exhaustive)}/{len(exhaustive)} met the target")
+    likely = [o.likely_ok for o in outcomes if o.likely_ok is not None]
+    if likely:
+        print(f"exhaustive choice of the arch most likely to meet the target under the predictive uncertainty "
+              f"(`nas-latency choose`): {sum(likely)}/{len(likely)} met the target")
     ceiling = [o.ceiling_ok for o in outcomes if o.ceiling_ok is not None]
     if ceiling:
         print(f"exhaustive choice over the in-device ceiling's out-of-fold predictions (a ridge on 80 % of the "

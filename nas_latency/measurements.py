@@ -54,15 +54,33 @@ class MeasuredArchs:
         return dict(zip(self.archs, self.latency_ms))
 
 
-def _read_text(source: str) -> tuple[str, str]:
+def read_text(source: str, *, what: str = "measurements") -> tuple[str, str]:
+    """``(text, where)`` of a UTF-8 file, or of stdin for ``-``; errors name the file and ``what`` it holds."""
     if source == "-":
         return sys.stdin.read(), "stdin"
     try:
         return Path(source).read_text(encoding="utf-8"), source
     except OSError as exc:
-        raise InvalidInputError(f"{source}: cannot read measurements ({exc.strerror})") from None
+        raise InvalidInputError(f"{source}: cannot read {what} ({exc.strerror})") from None
     except UnicodeDecodeError as exc:
         raise InvalidInputError(f"{source}: not UTF-8 text (byte {exc.start}: {exc.reason})") from None
+
+
+def csv_table(text: str, *, where: str) -> tuple[list[str], list[tuple[int, list[str]]]]:
+    """``(header, rows)`` of CSV text: the header's cells stripped, and each non-blank row as (row number, cells),
+    every one with as many cells as the header (else an error naming the row). A leading byte-order mark
+    (spreadsheets' "CSV UTF-8"), CRLF line ends and quoted fields are accepted."""
+    reader = csv.reader(io.StringIO(text.removeprefix(BOM)))
+    header = [h.strip() for h in next(reader, [])]
+    rows = []
+    for number, record in enumerate(reader, start=2):
+        if not record or all(not cell.strip() for cell in record):
+            continue
+        if len(record) != len(header):
+            raise InvalidInputError(f"{where}: row {number}: expected {len(header)} columns "
+                                    f"({','.join(header)}), got {len(record)}")
+        rows.append((number, record))
+    return header, rows
 
 
 def _latency(value: object, *, where: str) -> float:
@@ -109,7 +127,7 @@ def validate_measurements(
 
 def read_measurements_csv(space: SearchSpace, source: str, *, min_rows: int = MIN_MEASUREMENTS) -> MeasuredArchs:
     """Parse a CSV file (or ``-`` for stdin) with header ``arch,latency_ms``."""
-    text, where = _read_text(source)
+    text, where = read_text(source)
     return parse_measurements_csv(space, text, where=where, min_rows=min_rows)
 
 
@@ -117,21 +135,12 @@ def parse_measurements_csv(space: SearchSpace, text: str, *, where: str, min_row
     """Rows of ``arch,latency_ms`` CSV text. A leading byte-order mark (spreadsheets' "CSV UTF-8"), CRLF line
     ends, spaces around fields, quoted fields and blank lines are accepted; anything else is an error naming the
     row."""
-    reader = csv.reader(io.StringIO(text.removeprefix(BOM)))
-    try:
-        header = next(reader)
-    except StopIteration:
-        raise InvalidInputError(f"{where}: empty file; expected a header `arch,latency_ms`") from None
-    header = [h.strip() for h in header]
+    if not text.removeprefix(BOM).strip():
+        raise InvalidInputError(f"{where}: empty file; expected a header `arch,latency_ms`")
+    header, table = csv_table(text, where=where)
     if tuple(header) != HEADER:
         raise InvalidInputError(f"{where}: row 1: header must be `arch,latency_ms`, got {','.join(header)!r}")
-    rows: list[tuple[int, str, object]] = []
-    for number, record in enumerate(reader, start=2):
-        if not record or all(not cell.strip() for cell in record):
-            continue
-        if len(record) != 2:
-            raise InvalidInputError(f"{where}: row {number}: expected 2 columns (arch,latency_ms), got {len(record)}")
-        rows.append((number, record[0], record[1].strip()))
+    rows: list[tuple[int, str, object]] = [(number, record[0], record[1].strip()) for number, record in table]
     return validate_measurements(space, rows, where=where, min_rows=min_rows)
 
 

@@ -1,11 +1,13 @@
 """The device-onboarding contract of ARCHITECTURE.md, end to end through the `nas-latency` command, on a real
-SQLite store in a fresh NAS_LATENCY_HOME (the built-in model is trained from the bundled data on first use)."""
+SQLite store in a fresh NAS_LATENCY_HOME (the built-in model is trained from the bundled data on first use), and
+the queries about an onboarded device: predict, rank, and choose (the candidate most likely to meet a budget)."""
 
 from __future__ import annotations
 
 import csv
 import io
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Any, Callable
@@ -15,7 +17,8 @@ import pandas as pd
 import pytest
 
 from nas_latency.cli import main
-from nas_latency.data import load_table
+from nas_latency.data import load_table, nb201_accuracy
+from nas_latency.evaluate.budget_choice import log_target_probabilities, most_likely_to_meet
 from search_spaces import get_space
 
 SPACE = "nasbench201"
@@ -308,3 +311,114 @@ def test_an_unknown_arch_is_named_with_its_list_and_line(
         code, _, err = cli(capsys, command, "--space", SPACE, "--signature", str(measurements), "--archs",
                            str(listing))
         assert code == 2 and f"{listing}: line 4: " in err, (command, err)
+
+
+# ---- choose: the candidate most likely to meet a budget ----------------------------------------------------------
+CHOOSER = "chooser"
+CHOOSE_BUDGET_MS = 10.0
+
+
+@pytest.fixture(scope="module")
+def chooser(home: Path, truth: pd.Series, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The held-out device registered from its 10 signature measurements; the measurements' CSV."""
+    from nas_latency.predictor import Predictor
+
+    with Predictor() as predictor:
+        archs = predictor.signature_set(SPACE, 10)
+    path = write_measurements(tmp_path_factory.mktemp("chooser") / "m.csv", archs, truth)
+    assert main(["devices", "register", CHOOSER, "--space", SPACE, "--measurements", str(path)]) == 0
+    return path
+
+
+def test_the_choice_over_every_bundled_arch_is_the_most_likely_within_the_budget(
+        chooser: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from nas_latency.predictor import Predictor
+
+    code, out, err = cli(capsys, "choose", "--space", SPACE, "--device", CHOOSER, "--max-latency-ms",
+                         str(CHOOSE_BUDGET_MS), "--format", "json", "--limit", "50")
+    assert code == 0, err
+    document = json.loads(out)
+    accuracy = nb201_accuracy("cifar10_valid_acc")
+    archs = sorted(accuracy)
+    with Predictor() as predictor:
+        predicted, log_std = predictor.predict_with_uncertainty(SPACE, archs, device=CHOOSER)
+    acc = np.array([accuracy[a] for a in archs])
+    expected = most_likely_to_meet(acc, predicted, log_std, CHOOSE_BUDGET_MS)
+    assert expected is not None
+    chosen = document["chosen"]
+    assert chosen["arch"] == archs[expected] and chosen["predicted_ms"] <= CHOOSE_BUDGET_MS
+    log_p = log_target_probabilities(acc, predicted, log_std, CHOOSE_BUDGET_MS)
+    assert chosen["p_meets_target"] == pytest.approx(math.exp(log_p[expected]), abs=1e-6)
+    assert document["n_candidates"] == len(archs) == 15625
+    assert document["n_predicted_within"] == int(np.sum(predicted <= CHOOSE_BUDGET_MS))
+    ranking = document["ranking"]
+    assert len(ranking) == 50 and ranking[0] == chosen
+    assert [r["rank"] for r in ranking] == list(range(1, 51))
+    probabilities = [r["p_meets_target"] for r in ranking]
+    assert probabilities == sorted(probabilities, reverse=True)
+    assert all(r["predicted_ms"] <= CHOOSE_BUDGET_MS for r in ranking)
+    # beside it: the most accurate arch predicted within the budget
+    within = predicted <= CHOOSE_BUDGET_MS
+    top = document["most_accurate_predicted_within"]
+    assert top["accuracy"] == pytest.approx(acc[within].max())
+    assert top["p_meets_target"] <= chosen["p_meets_target"]
+
+
+def test_given_candidates_and_an_inline_signature(chooser: Path, tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    fast, accurate = ("|none~0|+|nor_conv_1x1~0|none~1|+|skip_connect~0|none~1|avg_pool_3x3~2|",
+                       "|none~0|+|none~0|none~1|+|nor_conv_3x3~0|none~1|none~2|")
+    candidates = tmp_path / "c.csv"
+    candidates.write_text(f"arch,accuracy\n{fast},90.0\n{accurate},90.3\n")
+    code, out, err = cli(capsys, "choose", "--space", SPACE, "--signature", str(chooser), "--max-latency-ms",
+                         "30", "--candidates", str(candidates), "--format", "csv")
+    assert code == 0, err
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert list(rows[0]) == ["rank", "arch", "accuracy", "predicted_ms", "log_std", "p_within_budget",
+                             "p_meets_target"]
+    assert {r["arch"] for r in rows} == {fast, accurate}  # both predicted far under 30 ms: both near certain
+    assert all(float(r["p_within_budget"]) > 0.99 for r in rows)
+    # 0.3 points apart, within the gap: neither counts against the other, and the faster is the likelier
+    assert all(r["p_meets_target"] == r["p_within_budget"] for r in rows)
+    assert [r["arch"] for r in rows] == [fast, accurate]
+    assert float(rows[0]["predicted_ms"]) < float(rows[1]["predicted_ms"])
+    code, out, _ = cli(capsys, "choose", "--space", SPACE, "--device", CHOOSER, "--max-latency-ms", "30",
+                       "--candidates", str(candidates))
+    assert code == 0 and "\nchosen: " + fast in out
+    assert "most accurate predicted within the budget: " + accurate in out
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    ("arch,latency_ms\n", r"row 1: header must be `arch,accuracy`"),
+    ("arch,accuracy\n|none~0|+|none~0|none~1|+|none~0|none~1|none~2|,nan\n", r"row 2: accuracy must be finite"),
+    ("arch,accuracy\n|none~0|+|none~0|none~1|+|none~0|none~1|none~2|,x\n", r"row 2: accuracy 'x' is not a number"),
+    ("arch,accuracy\n|none~0|+|none~0|none~1|+|none~0|none~1|none~2|,1\n"
+     "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|,2\n", r"row 3: arch .* repeats row 2"),
+    ("arch,accuracy\nnot-an-arch,1\n", r"row 2: nasbench201 architecture 'not-an-arch'"),
+    ("arch,accuracy\n", r"no candidates"),
+])
+def test_bad_candidates_are_named_by_row_and_exit_2(chooser: Path, tmp_path: Path, content: str, message: str,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "c.csv"
+    path.write_text(content)
+    code, out, err = cli(capsys, "choose", "--space", SPACE, "--device", CHOOSER, "--max-latency-ms", "30",
+                         "--candidates", str(path))
+    assert code == 2 and out == ""
+    assert pd.Series([err]).str.contains(message).all(), err
+
+
+@pytest.mark.parametrize(("argv", "code", "message"), [
+    (["--max-latency-ms", "1"], 1, "no candidate is predicted within 1.0 ms on chooser: the fastest is predicted at"),
+    (["--max-latency-ms", "0"], 2, "--max-latency-ms must be a positive number"),
+    (["--max-latency-ms", "10", "--accuracy-gap", "-1"], 2, "--accuracy-gap must be >= 0"),
+    (["--max-latency-ms", "10", "--limit", "-1"], 2, "--limit must be >= 0"),
+])
+def test_bad_requests_say_what_is_wrong(chooser: Path, argv: list[str], code: int, message: str,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    got, out, err = cli(capsys, "choose", "--space", SPACE, "--device", CHOOSER, *argv)
+    assert (got, out) == (code, "") and message in err, err
+
+
+def test_choose_needs_candidates_in_other_spaces(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = cli(capsys, "choose", "--space", "fbnet", "--device", "nope", "--max-latency-ms", "10")
+    assert code == 2 and "--candidates is required for fbnet: only nasbench201 bundles accuracies" in err

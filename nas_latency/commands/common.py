@@ -18,6 +18,14 @@ def add_format_argument(parser: argparse.ArgumentParser, default: OutputFormat =
     parser.add_argument("--format", choices=FORMATS, default=default, help=f"output format (default: {default})")
 
 
+def add_device_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--device NAME`` or ``--signature FILE``: the device a command predicts for, registered or inline."""
+    target = parser.add_mutually_exclusive_group(required=True)
+    target.add_argument("--device", help="a registered device (see `nas-latency devices list`)")
+    target.add_argument("--signature", metavar="FILE",
+                        help="CSV arch,latency_ms of an unregistered device (at least 3 rows)")
+
+
 def write_rows(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], fmt: OutputFormat) -> None:
     sys.stdout.write(render_rows(rows, columns, fmt))
 

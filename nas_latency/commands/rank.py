@@ -4,8 +4,6 @@ that order matches them (Spearman, Kendall tau-b, top-k overlap, latency/accurac
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import json
 import math
 import sys
@@ -14,7 +12,13 @@ from typing import Any
 
 import numpy as np
 
-from nas_latency.commands.common import add_format_argument, locate_bad_arch, read_arch_lines, write_rows
+from nas_latency.commands.common import (
+    add_device_arguments,
+    add_format_argument,
+    locate_bad_arch,
+    read_arch_lines,
+    write_rows,
+)
 from nas_latency.commands.onboarding import add_store_argument, open_predictor
 from nas_latency.errors import InvalidInputError
 
@@ -31,10 +35,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "an `accuracy` column in the measured CSV).",
     )
     parser.add_argument("--space", required=True)
-    target = parser.add_mutually_exclusive_group(required=True)
-    target.add_argument("--device", help="a registered device (see `nas-latency devices list`)")
-    target.add_argument("--signature", metavar="FILE",
-                        help="CSV arch,latency_ms of an unregistered device (at least 3 rows)")
+    add_device_arguments(parser)
     parser.add_argument("--archs", metavar="FILE",
                         help="candidates, one per line, or - for stdin (default: the measured archs, else every "
                         "architecture of the space with bundled measurements)")
@@ -50,28 +51,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def read_measured_csv(space: Any, source: str) -> tuple[list[str], np.ndarray, np.ndarray | None]:
     """``arch,latency_ms[,accuracy]`` rows (validated, canonical archs); accuracy None without that column."""
-    from nas_latency.measurements import BOM, validate_measurements
+    from nas_latency.measurements import csv_table, read_text, validate_measurements
 
-    if source == "-":
-        text, where = sys.stdin.read(), "stdin"
-    else:
-        try:
-            with open(source, encoding="utf-8") as handle:
-                text, where = handle.read(), source
-        except OSError as exc:
-            raise InvalidInputError(f"{source}: cannot read measurements ({exc.strerror})") from None
-    reader = csv.reader(io.StringIO(text.removeprefix(BOM)))
-    header = [h.strip() for h in next(reader, [])]
+    text, where = read_text(source)
+    header, table = csv_table(text, where=where)
     if header[:2] != ["arch", "latency_ms"] or len(header) > 3 or (len(header) == 3 and header[2] != "accuracy"):
         raise InvalidInputError(f"{where}: row 1: header must be `arch,latency_ms` or `arch,latency_ms,accuracy`, "
                                 f"got {','.join(header)!r}")
     rows: list[tuple[int, str, object]] = []
     accuracy: list[float] = []
-    for number, record in enumerate(reader, start=2):
-        if not record or all(not cell.strip() for cell in record):
-            continue
-        if len(record) != len(header):
-            raise InvalidInputError(f"{where}: row {number}: expected {len(header)} columns, got {len(record)}")
+    for number, record in table:
         rows.append((number, record[0], record[1].strip()))
         if len(header) == 3:
             cell = record[2].strip()

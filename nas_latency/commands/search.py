@@ -71,6 +71,10 @@ def check_search_arguments(args: argparse.Namespace) -> None:
         raise InvalidInputError(f"--accuracy-tolerance must be >= 0, got {args.accuracy_tolerance}")
 
 
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 6)
+
+
 def run(args: argparse.Namespace) -> int:
     check_search_arguments(args)
     if args.plot:
@@ -95,6 +99,8 @@ def run(args: argparse.Namespace) -> int:
     document: dict[str, Any] = {
         "arch": chosen.arch,
         "predicted_latency_ms": round(chosen.predicted_latency_ms, 6),
+        "predicted_log_std": None if chosen.predicted_log_std is None else round(chosen.predicted_log_std, 6),
+        "probability_within_budget": _rounded(chosen.probability_within(args.max_latency_ms)),
         "accuracy": chosen.metric,
         "metric": args.metric,
         "test_accuracy": test[chosen.arch] if chosen.arch in test else None,

@@ -19,7 +19,10 @@ Two paths from a sample to a prediction:
   are skipped explicitly and counted in :attr:`ProfilerStats.skipped_operators`.
 
 Predictions are cached per sample, so a constraint (:mod:`nas_latency.nni.constraints`) and a latency-aware
-objective that both ask cost one prediction. The backend is an embedded
+objective that both ask cost one prediction. On the fast path each prediction comes with the model's predictive
+standard deviation of its log latency (:meth:`LatencyProfiler.profile_with_uncertainty`), which the search uses to
+choose the sample most likely to meet its target (:mod:`nas_latency.evaluate.budget_choice`); the generic path,
+and a model that gives none, give NaN. The backend is an embedded
 :class:`~nas_latency.predictor.Predictor` (default store in ``NAS_LATENCY_HOME``), one given in ``predictor=``
 (a ``Predictor`` or a :class:`~nas_latency.client.LatencyClient`: same interface), or a client the profiler opens
 for ``server="HOST:PORT"``.
@@ -35,7 +38,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Literal, Mapping, Sequence
 
 import numpy as np
 
-from nas_latency.errors import InvalidInputError, NotFoundError
+from nas_latency.errors import FailedPreconditionError, InvalidInputError, NotFoundError
 from nas_latency.nni._compat import import_nni
 
 if TYPE_CHECKING:
@@ -68,6 +71,8 @@ class ProfilerStats:
     predicted: int = 0
     #: operators skipped by the torch frontend (generic path with ``on_unsupported="skip"``), by operator
     skipped_operators: dict[str, int] = field(default_factory=dict)
+    #: samples predicted without a predictive standard deviation (generic path, or a model that gives none)
+    without_uncertainty: int = 0
 
 
 def sample_key(sample: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
@@ -183,7 +188,8 @@ class LatencyProfiler(Profiler):
                 self.close()
                 raise NotFoundError(f"device {device!r} has no measurements in space {space!r}")
         self.stats = ProfilerStats()
-        self._cache: OrderedDict[tuple[tuple[str, str], ...], float] = OrderedDict()
+        #: sample key -> (latency_ms, log_std); log_std NaN where the backend gives none
+        self._cache: OrderedDict[tuple[tuple[str, str], ...], tuple[float, float]] = OrderedDict()
         self._lock = threading.RLock()
         #: the estimator of the generic path (the built-in model or ``macs_loglinear``), once known
         self.network_model: str | None = None
@@ -213,9 +219,16 @@ class LatencyProfiler(Profiler):
 
     def profile_many(self, samples: Iterable[Mapping[str, Any]]) -> np.ndarray:
         """Predicted latency in ms of each sample, in order; the uncached ones in one backend call."""
+        return self.profile_with_uncertainty(samples)[0]
+
+    def profile_with_uncertainty(self, samples: Iterable[Mapping[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
+        """(latency_ms, log_std) of each sample, in order: the prediction and the model's predictive standard
+        deviation of its natural log (NaN where the backend gives none: the generic path, or a model without
+        uncertainty). The uncached samples are predicted in one backend call."""
         samples = list(samples)
         keys = [sample_key(s) for s in samples]
-        out = np.empty(len(samples), dtype=np.float64)
+        latency = np.empty(len(samples), dtype=np.float64)
+        log_std = np.empty(len(samples), dtype=np.float64)
         with self._lock:
             missing: dict[tuple[tuple[str, str], ...], Mapping[str, Any]] = {}
             for i, key in enumerate(keys):
@@ -226,10 +239,10 @@ class LatencyProfiler(Profiler):
                 else:
                     self.stats.cache_hits += 1
                     self._cache.move_to_end(key)
-                    out[i] = hit
+                    latency[i], log_std[i] = hit
             if missing:
-                values = self._predict(list(missing.values()))
-                fresh = dict(zip(missing, values.tolist()))
+                values, stds = self._predict(list(missing.values()))
+                fresh = dict(zip(missing, zip(values.tolist(), stds.tolist())))
                 for key, value in fresh.items():
                     self._cache[key] = value
                 if self.cache_size is not None:
@@ -237,8 +250,8 @@ class LatencyProfiler(Profiler):
                         self._cache.popitem(last=False)
                 for i, key in enumerate(keys):
                     if key in fresh:
-                        out[i] = fresh[key]
-        return out
+                        latency[i], log_std[i] = fresh[key]
+        return latency, log_std
 
     def arch_of(self, sample: Mapping[str, Any]) -> str | None:
         """The NAS-Bench-201 string of a sample on the fast path; None on the generic path."""
@@ -264,26 +277,40 @@ class LatencyProfiler(Profiler):
     def cached(self) -> dict[tuple[tuple[str, str], ...], float]:
         """A copy of the cache: sample key → latency_ms."""
         with self._lock:
-            return dict(self._cache)
+            return {key: latency for key, (latency, _) in self._cache.items()}
 
     # ---- backends ----------------------------------------------------------------------------------------------------
     def _selector(self) -> dict[str, Any]:
         return {"device": self.device} if self.device is not None else {"signature": self.signature}
 
-    def _predict(self, samples: Sequence[Mapping[str, Any]]) -> np.ndarray:
+    def _predict(self, samples: Sequence[Mapping[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
         self.stats.backend_calls += 1
         self.stats.predicted += len(samples)
         if self.path == "nasbench201":
             from search_spaces.nasbench201.nni_adapter import from_nni_sample
 
             archs = [from_nni_sample(s) for s in samples]
-            values = np.asarray(self.backend.predict(NB201_SPACE, archs, **self._selector()), dtype=np.float64)
+            values, stds = self._predict_archs(archs)
         else:
             values = self._predict_networks([self._network(s) for s in samples])
-        if values.shape != (len(samples),) or not np.all(np.isfinite(values)):
-            raise InvalidInputError(f"the backend returned {values.shape} latencies for {len(samples)} samples "
-                                    f"(or non-finite values)")
-        return values
+            stds = np.full(len(samples), np.nan)
+        if values.shape != (len(samples),) or not np.all(np.isfinite(values)) or stds.shape != values.shape:
+            raise InvalidInputError(f"the backend returned {values.shape} latencies and {stds.shape} standard "
+                                    f"deviations for {len(samples)} samples (or non-finite latencies)")
+        self.stats.without_uncertainty += int(np.count_nonzero(np.isnan(stds)))
+        return values, stds
+
+    def _predict_archs(self, archs: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Fast path: the latencies of NAS-Bench-201 strings and their log standard deviations (NaN where the
+        space's model gives none: then the plain prediction, logged once)."""
+        try:
+            values, stds = self.backend.predict_with_uncertainty(NB201_SPACE, archs, **self._selector())
+        except FailedPreconditionError as error:  # a model without uncertainty: latencies only
+            if self.stats.without_uncertainty == 0:
+                log.info("%s: %s; predictions come without a standard deviation", self, error)
+            values = self.backend.predict(NB201_SPACE, archs, **self._selector())
+            stds = np.full(len(archs), np.nan)
+        return np.asarray(values, dtype=np.float64), np.asarray(stds, dtype=np.float64)
 
     def _network(self, sample: Mapping[str, Any]) -> "Network":
         from nas_latency.frontends import torch_to_ir

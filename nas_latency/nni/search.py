@@ -94,10 +94,23 @@ class TrialRecord:
     predicted_latency_ms: float
     #: the evaluator's final metric (None if it reported none)
     metric: float | None
+    #: the model's predictive standard deviation of ln latency (None where the profiler gives none)
+    predicted_log_std: float | None = None
+
+    def probability_within(self, max_latency_ms: float) -> float | None:
+        """The model's probability that the measured latency is within ``max_latency_ms`` (log-normal around
+        the prediction); None without a standard deviation."""
+        if self.predicted_log_std is None:
+            return None
+        from nas_latency.evaluate.budget_choice import log_within_budget
+
+        log_p = log_within_budget(np.array([self.predicted_latency_ms]), np.array([self.predicted_log_std]),
+                                  max_latency_ms)
+        return float(np.exp(log_p[0]))
 
     def to_dict(self) -> dict[str, Any]:
         return {"arch": self.arch, "sample": self.sample, "predicted_latency_ms": self.predicted_latency_ms,
-                "metric": self.metric}
+                "predicted_log_std": self.predicted_log_std, "metric": self.metric}
 
 
 @dataclass
@@ -281,20 +294,32 @@ def run_search(model_space: Any, evaluator: Any, profiler: Any, *, max_latency_m
     chain.initialize(executable, engine)
     chain.run()
     wall_s = time.perf_counter() - start
+    models = engine.list_models()
+    samples = [dict(model.sample) for model in models]
+    latency, log_std = _predictions(profiler, samples)
     records = []
-    for model in engine.list_models():
-        sample = dict(model.sample)
+    for model, sample, ms, sd in zip(models, samples, latency.tolist(), log_std.tolist()):
         metric = model.metric
         if isinstance(metric, Mapping):
             metric = metric.get("default")
-        records.append(TrialRecord(sample, name_of(sample), float(profiler.profile(sample)),
-                                   None if metric is None else float(metric)))
+        records.append(TrialRecord(sample, name_of(sample), float(ms), None if metric is None else float(metric),
+                                   None if np.isnan(sd) else float(sd)))
     scored = [r for r in records if r.metric is not None]
     best = max(scored, key=lambda r: (r.metric, -r.predicted_latency_ms)) if scored else None  # type: ignore
     stats = profiler.stats.__dict__.copy() if hasattr(profiler, "stats") else {}
     log.info("%s search: %d evaluated, %d rejected, %.2f s", strategy, len(records), len(constraint.rejected), wall_s)
     return SearchResult(best, records, len(constraint.rejected), len(constraint.decisions), wall_s, strategy, seed,
                         max_latency_ms, min_latency_ms, stats, tolerance, list(constraint.decisions))
+
+
+def _predictions(profiler: Any, samples: list[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
+    """(latency_ms, log_std) of each sample from the profiler's cache; log_std NaN for a profiler that gives no
+    uncertainty (any NNI ``Profiler`` other than :class:`~nas_latency.nni.profiler.LatencyProfiler`)."""
+    if hasattr(profiler, "profile_with_uncertainty"):
+        latency, log_std = profiler.profile_with_uncertainty(samples)
+        return np.asarray(latency, dtype=np.float64), np.asarray(log_std, dtype=np.float64)
+    latency = np.array([float(profiler.profile(sample)) for sample in samples], dtype=np.float64)
+    return latency, np.full(len(samples), np.nan)
 
 
 def nasbench201_space() -> Any:

@@ -31,6 +31,11 @@ def test_main_job_trains_once_serves_searches_and_reports(tmp_path: Path, capsys
     assert doc["best_accuracy"] == best and doc["accuracy_gap"] == pytest.approx(best - doc["accuracy"], abs=1e-4)
     assert doc["meets_budget"] == (doc["measured_latency_ms"] <= 9.0)
     assert Path(doc["plot"]).parent == reports and Path(doc["plot"]).read_bytes()[:4] == b"\x89PNG"
+    assert 0.5 <= doc["probability_within_budget"] <= 1.0  # the chosen arch is predicted within the budget
+    # beside the search: what `nas-latency choose` picks of all archs, judged on the same measurements
+    likely = doc["likely_arch"]
+    assert doc["likely_measured_ms"] == measured[likely] and doc["likely_accuracy"] == valid[likely]
+    assert doc["likely_target_met"] == (measured[likely] <= 9.0 and valid[likely] >= best - 0.5)
     # its state is under NAS_LATENCY_HOME, in a store of its own whose model never saw the device
     assert holdout_store_url("titanx_1").endswith("/mainjob/nasbench201-without-titanx_1.sqlite")
 
@@ -50,7 +55,7 @@ def test_main_job_trains_once_serves_searches_and_reports(tmp_path: Path, capsys
 def test_sweep_judges_the_search_and_the_exhaustive_choice(capsys: pytest.CaptureFixture[str]) -> None:
     import numpy as np
 
-    from nas_latency.evaluate.budget_choice import best_under_budget
+    from nas_latency.evaluate.budget_choice import best_under_budget, most_likely_to_meet
     from nas_latency.mainjob import prepare_holdout
     from search_spaces.nasbench201 import branch_swap_twin
 
@@ -67,8 +72,10 @@ def test_sweep_judges_the_search_and_the_exhaustive_choice(capsys: pytest.Captur
     try:
         archs = list(measured)
         valid = nb201_accuracy()
-        predicted = dict(zip(archs, predictor.predict("nasbench201", archs, device=name)))
+        latency, log_std = predictor.predict_with_uncertainty("nasbench201", archs, device=name)
+        predicted = dict(zip(archs, latency))
         chosen, _ = best_under_budget(archs, [predicted[a] for a in archs], valid, budget)
+        likely = most_likely_to_meet([valid[a] for a in archs], latency, log_std, budget)
     finally:
         predictor.close()
     assert chosen is not None
@@ -76,6 +83,10 @@ def test_sweep_judges_the_search_and_the_exhaustive_choice(capsys: pytest.Captur
     met = measured[chosen] <= budget and valid[chosen] >= best - 0.5
     assert cells[9] == ("yes" if met else "no")
     assert f"exhaustive choice over the predictions of every arch: {int(met)}/1 met the target" in out
+    assert likely is not None and latency[likely] <= budget
+    likely_met = measured[archs[likely]] <= budget and valid[archs[likely]] >= best - 0.5
+    assert (f"exhaustive choice of the arch most likely to meet the target under the predictive uncertainty "
+            f"(`nas-latency choose`): {int(likely_met)}/1 met the target") in out
     # the same on the archs with a twin, choosing by the predictions and by the twin's measurement
     twin_of = {a: branch_swap_twin(a) for a in archs}
     twins = [a for a in archs if twin_of[a] is not None]

@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from nas_latency.errors import InvalidInputError
+from nas_latency.errors import FailedPreconditionError, InvalidInputError
 from nas_latency.nni.profiler import LatencyProfiler, is_nasbench201_space
 from nas_latency.nni.search import nasbench201_space
 from nas_latency.predictor import Predictor
@@ -113,6 +113,57 @@ def test_fast_path_matches_the_predictor_and_caches(hub, nb201_store_url: str) -
             LatencyProfiler(hub, predictor=predictor)
         with pytest.raises(InvalidInputError, match="unknown op"):
             profiler.profile({**samples[0], "cell/0_1": "conv_5x5"})
+
+
+def test_fast_path_gives_the_models_standard_deviation_from_the_same_call(  # type: ignore[no-untyped-def]
+        hub, nb201_store_url: str, server_address: str) -> None:
+    from nas_latency.client import LatencyClient
+
+    archs = get_space(SPACE).sample(6, seed=2)
+    samples = [to_nni_sample(a) for a in archs]
+    with Predictor(store_url=nb201_store_url) as predictor:
+        expected_ms, expected_sd = predictor.predict_with_uncertainty(SPACE, archs, device=PROBE)
+        profiler = LatencyProfiler(hub, device=PROBE, predictor=predictor)
+        latency, log_std = profiler.profile_with_uncertainty(samples)
+        np.testing.assert_allclose(latency, expected_ms)
+        np.testing.assert_allclose(log_std, expected_sd)
+        assert np.all(log_std > 0) and profiler.stats.without_uncertainty == 0
+        again_ms, again_sd = profiler.profile_with_uncertainty(samples[::-1])  # from the cache, in the order asked
+        np.testing.assert_allclose(again_ms, expected_ms[::-1])
+        np.testing.assert_allclose(again_sd, expected_sd[::-1])
+        assert profiler.stats.backend_calls == 1 and profiler.stats.cache_hits == 6
+        profiler.close()
+    with LatencyClient(server_address) as client:  # the server gives the same
+        remote = LatencyProfiler(hub, device=PROBE, predictor=client)
+        remote_ms, remote_sd = remote.profile_with_uncertainty(samples)
+    np.testing.assert_allclose(remote_ms, expected_ms, rtol=1e-9)
+    np.testing.assert_allclose(remote_sd, expected_sd, rtol=1e-6)
+
+
+class _NoUncertainty:
+    """A backend whose model gives no uncertainty (as a user-trained model without one)."""
+
+    def __init__(self, inner: Predictor) -> None:
+        self.inner = inner
+
+    def device(self, name: str, space: str) -> object:
+        return self.inner.device(name, space)
+
+    def predict(self, space: str, archs: list[str], **selector: object) -> np.ndarray:
+        return self.inner.predict(space, archs, **selector)  # type: ignore[arg-type]
+
+    def predict_with_uncertainty(self, space: str, archs: list[str], **selector: object) -> object:
+        raise FailedPreconditionError(f"the {space} model gives no uncertainty")
+
+
+def test_a_model_without_uncertainty_gives_nan_and_says_how_many(  # type: ignore[no-untyped-def]
+        hub, nb201_store_url: str) -> None:
+    archs = get_space(SPACE).sample(4, seed=3)
+    with Predictor(store_url=nb201_store_url) as predictor:
+        profiler = LatencyProfiler(hub, device=PROBE, predictor=_NoUncertainty(predictor))  # type: ignore[arg-type]
+        latency, log_std = profiler.profile_with_uncertainty([to_nni_sample(a) for a in archs])
+        np.testing.assert_allclose(latency, predictor.predict(SPACE, archs, device=PROBE))
+    assert np.all(np.isnan(log_std)) and profiler.stats.without_uncertainty == 4
 
 
 class _TinySpace:  # built lazily: ModelSpace subclasses need nni imported

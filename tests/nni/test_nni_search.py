@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from scipy.stats import norm
 
 from nas_latency.client import LatencyClient
 from nas_latency.data import nb201_accuracy
@@ -48,6 +49,12 @@ def test_ten_trials_through_a_real_server_never_evaluate_a_rejected_sample(serve
         fresh = client.predict(SPACE, evaluated, device=PROBE)
         assert np.all(fresh <= budget)
         np.testing.assert_allclose(fresh, [t.predicted_latency_ms for t in result.trials])
+        # each trial carries the model's standard deviation, and with it the chance of being within the budget
+        _, sd = client.predict_with_uncertainty(SPACE, evaluated, device=PROBE)
+        np.testing.assert_allclose([t.predicted_log_std for t in result.trials], sd, rtol=1e-6)
+        first = result.trials[0]
+        assert first.probability_within(budget) == pytest.approx(
+            norm.cdf(np.log(budget / first.predicted_latency_ms) / first.predicted_log_std))
         accuracy = nb201_accuracy()
         assert [t.metric for t in result.trials] == [accuracy[a] for a in evaluated]
         assert result.best is not None and result.best.metric == max(accuracy[a] for a in evaluated)
@@ -114,6 +121,7 @@ def test_search_cli_through_the_server_writes_json_and_plot(server_address: str,
     assert {"arch", "predicted_latency_ms", "accuracy", "trials", "wall_s"} <= set(doc)
     assert doc["trials"] == 25 and doc["predicted_latency_ms"] <= budget
     assert doc["accuracy"] == nb201_accuracy()[doc["arch"]]
+    assert doc["predicted_log_std"] > 0 and 0.5 <= doc["probability_within_budget"] <= 1.0  # predicted within it
     assert doc["backend"] == f"server {server_address}"
     assert doc["pareto"] and all(p["predicted_latency_ms"] <= budget for p in doc["pareto"])
     assert plot.stat().st_size > 10_000 and plot.read_bytes()[:4] == b"\x89PNG"

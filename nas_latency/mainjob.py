@@ -50,13 +50,25 @@ def _progress(step: str, message: str) -> None:
 
 
 # ---- steps -----------------------------------------------------------------------------------------------------------
-def holdout_store_url(device: str) -> str:
-    """The main job's store for ``device`` held out (under ``NAS_LATENCY_HOME``)."""
+def holdout_store_url(device: str, exclude_same: str | None = None) -> str:
+    """The main job's store for ``device`` held out (under ``NAS_LATENCY_HOME``), with every device that shares
+    the facts ``exclude_same`` with it (:func:`training_devices`) when given."""
     from nas_latency.store.home import nas_latency_home
 
     folder = nas_latency_home() / "mainjob"
     folder.mkdir(mode=0o700, exist_ok=True)
-    return f"sqlite://{(folder / f'{SPACE}-without-{device}.sqlite').as_posix()}"
+    suffix = "" if exclude_same is None else "-and-same-" + exclude_same.replace("+", "-")
+    return f"sqlite://{(folder / f'{SPACE}-without-{device}{suffix}.sqlite').as_posix()}"
+
+
+def training_devices(device: str, exclude_same: str | None = None) -> list[str]:
+    """The bundled NAS-Bench-201 devices a model for ``device`` held out is trained on: every other one, less
+    (``exclude_same``, e.g. ``kind``) those that share those device facts with it, as ``evaluate --exclude-same``
+    leaves them out."""
+    from nas_latency.evaluate.protocols import load_latency_dataset, training_devices as protocol_training_devices
+
+    dataset = load_latency_dataset(SPACE)
+    return protocol_training_devices(dataset, dataset.groups[dataset.devices.index(device)], exclude_same)
 
 
 def bundled_latency(device: str) -> dict[str, float]:
@@ -71,27 +83,33 @@ def bundled_latency(device: str) -> dict[str, float]:
     return dict(zip(frame["arch_string"].astype(str), frame[device].astype(float)))
 
 
-def prepare_holdout(device: str, *, store_url: str | None = None) -> tuple[Any, str, dict[str, float]]:
-    """Steps 2 and 3: a predictor whose built-in model never saw ``device`` (loaded, or trained now), with
-    ``<device>-new`` registered from its 10 signature measurements. Returns (predictor, new name, signature)."""
+def prepare_holdout(device: str, *, store_url: str | None = None,
+                    exclude_same: str | None = None) -> tuple[Any, str, dict[str, float]]:
+    """Steps 2 and 3: a predictor whose built-in model never saw ``device`` (loaded, or trained now; with
+    ``exclude_same``, nor any device that shares those facts with it), with ``<device>-new`` registered from its
+    10 signature measurements. Returns (predictor, new name, signature)."""
     from nas_latency.builtin_models import BUNDLE_NAME, DEFAULT_MODEL_SPECS
     from nas_latency.errors import NotFoundError
     from nas_latency.predictor import Predictor
 
-    url = store_url or holdout_store_url(device)
+    training = training_devices(device, exclude_same)
+    url = store_url or holdout_store_url(device, exclude_same)
     predictor = Predictor(store_url=url)
     try:
         stored = predictor.store.get_artifact(SPACE, BUNDLE_NAME)
     except NotFoundError:
         stored = None
     start = time.perf_counter()
-    current = (stored is not None and device not in predictor.bundle(SPACE).training_devices
+    current = (stored is not None and set(predictor.bundle(SPACE).training_devices) == set(training)
                and predictor.bundle(SPACE).model_spec == DEFAULT_MODEL_SPECS[SPACE])
+    without = device if exclude_same is None else f"{device} and every device of its {exclude_same}"
     if current:
-        _progress("2/6", f"loaded the {SPACE} built-in model trained without {device} ({url})")
+        _progress("2/6", f"loaded the {SPACE} built-in model trained without {without} ({url})")
     else:  # none yet, or one of an earlier release's model spec: this store is the main job's own
-        _progress("2/6", f"training the {SPACE} built-in model on the bundled devices except {device} ...")
-        predictor.train(SPACE, exclude_devices=[device])
+        _progress("2/6", f"training the {SPACE} built-in model on the bundled devices except {without} ...")
+        from nas_latency.data import device_columns
+
+        predictor.train(SPACE, exclude_devices=[d for d in device_columns("nb201_latency") if d not in training])
         _progress("2/6", f"trained in {time.perf_counter() - start:.1f} s")
     bundle = predictor.bundle(SPACE)
     if device in bundle.training_devices:  # never onboard a device the model was trained on
@@ -201,7 +219,7 @@ def run_main(args: argparse.Namespace) -> dict[str, Any]:
     _progress("1/6", f"NAS_LATENCY_HOME={home}; importing NNI 3.0 ...")
     from nas_latency.nni.search import search_nasbench201  # imports NNI (a few seconds)
 
-    predictor, name, _ = prepare_holdout(args.device)
+    predictor, name, _ = prepare_holdout(args.device, exclude_same=args.exclude_same)
     store_url = predictor.store.url
     predictor.close()
 
@@ -310,7 +328,7 @@ def run_sweep(args: argparse.Namespace) -> list[Outcome]:
     outcomes = []
     valid = nb201_accuracy("cifar10_valid_acc")
     for device in args.devices:
-        predictor, name, _ = prepare_holdout(device)
+        predictor, name, _ = prepare_holdout(device, exclude_same=args.exclude_same)
         try:
             measured = bundled_latency(device)
             values = np.array(list(measured.values()))
@@ -365,7 +383,9 @@ def print_sweep(outcomes: Sequence[Outcome], args: argparse.Namespace) -> None:
     print(f"\n{sum(o.ok for o in outcomes)}/{n} met the target; {sum(o.meets_budget for o in outcomes)}/{n} within "
           f"budget; {sum(o.gap <= ACCURACY_GAP_POINTS for o in outcomes)}/{n} within {ACCURACY_GAP_POINTS:g} points; median search "
           f"{float(np.median([o.wall_s for o in outcomes])):.2f} s ({args.strategy}, seed {args.seed}, tolerance "
-          f"{args.accuracy_tolerance})")
+          f"{args.accuracy_tolerance}"
+          + ("" if args.exclude_same is None else f"; trained without every device of the held-out one's "
+                                                  f"{args.exclude_same}") + ")")
     exhaustive = [o.exhaustive_ok for o in outcomes if o.exhaustive_ok is not None]
     print(f"exhaustive choice over the predictions of every arch: {sum(exhaustive)}/{len(exhaustive)} met the target")
     likely = [o.likely_ok for o in outcomes if o.likely_ok is not None]
@@ -396,6 +416,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--accuracy-tolerance", type=float, default=DEFAULT_TOLERANCE)
     parser.add_argument("--reports-dir", default="reports", help="where the plot goes (default reports/)")
     parser.add_argument("--format", choices=("text", "json"), default="text")
+    parser.add_argument("--exclude-same", metavar="FACT",
+                        help="also hold out every device sharing this fact with the held-out one (e.g. kind: an "
+                             "unseen kind of hardware), as `nas-latency evaluate --exclude-same`")
     parser.add_argument("--sweep", action="store_true", help="held-out devices x budgets, embedded; a table")
     parser.add_argument("--devices", nargs="+", default=list(DEFAULT_SWEEP_DEVICES), help="--sweep: devices")
     parser.add_argument("--quantiles", nargs="+", type=float, default=list(DEFAULT_SWEEP_QUANTILES),
@@ -414,6 +437,9 @@ def check_arguments(args: argparse.Namespace) -> None:
         if device not in bundled:
             raise NotFoundError(f"{device!r} is not a bundled NAS-Bench-201 device; bundled: {', '.join(bundled)}")
     check_search_arguments(args)
+    if args.exclude_same is not None:  # an unknown fact, or too few devices left, fails before anything is trained
+        for device in args.devices if args.sweep else [args.device]:
+            training_devices(device, args.exclude_same)
     if args.sweep and not all(0 < q < 1 for q in args.quantiles):
         raise InvalidInputError(f"--quantiles must lie in (0, 1), got {args.quantiles}")
 

@@ -712,7 +712,7 @@ def leave_device_out(
     ``exclude_same``: a key of the devices' info (``"kind"``: GPU, CPU, mobile), or several joined by ``+``: the
     training devices of a held-out group also exclude every device whose value of it is one of the held-out devices'
     values, so a device is onboarded with a model that has seen no device of its kind (an unseen *kind* of hardware,
-    not only an unseen device); devices lacking the fact train none (:func:`_training_devices`). ``features``: one
+    not only an unseen device); devices lacking the fact train none (:func:`training_devices`). ``features``: one
     :class:`FeatureMatrix` for all models, or one per model name, with rows in dataset order; default
     :func:`default_featurizer`. ``progress(done, total, message)`` is called after each model fit and each
     adaptation.
@@ -758,7 +758,7 @@ def leave_device_out(
     if twins and not twin_set.size:
         raise InvalidInputError(f"dataset {dataset.space}: no architecture has its twin in the dataset")
     feature_map = _resolve_features(dataset, list(models), features)
-    training = {group: _training_devices(dataset, group, exclude_same) for group in groups}
+    training = {group: training_devices(dataset, group, exclude_same) for group in groups}
     result = EvaluationResult(dataset=dataset, budget=int(budget), seeds=seeds, models=list(models),
                               selector=repr(selector), held_out_groups=groups, exclude_same=exclude_same,
                               training_devices=training, scored_against=scored_against,
@@ -832,7 +832,7 @@ def _query_rows(scoring: ScoringSet, arch_ids: np.ndarray, truth: np.ndarray, si
     return all_query_indices(truth, signature_rows)
 
 
-def _training_devices(dataset: LatencyDataset, group: str, exclude_same: str | None) -> list[str]:
+def training_devices(dataset: LatencyDataset, group: str, exclude_same: str | None) -> list[str]:
     """The devices a held-out ``group``'s models are fitted on: every other group's, less (``exclude_same``) the
     devices that share the info value ``exclude_same`` with a held-out device. ``exclude_same`` may join several
     facts with ``+`` (``cpu+max_freq_ghz``: the same values of all of them). A device that lacks one of the facts
@@ -956,4 +956,5 @@ __all__ = [
     "leave_device_out",
     "load_latency_dataset",
     "scoring_sets",
+    "training_devices",
 ]

@@ -110,9 +110,31 @@ def test_sweep_judges_the_search_and_the_exhaustive_choice(capsys: pytest.Captur
     (["--max-latency-ms", "nan"], "--max-latency-ms must be a positive number"),
     (["--sweep", "--devices", "titanx_1", "nope"], "'nope' is not a bundled"),
     (["--sweep", "--quantiles", "1.5"], "--quantiles must lie in (0, 1)"),
+    (["--exclude-same", "colour"], "exclude_same='colour': no such fact 'colour' in the nasbench201 device info"),
 ])
 def test_bad_arguments_exit_2_before_anything_is_trained_or_written(
         argv: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(argv) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "home" / "mainjob").exists()
+
+
+def test_an_unseen_kind_of_hardware_is_trained_without_every_device_of_its_kind(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from nas_latency.evaluate.protocols import load_latency_dataset
+    from nas_latency.predictor import Predictor
+
+    argv = ["--sweep", "--devices", "titanx_1", "--quantiles", "0.5", "--trials", "10", "--exclude-same", "kind"]
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    assert ("training the nasbench201 built-in model on the bundled devices except titanx_1 and every device of its "
+            "kind") in captured.err
+    assert "trained without every device of the held-out one's kind" in captured.out
+    info = load_latency_dataset("nasbench201").info
+    with Predictor(store_url=holdout_store_url("titanx_1", "kind")) as predictor:
+        trained_on = predictor.bundle("nasbench201").training_devices
+    assert trained_on and all(info[d]["kind"] != "GPU" for d in trained_on)
+    assert {info[d]["kind"] for d in trained_on} == {"CPU", "mobile"}
+    assert main(argv) == 0  # the second run loads that model
+    assert "loaded the nasbench201 built-in model trained without titanx_1 and every device of its kind" in (
+        capsys.readouterr().err)

@@ -103,17 +103,20 @@ def log_target_probabilities(accuracy: Sequence[float], predicted_ms: Sequence[f
 def target_ranking(accuracy: Sequence[float], predicted_ms: Sequence[float], log_std: Sequence[float],
                    max_latency_ms: float, *, gap_points: float = ACCURACY_GAP_POINTS) -> tuple[np.ndarray, np.ndarray]:
     """``(order, log_p)``: the indices of the architectures predicted within ``max_latency_ms``, most likely to meet
-    the target first (ties: the more accurate, then the first given), and every architecture's
-    :func:`log_target_probabilities`.
+    the target first, and every architecture's :func:`log_target_probabilities`. Probabilities within a factor
+    ``1 ± 1e-9`` of each other tie (two archs each surely within the budget differ only by rounding), and ties go
+    to the more accurate, then the faster predicted, then the first given.
 
     Only a prediction within the budget is ranked: under independent errors, an architecture predicted over a
     crowded budget can be the likeliest (so many near it that one of them is surely within), which is a bet on the
     model's errors, not a choice within the budget. Architectures over the budget still count against those they
     beat by more than ``gap_points``."""
     log_p = log_target_probabilities(accuracy, predicted_ms, log_std, max_latency_ms, gap_points=gap_points)
-    within = np.flatnonzero(np.asarray(predicted_ms, dtype=np.float64) <= max_latency_ms)
+    predicted = np.asarray(predicted_ms, dtype=np.float64)
+    within = np.flatnonzero(predicted <= max_latency_ms)
     acc = np.asarray(accuracy, dtype=np.float64)[within]
-    return within[np.lexsort((within, -acc, -log_p[within]))], log_p
+    tied = np.round(log_p[within], 9)  # ln p to 1e-9: p to a relative 1e-9
+    return within[np.lexsort((within, predicted[within], -acc, -tied))], log_p
 
 
 def most_likely_to_meet(accuracy: Sequence[float], predicted_ms: Sequence[float], log_std: Sequence[float],

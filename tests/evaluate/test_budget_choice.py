@@ -68,9 +68,15 @@ def test_the_most_likely_choice_trades_accuracy_for_margin_only_within_the_gap()
     assert most_likely_to_meet([91.0, 93.6], [8.0, 9.0], [0.07, 0.07], 10.0) == 1
 
 
-def test_ties_go_to_the_more_accurate_then_the_first() -> None:
+def test_ties_go_to_the_more_accurate_then_the_faster_then_the_first() -> None:
     assert most_likely_to_meet([90.0, 91.0], [1.0, 1.0], [0.0, 0.0], 10.0) == 1
+    assert most_likely_to_meet([91.0, 91.0], [2.0, 1.0], [0.0, 0.0], 10.0) == 1
     assert most_likely_to_meet([91.0, 91.0], [1.0, 1.0], [0.0, 0.0], 10.0) == 0
+    # both surely within the budget: their probabilities differ by rounding only, and the more accurate wins
+    accuracy, predicted, sd = [74.97, 74.99], [11.59, 10.41], [0.043, 0.052]
+    log_p = log_target_probabilities(accuracy, predicted, sd, 20.0)
+    assert log_p[0] != log_p[1] and abs(log_p[0] - log_p[1]) < 1e-30
+    assert most_likely_to_meet(accuracy, predicted, sd, 20.0) == 1
     assert most_likely_to_meet([], [], [], 10.0) is None
     assert most_likely_to_meet([90.0], [11.0], [0.0], 10.0) is None  # certainly over: no chance
     # predicted over the budget: never chosen, though it counts against the archs it beats by the gap

@@ -20,9 +20,9 @@ Two paths from a sample to a prediction:
 
 Predictions are cached per sample, so a constraint (:mod:`nas_latency.nni.constraints`) and a latency-aware
 objective that both ask cost one prediction. On the fast path each prediction comes with the model's predictive
-standard deviation of its log latency (:meth:`LatencyProfiler.profile_with_uncertainty`), which the search uses to
-choose the sample most likely to meet its target (:mod:`nas_latency.evaluate.budget_choice`); the generic path,
-and a model that gives none, give NaN. The backend is an embedded
+standard deviation of its log latency (:meth:`LatencyProfiler.profile_with_uncertainty`), from which the search
+reports how likely its choice is to be truly within the budget; the generic path, and a model that gives none,
+give NaN. The backend is an embedded
 :class:`~nas_latency.predictor.Predictor` (default store in ``NAS_LATENCY_HOME``), one given in ``predictor=``
 (a ``Predictor`` or a :class:`~nas_latency.client.LatencyClient`: same interface), or a client the profiler opens
 for ``server="HOST:PORT"``.
@@ -193,6 +193,8 @@ class LatencyProfiler(Profiler):
         self._lock = threading.RLock()
         #: the estimator of the generic path (the built-in model or ``macs_loglinear``), once known
         self.network_model: str | None = None
+        #: False once the backend said its model gives no uncertainty (then only latencies are asked for)
+        self._model_gives_uncertainty = True
 
     # ---- lifecycle ---------------------------------------------------------------------------------------------------
     def close(self) -> None:
@@ -303,14 +305,15 @@ class LatencyProfiler(Profiler):
     def _predict_archs(self, archs: list[str]) -> tuple[np.ndarray, np.ndarray]:
         """Fast path: the latencies of NAS-Bench-201 strings and their log standard deviations (NaN where the
         space's model gives none: then the plain prediction, logged once)."""
-        try:
-            values, stds = self.backend.predict_with_uncertainty(NB201_SPACE, archs, **self._selector())
-        except FailedPreconditionError as error:  # a model without uncertainty: latencies only
-            if self.stats.without_uncertainty == 0:
+        if self._model_gives_uncertainty:
+            try:
+                values, stds = self.backend.predict_with_uncertainty(NB201_SPACE, archs, **self._selector())
+                return np.asarray(values, dtype=np.float64), np.asarray(stds, dtype=np.float64)
+            except FailedPreconditionError as error:  # a model without uncertainty: latencies only, from now on
                 log.info("%s: %s; predictions come without a standard deviation", self, error)
-            values = self.backend.predict(NB201_SPACE, archs, **self._selector())
-            stds = np.full(len(archs), np.nan)
-        return np.asarray(values, dtype=np.float64), np.asarray(stds, dtype=np.float64)
+                self._model_gives_uncertainty = False
+        values = self.backend.predict(NB201_SPACE, archs, **self._selector())
+        return np.asarray(values, dtype=np.float64), np.full(len(archs), np.nan)
 
     def _network(self, sample: Mapping[str, Any]) -> "Network":
         from nas_latency.frontends import torch_to_ir

@@ -153,6 +153,7 @@ class _NoUncertainty:
         return self.inner.predict(space, archs, **selector)  # type: ignore[arg-type]
 
     def predict_with_uncertainty(self, space: str, archs: list[str], **selector: object) -> object:
+        self.refusals = getattr(self, "refusals", 0) + 1
         raise FailedPreconditionError(f"the {space} model gives no uncertainty")
 
 
@@ -160,10 +161,13 @@ def test_a_model_without_uncertainty_gives_nan_and_says_how_many(  # type: ignor
         hub, nb201_store_url: str) -> None:
     archs = get_space(SPACE).sample(4, seed=3)
     with Predictor(store_url=nb201_store_url) as predictor:
-        profiler = LatencyProfiler(hub, device=PROBE, predictor=_NoUncertainty(predictor))  # type: ignore[arg-type]
-        latency, log_std = profiler.profile_with_uncertainty([to_nni_sample(a) for a in archs])
-        np.testing.assert_allclose(latency, predictor.predict(SPACE, archs, device=PROBE))
-    assert np.all(np.isnan(log_std)) and profiler.stats.without_uncertainty == 4
+        backend = _NoUncertainty(predictor)
+        profiler = LatencyProfiler(hub, device=PROBE, predictor=backend)  # type: ignore[arg-type]
+        latency, log_std = profiler.profile_with_uncertainty([to_nni_sample(a) for a in archs[:2]])
+        more, more_std = profiler.profile_with_uncertainty([to_nni_sample(a) for a in archs[2:]])
+        np.testing.assert_allclose(np.concatenate([latency, more]), predictor.predict(SPACE, archs, device=PROBE))
+    assert np.all(np.isnan(log_std)) and np.all(np.isnan(more_std)) and profiler.stats.without_uncertainty == 4
+    assert backend.refusals == 1  # asked once; the second call asks for latencies only
 
 
 class _TinySpace:  # built lazily: ModelSpace subclasses need nni imported

@@ -62,6 +62,8 @@ COMMANDS = [
     ["rank", "--space", SPACE, "--device", "cli-dev", "--archs", "{archs}", "--format", "json"],
     ["rank", "--space", SPACE, "--signature", "{signature}", "--measured", "{measured}", "--format", "csv"],
     ["predict", "--space", SPACE, "--device", "cli-dev", "--archs", "{networks}"],
+    ["choose", "--space", SPACE, "--device", "cli-dev", "--max-latency-ms", "12", "--limit", "5", "--format", "json"],
+    ["choose", "--space", SPACE, "--signature", "{signature}", "--max-latency-ms", "12", "--limit", "5"],
 ]
 
 

@@ -87,6 +87,8 @@ def test_sweep_judges_the_search_and_the_exhaustive_choice(capsys: pytest.Captur
     likely_met = measured[archs[likely]] <= budget and valid[archs[likely]] >= best - 0.5
     assert (f"exhaustive choice of the arch most likely to meet the target under the predictive uncertainty "
             f"(`nas-latency choose`): {int(likely_met)}/1 met the target") in out
+    assert re.search(r"the same rule over only the archs the search evaluated \(instead of its most accurate\): "
+                     r"[01]/1 met the target", out)
     # the same on the archs with a twin, choosing by the predictions and by the twin's measurement
     twin_of = {a: branch_swap_twin(a) for a in archs}
     twins = [a for a in archs if twin_of[a] is not None]
@@ -138,3 +140,28 @@ def test_an_unseen_kind_of_hardware_is_trained_without_every_device_of_its_kind(
     assert main(argv) == 0  # the second run loads that model
     assert "loaded the nasbench201 built-in model trained without titanx_1 and every device of its kind" in (
         capsys.readouterr().err)
+
+
+def test_the_sweep_judges_the_most_likely_rule_over_only_the_evaluated_trials() -> None:
+    from types import SimpleNamespace
+
+    from nas_latency.mainjob import _likely_among_trials_ok
+    from nas_latency.nni.search import TrialRecord
+
+    valid = {"a": 90.0, "b": 90.3, "c": 93.0}
+    measured = {"a": 8.0, "b": 9.5, "c": 11.0}
+
+    def trial(arch: str, predicted_ms: float, log_std: float | None) -> TrialRecord:
+        return TrialRecord({}, arch, predicted_ms, valid[arch], log_std)
+
+    # b sits at the budget, a has margin and is within 0.5 points of it: a is the likelier; the best truly within
+    # 10 ms (c is over) is b, so a meets the target
+    result = SimpleNamespace(trials=[trial("a", 8.0, 0.1), trial("b", 9.9, 0.1)])
+    assert _likely_among_trials_ok(result, measured, valid, 10.0, best_accuracy=90.3) is True
+    # judged against a better arch the search never evaluated, the same choice misses
+    assert _likely_among_trials_ok(result, measured, valid, 10.0, best_accuracy=93.0) is False
+    # no standard deviation, or nothing predicted within: not judged
+    assert _likely_among_trials_ok(SimpleNamespace(trials=[trial("a", 8.0, None)]), measured, valid, 10.0,
+                                   best_accuracy=90.0) is None
+    assert _likely_among_trials_ok(SimpleNamespace(trials=[trial("c", 11.0, 0.1)]), measured, valid, 10.0,
+                                   best_accuracy=90.0) is None

@@ -3,9 +3,9 @@ device while losing at most ``--accuracy-gap`` points to the best candidate trul
 
 The most accurate candidate *predicted* within a budget sits at the budget, so a few percent of prediction error
 decide whether it truly fits. Each candidate's measured latency is taken as log-normal around its prediction with
-the model's predictive standard deviation, and the choice maximizes the probability of the target
-(:func:`nas_latency.evaluate.budget_choice.log_target_probabilities`). The most accurate candidate predicted within
-the budget is printed beside it.
+the model's predictive standard deviation, and the choice is the candidate predicted within the budget with the
+highest probability of the target (:func:`nas_latency.evaluate.budget_choice.target_ranking`). The most accurate
+candidate predicted within the budget is printed beside it.
 """
 
 from __future__ import annotations
@@ -33,8 +33,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Of candidates with known accuracies (--candidates CSV arch,accuracy; for nasbench201 by default "
         "every architecture with its bundled CIFAR-10 accuracy), choose the one most likely to be truly within "
         "--max-latency-ms on the device and within --accuracy-gap points of the most accurate candidate truly "
-        "within it, by the model's predictive uncertainty. The most accurate candidate predicted within the "
-        "budget is shown beside it.",
+        "within it, by the model's predictive uncertainty. Only candidates predicted within the budget are "
+        "ranked. The probabilities treat the candidates' errors as independent, so where many crowd the budget "
+        "they understate the chance of the target: compare candidates by them. The most accurate candidate "
+        "predicted within the budget is shown beside it.",
     )
     parser.add_argument("--space", required=True)
     add_device_arguments(parser)

@@ -154,6 +154,8 @@ class Outcome:
     #: the same rule over only the archs the search evaluated (their accuracies are all it knows); None where not
     #: computed
     search_likely_ok: bool | None = None
+    #: the model's probability that the chosen arch is within the budget (None without a standard deviation)
+    probability_within_budget: float | None = None
     #: on the archs with a twin (the same network under another string), budget at the same quantile of their
     #: measured latencies: did choosing by the twins' measurements, and by the predictions, meet the target
     twins_retest_ok: bool | None = None
@@ -197,7 +199,8 @@ def judge(device: str, result: Any, measured: dict[str, float]) -> Outcome:
                                 f"the target cannot be judged; raise --max-latency-ms")
     return Outcome(device, result.max_latency_ms, chosen.arch, chosen.predicted_latency_ms, measured[chosen.arch],
                    valid[chosen.arch], test[chosen.arch], best_arch, best_acc, measured[best_arch], len(result.trials),
-                   result.rejected, result.wall_s)
+                   result.rejected, result.wall_s,
+                   probability_within_budget=chosen.probability_within(result.max_latency_ms))
 
 
 def likely_choice(backend: Any, device: str, max_latency_ms: float) -> str | None:
@@ -271,9 +274,7 @@ def run_main(args: argparse.Namespace) -> dict[str, Any]:
     document = {**outcome.to_dict(), "server": address, "strategy": args.strategy, "seed": args.seed,
                 "accuracy_tolerance": args.accuracy_tolerance, "plot": str(plot_path) if plot_path else None,
                 "plot_error": plot_error,
-                "most_accurate_found": result.best.arch if result.best else None,
-                "probability_within_budget": (None if result.chosen is None
-                                              else result.chosen.probability_within(args.max_latency_ms))}
+                "most_accurate_found": result.best.arch if result.best else None}
     if likely is not None:
         document["likely_arch"] = likely
         document["likely_measured_ms"] = measured[likely]
@@ -408,6 +409,11 @@ def print_sweep(outcomes: Sequence[Outcome], args: argparse.Namespace) -> None:
           f"{args.accuracy_tolerance}"
           + ("" if args.exclude_same is None else f"; trained without every device of the held-out one's "
                                                   f"{args.exclude_same}") + ")")
+    judged = [o for o in outcomes if o.probability_within_budget is not None]
+    if judged:
+        print(f"the model gave the chosen archs a mean probability of "
+              f"{float(np.mean([o.probability_within_budget for o in judged])):.2f} to be within the budget; "
+              f"{sum(o.meets_budget for o in judged)}/{len(judged)} were")
     exhaustive = [o.exhaustive_ok for o in outcomes if o.exhaustive_ok is not None]
     print(f"exhaustive choice over the predictions of every arch: {sum(exhaustive)}/{len(exhaustive)} met the target")
     likely = [o.likely_ok for o in outcomes if o.likely_ok is not None]

@@ -89,6 +89,10 @@ def test_sweep_judges_the_search_and_the_exhaustive_choice(capsys: pytest.Captur
             f"(`nas-latency choose`): {int(likely_met)}/1 met the target") in out
     assert re.search(r"the same rule over only the archs the search evaluated \(instead of its most accurate\): "
                      r"[01]/1 met the target", out)
+    within = re.search(r"the model gave the chosen archs a mean probability of (0\.\d\d|1\.00) to be within the "
+                       r"budget; ([01])/1 were", out)
+    assert within is not None and float(within.group(1)) >= 0.5  # the chosen arch is predicted within the budget
+    assert within.group(2) == ("1" if cells[4] == "yes" else "0")
     # the same on the archs with a twin, choosing by the predictions and by the twin's measurement
     twin_of = {a: branch_swap_twin(a) for a in archs}
     twins = [a for a in archs if twin_of[a] is not None]

@@ -152,12 +152,12 @@ def budget_choices_met(archs: Sequence[str], measured_ms: Sequence[float], guess
     if any(not 0.0 < q < 1.0 for q in quantiles):
         raise InvalidInputError(f"budget_choices_met: quantiles must lie in (0, 1), got {list(quantiles)}")
     position = {arch: i for i, arch in enumerate(archs)}
-    acc = np.array([accuracy[arch] for arch in archs], dtype=np.float64)
+    acc = None if guessed_log_std is None else np.array([accuracy[arch] for arch in archs], dtype=np.float64)
     met = []
     for q in quantiles:
         budget = float(np.quantile(measured, q))
         _, best_acc = best_under_budget(archs, measured, accuracy, budget)
-        if guessed_log_std is None:
+        if acc is None:
             chosen, _ = best_under_budget(archs, guessed, accuracy, budget)
         else:
             index = most_likely_to_meet(acc, guessed, arrays["guessed log_std"], budget, gap_points=gap_points)

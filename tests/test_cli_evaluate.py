@@ -166,6 +166,25 @@ def test_evaluate_scored_against_drift_removed_says_so(capsys: pytest.CaptureFix
     assert "Scored against: `drift_removed`" in stem.with_suffix(".md").read_text()
 
 
+def test_evaluate_scale_held_out_onboards_and_scores_a_faster_or_slower_device(capsys: pytest.CaptureFixture[str],
+                                                                             tmp_path: Path) -> None:
+    """A device 100 and 1000 times slower than measured: ``clamp_speed`` gives the same scores for both (both lie
+    beyond the training devices' range), the plain mix does not; the report names the factor."""
+    scores: dict[float, dict[str, float]] = {}
+    for factor in (100.0, 1000.0):
+        code, out, err = run_cli(capsys, "evaluate", "--space", "ganesan_mobile", "--budget", "5", "--models",
+                                 "nnls_mix,clamp_speed(nnls_mix)", "--seeds", "1", "--holdout", "MotoG3", "--out",
+                                 str(tmp_path), "--no-plot", "--format", "json", "--scale-held-out", f"{factor:g}")
+        assert code == 0, err
+        document = json.loads(out)
+        assert document["held_out_scale"] == factor
+        scores[factor] = {s["model"]: s["r2"] for s in document["scores"] if s["device"] == "MotoG3_0"}
+        stem = tmp_path / f"evaluate_ganesan_mobile_k5_held_out_x{factor:g}"
+        assert f"multiplied by {factor:g}: the same device, slower" in stem.with_suffix(".md").read_text()
+    assert scores[100.0]["clamp_speed(nnls_mix)"] == pytest.approx(scores[1000.0]["clamp_speed(nnls_mix)"], abs=1e-9)
+    assert scores[100.0]["nnls_mix"] != pytest.approx(scores[1000.0]["nnls_mix"], abs=1e-3)
+
+
 def test_evaluate_csv_has_std_columns(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     code, out, _ = run_cli(capsys, "evaluate", "--space", "ganesan_mobile", "--budget", "4", "--models", "flops_xdev",
                            "--seeds", "2", "--holdout", "MotoG3", "--out", str(tmp_path), "--no-plot",
@@ -203,6 +222,11 @@ def test_evaluate_csv_has_std_columns(capsys: pytest.CaptureFixture[str], tmp_pa
         (["--space", "nasbench201", "--retest", "--ceiling"], "--retest goes alone"),
         (["--space", "nasbench201", "--retest", "--drift"], "--retest goes alone"),
         (["--space", "nasbench201", "--retest", "--score-against", "drift_removed"], "goes with a leave-device-out"),
+        (["--space", "fbnet", "--budget", "5", "--scale-held-out", "0"], "--scale-held-out must be a positive"),
+        (["--space", "fbnet", "--budget", "5", "--scale-held-out", "nan"], "--scale-held-out must be a positive"),
+        (["--space", "fbnet", "--ceiling", "--scale-held-out", "10"], "--scale-held-out goes with a plain"),
+        (["--space", "ganesan_mobile", "--budget", "5", "--models", "nnls_mix,blr", "--nested-choice",
+          "--scale-held-out", "10"], "--scale-held-out goes with a plain"),
     ],
 )
 def test_evaluate_bad_arguments_exit_2(capsys: pytest.CaptureFixture[str], tmp_path: Path, argv: list[str],

@@ -191,7 +191,7 @@ def test_models_list_shows_the_trained_bundle(home: Path, capsys: pytest.Capture
     assert code == 0
     rows = [r for r in json.loads(out) if r["space"] == SPACE]
     assert rows and rows[-1]["kind"] == "builtin_bundle"
-    assert rows[-1]["model"].startswith("degenerate_aware(")
+    assert rows[-1]["model"].startswith("clamp_speed(degenerate_aware(")
 
 
 def test_a_network_file_is_estimated_by_the_labelled_macs_law_in_process(

@@ -83,6 +83,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="ganesan_mobile only: 'median' trains and scores on the median of each network's 30 "
                              "bundled runs per phone file instead of the published mean (which keeps the warm-up "
                              "run and throttling spikes); default: published")
+    parser.add_argument("--scale-held-out", type=float, default=1.0, metavar="F",
+                        help="multiply each held-out device's latencies (the signature measurements it is onboarded "
+                             "with and those it is scored against) by F: the same device F times slower (F > 1) or "
+                             "faster, the training devices as measured; a model whose rankings do not depend on a "
+                             "device's overall speed scores the same for every F (default 1)")
     parser.add_argument("--out", default="reports", metavar="DIR", help="report directory (default: reports/)")
     parser.add_argument("--no-plot", action="store_true", help="do not write the predicted-vs-measured PNG")
     add_format_argument(parser)
@@ -235,6 +240,11 @@ def run(args: argparse.Namespace) -> int:
     if args.score_against != "measured" and (args.ceiling or args.drift):
         raise InvalidInputError("--score-against goes with a leave-device-out run (--budget K), not with "
                                 "--ceiling or --drift")
+    if not (math.isfinite(args.scale_held_out) and args.scale_held_out > 0):
+        raise InvalidInputError(f"--scale-held-out must be a positive number, got {args.scale_held_out}")
+    if args.scale_held_out != 1.0 and (args.ceiling or args.drift or args.nested_choice or args.budget is None):
+        raise InvalidInputError("--scale-held-out goes with a plain leave-device-out run (--budget K), not with "
+                                "--ceiling, --drift, --nested-choice or --retest alone")
     if args.nested_choice and (args.ceiling or args.drift or args.budget is None):
         raise InvalidInputError("--nested-choice goes with a leave-device-out run (--budget K)")
     if args.retest and (args.ceiling or args.drift):
@@ -298,7 +308,8 @@ def run(args: argparse.Namespace) -> int:
         result = leave_device_out(dataset, models, budget=args.budget, seeds=range(args.seeds), features=features,
                                   holdout=holdout, progress=progress, selector=selector,
                                   exclude_same=args.exclude_same, scoring_latency_ms=scoring_latency_ms,
-                                  scored_against=args.score_against, twins=args.retest)
+                                  scored_against=args.score_against, twins=args.retest,
+                                  held_out_scale=args.scale_held_out)
     finally:
         progress.close()
     if args.nested_choice:

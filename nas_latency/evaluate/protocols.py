@@ -554,6 +554,9 @@ class EvaluationResult:
     timings: dict[str, dict[str, float]] = field(default_factory=dict)
     #: the predictive intervals of the models that give an uncertainty: one entry per model × seed × device × set
     intervals: list[IntervalCoverage] = field(default_factory=list)
+    #: every held-out device's latencies (its signature measurements and its truth) times this factor F: the same
+    #: device F times slower (F > 1) or faster than measured; the training devices stay as measured
+    held_out_scale: float = 1.0
     #: what the predictions were scored against: ``"measured"`` (the dataset's latencies) or the name of
     #: :attr:`scoring_latency_ms` (e.g. ``"drift_removed"``)
     scored_against: str = "measured"
@@ -568,7 +571,8 @@ class EvaluationResult:
     def truth_of(self, device: str) -> np.ndarray:
         """The latencies ``device``'s predictions were scored against."""
         j = self.dataset.device_index(device)
-        return self.dataset.latency_ms[:, j] if self.scoring_latency_ms is None else self.scoring_latency_ms[:, j]
+        truth = self.dataset.latency_ms[:, j] if self.scoring_latency_ms is None else self.scoring_latency_ms[:, j]
+        return truth if self.held_out_scale == 1.0 else truth * self.held_out_scale
 
     @property
     def scoring_sets(self) -> tuple[ScoringSet, ...]:
@@ -700,6 +704,7 @@ def leave_device_out(
     scoring_latency_ms: np.ndarray | None = None,
     scored_against: str = "measured",
     twins: bool = False,
+    held_out_scale: float = 1.0,
 ) -> EvaluationResult:
     """Leave-device-out evaluation of every model in ``models`` (name -> factory of an unfitted model).
 
@@ -721,6 +726,11 @@ def leave_device_out(
     against these latencies instead of the measured ones, e.g. the measurements with their drift removed
     (:mod:`~nas_latency.evaluate.drift`). Training, signatures and onboarding still use the measured latencies.
 
+    ``held_out_scale``: multiply every held-out device's latencies, the signature measurements it is onboarded with
+    and those it is scored against, by this factor F: the same device F times slower (F > 1) or faster, while
+    the training devices stay as measured. A model whose rankings do not depend on a device's overall speed scores
+    the same for every factor.
+
     ``twins``: also score on the ``"twins"`` set, the architectures that spell the same network as another one
     (:mod:`~nas_latency.evaluate.retest`; NAS-Bench-201 only), where a second measurement of each network can be
     scored too.
@@ -731,6 +741,9 @@ def leave_device_out(
         raise InvalidInputError(f"budget must be at least 3 signature measurements, got {budget}")
     if budget >= len(dataset.archs):
         raise InvalidInputError(f"budget {budget} leaves nothing to score: {dataset.space} has {len(dataset.archs)} archs")
+    if isinstance(held_out_scale, bool) or not isinstance(held_out_scale, (int, float, np.floating)) or \
+            not math.isfinite(held_out_scale) or held_out_scale <= 0:
+        raise InvalidInputError(f"held_out_scale must be a positive finite number, got {held_out_scale!r}")
     seeds = [int(s) for s in seeds]
     if not seeds or len(set(seeds)) != len(seeds):
         raise InvalidInputError(f"seeds must be a non-empty list of distinct integers, got {seeds}")
@@ -762,7 +775,8 @@ def leave_device_out(
     result = EvaluationResult(dataset=dataset, budget=int(budget), seeds=seeds, models=list(models),
                               selector=repr(selector), held_out_groups=groups, exclude_same=exclude_same,
                               training_devices=training, scored_against=scored_against,
-                              scoring_latency_ms=scoring_latency_ms, extra_sets=("twins",) if twins else ())
+                              scoring_latency_ms=scoring_latency_ms, extra_sets=("twins",) if twins else (),
+                              held_out_scale=float(held_out_scale))
     result.timings = {name: {"fit_s": 0.0, "adapt_predict_s": 0.0, "fits": 0, "adaptations": 0} for name in models}
     n_test = sum(len(dataset.devices_of(g)) for g in groups)
     total = len(models) * (len(groups) + len(seeds) * n_test)
@@ -790,7 +804,7 @@ def leave_device_out(
                 rows = signature_rows[seed]
                 sig_features = _subset(feats, rows)
                 for device in test_devices:
-                    y = dataset.latency_of(device)
+                    y = dataset.latency_of(device) * result.held_out_scale
                     start = time.perf_counter()
                     measured = np.isfinite(y[rows])
                     if not measured.all():

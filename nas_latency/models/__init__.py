@@ -17,6 +17,8 @@ kind                   class                    what
 ``loo_select``         :class:`LeaveOneOutSelection` per device, a member chosen by leave-one-out (F-test)
 ``loo_average``        :class:`LeaveOneOutAverage` per device, members weighted by leave-one-out (pseudo-BMA)
 ``without_costs``      :class:`WithoutCosts`    wrapper: the base model never sees the cost columns
+``clamp_speed``        :class:`SpeedClamp`      wrapper: a device faster/slower than every training one, onboarded at
+                                                the edge of their range and scaled back
 =====================  =======================  ==========================================================
 
 Artifacts carry their kind, so :func:`model_from_artifact` / :func:`load_model` rebuild any of them. The
@@ -47,6 +49,7 @@ from nas_latency.models.flops import FlopsCrossDevice, FlopsRegressor
 from nas_latency.models.gp_mix import GPMixModel
 from nas_latency.models.mix import LogMixModel, MeasuredLogMixModel
 from nas_latency.models.selection import LeaveOneOutAverage, LeaveOneOutSelection
+from nas_latency.models.speed_clamp import SpeedClamp
 from nas_latency.models.without_costs import WithoutCosts
 
 #: the models of this package's core modules (imported eagerly: numpy/scipy only)
@@ -54,7 +57,7 @@ MODEL_CLASSES: dict[str, type[CostModel]] = {
     cls.kind: cls
     for cls in (FlopsRegressor, FlopsCrossDevice, LogMixModel, BayesianDeviceModel, DegenerateAware, GeometricEnsemble,
                 MeasuredLogMixModel, GPMixModel, EvidenceBayesianDeviceModel, CostPriceModel, PrunedCostPriceModel,
-                LeaveOneOutSelection, LeaveOneOutAverage, WithoutCosts)
+                LeaveOneOutSelection, LeaveOneOutAverage, WithoutCosts, SpeedClamp)
 }
 
 #: every other registered kind as "module:Class", imported on first use (some need torch or lightgbm at fit time)
@@ -118,6 +121,7 @@ __all__ = [
     "CostModel",
     "CrossDeviceModel",
     "DegenerateAware",
+    "SpeedClamp",
     "DeviceAdaptation",
     "EvidenceBayesianDeviceModel",
     "FlopsCrossDevice",

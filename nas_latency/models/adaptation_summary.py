@@ -1,7 +1,8 @@
 """What an onboarded device's adaptation says about the device, in words: which member model explains it, by what
-errors, and whether it drops degenerate architectures.
+errors, whether it drops degenerate architectures, and whether its speed lies outside the training devices' range.
 
-The shipped models nest (``degenerate_aware(loo_select(without_costs(blr_evidence),cost_nnls,pruned_cost_nnls))``),
+The shipped models nest
+(``clamp_speed(degenerate_aware(loo_select(without_costs(blr_evidence),cost_nnls,pruned_cost_nnls)))``),
 and every level records its facts in the adaptation's ``info`` (:class:`~nas_latency.models.base.DeviceAdaptation`).
 :func:`summarize_adaptation` walks that record; it reads nothing else, so it serves a stored or a fresh adaptation
 alike. ``devices show`` prints it, locally and over gRPC.
@@ -9,6 +10,7 @@ alike. ``devices show`` prints it, locally and over gRPC.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
@@ -16,7 +18,7 @@ from typing import Any, Mapping, Sequence
 from nas_latency.models.base import DeviceAdaptation
 
 #: wrappers that only pass their base through (named by their base in a summary)
-_TRANSPARENT = ("without_costs", "degenerate_aware")
+_TRANSPARENT = ("without_costs", "degenerate_aware", "clamp_speed")
 #: a member whose weight is at least this is reported as the device's model (weights sum to 1)
 WHOLE_WEIGHT = 0.999
 
@@ -62,6 +64,10 @@ def summarize_adaptation(adaptation: DeviceAdaptation) -> AdaptationSummary:
             drops = bool(info.get("drops_degenerate"))
             if info.get("degenerate_untested"):
                 notes.append("too few live measurements to test whether it drops degenerate architectures")
+        if node["model_kind"] == "clamp_speed" and float(info.get("shift", 0.0)) != 0.0:
+            factor = math.exp(-float(info["shift"]))
+            notes.append(f"{factor:.3g} times {'slower' if factor > 1 else 'faster'} than the training devices' range "
+                         "allows: onboarded at its edge, predictions scaled back")
         node = info["base"]
     info = node.get("info") or {}
     members = info.get("members")

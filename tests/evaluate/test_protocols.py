@@ -402,3 +402,7 @@ def test_bad_arguments() -> None:
     with pytest.raises(InvalidInputError, match="rows"):
         leave_device_out(dataset, {"mean": LogMeanModel}, budget=5, holdout=["MotoG3"],
                          features=FeatureMatrix(("row",), np.zeros((3, 1)), ("a", "b", "c")))
+    for scale in (0.0, -2.0, float("nan"), float("inf"), True, "10"):
+        with pytest.raises(InvalidInputError, match="held_out_scale"):
+            leave_device_out(dataset, {"mean": LogMeanModel}, budget=5, features=features, holdout=["MotoG3"],
+                             held_out_scale=scale)  # type: ignore[arg-type]

@@ -33,6 +33,7 @@ from nas_latency.models import (
     LogMixModel,
     NotFittedError,
     PrunedCostPriceModel,
+    SpeedClamp,
     WithoutCosts,
     load_model,
     model_from_artifact,
@@ -92,6 +93,7 @@ FACTORIES: dict[str, Callable[[], CostModel]] = {
     "loo_select": lambda: LeaveOneOutSelection(members=[LogMixModel(), CostPriceModel()], significance=0.1),
     "loo_average": lambda: LeaveOneOutAverage(members=[CostPriceModel(), LogMixModel(alpha=0.1)]),
     "without_costs": lambda: WithoutCosts(base=LogMixModel(alpha=0.1), cost_prefixes=("cost.",)),
+    "clamp_speed": lambda: SpeedClamp(base=LogMixModel(alpha=0.1), alpha=0.1),
     "gp_mix": lambda: GPMixModel(grid=((1.0, 1e-3, 1e-2), (4.0, 1e-2, 1e-2)), selection_draws=2,
                                  selection_signature_size=5, selection_metric="spearman"),
 }
@@ -325,6 +327,7 @@ def test_bad_parameters_are_invalid_input(data: tuple[FeatureMatrix, np.ndarray]
         WithoutCosts(base=LogMixModel(), cost_prefixes="cost."),
         WithoutCosts(base=LogMixModel(), cost_prefixes=()),
         PrunedCostPriceModel(cost_prefix=""),
+        SpeedClamp(base=LogMixModel(), alpha=0.0),
     ):
         with pytest.raises(InvalidInputError):
             model.fit(features, table)

@@ -59,7 +59,11 @@ class SpeedClamp(WrappedModel):
 
     @property
     def fingerprint_(self) -> str:
-        return fingerprint(self._reference_arrays(), str(getattr(self.base_, "fingerprint_", "")))
+        """The base's fingerprint and the reference's, digested once at fit or load (every predict checks it)."""
+        return self._fingerprint_value
+
+    def _remember_fingerprint(self) -> None:
+        self._fingerprint_value = fingerprint(self._reference_arrays(), str(getattr(self.base_, "fingerprint_", "")))
 
     def fit(self, features: FeatureMatrix, latency_ms: np.ndarray) -> "SpeedClamp":
         self._check_base()
@@ -78,6 +82,7 @@ class SpeedClamp(WrappedModel):
             raise InvalidInputError("clamp_speed.fit: a training device has no latency on any architecture")
         self.device_offsets_ = offsets
         self._remember_schema(features)
+        self._remember_fingerprint()
         return self
 
     def offset(self, X: np.ndarray, latency_ms: np.ndarray) -> float:
@@ -110,9 +115,7 @@ class SpeedClamp(WrappedModel):
 
     def to_artifact(self) -> Artifact:
         self._check_fitted()  # before reading base_
-        artifact = self._wrapper_artifact({"alpha": self.alpha})
-        return Artifact(kind=artifact.kind, params=artifact.params, feature_schema_hash=artifact.feature_schema_hash,
-                        arrays={**artifact.arrays, **self._reference_arrays()}, extra=artifact.extra)
+        return self._wrapper_artifact({"alpha": self.alpha}, arrays=self._reference_arrays())
 
     @classmethod
     def from_artifact(cls, artifact: Artifact, *, source: str = "artifact") -> "SpeedClamp":
@@ -133,6 +136,7 @@ class SpeedClamp(WrappedModel):
         model.feature_schema_hash_ = artifact.feature_schema_hash
         model.feature_names_ = tuple(artifact.extra.get("feature_names", ()))
         model.base_ = base
+        model._remember_fingerprint()
         return model
 
 

@@ -41,15 +41,17 @@ class WrappedModel(CrossDeviceModel):
     def _restore(self, arrays: Mapping[str, np.ndarray], extra: Mapping[str, Any]) -> None:
         raise NotImplementedError(f"{type(self).__name__} is restored by from_artifact")
 
-    def _wrapper_artifact(self, params: Mapping[str, Any], extra: Mapping[str, Any] | None = None) -> Artifact:
-        """The artifact: the base's nested under ``base``, the wrapper's other ``params`` and ``extra``."""
+    def _wrapper_artifact(self, params: Mapping[str, Any], extra: Mapping[str, Any] | None = None,
+                          arrays: Mapping[str, np.ndarray] | None = None) -> Artifact:
+        """The artifact: the base's nested under ``base``, the wrapper's other ``params``, ``extra`` and its own
+        learned ``arrays`` (named outside ``base.``)."""
         self._check_fitted()
-        spec, arrays, base_extra = nest_artifact("base", self.base_.to_artifact())
+        spec, base_arrays, base_extra = nest_artifact("base", self.base_.to_artifact())
         return Artifact(
             kind=self.kind,
             params={"base": spec, **params},
             feature_schema_hash=self.feature_schema_hash_ or "",
-            arrays=arrays,
+            arrays={**base_arrays, **(arrays or {})},
             extra={"feature_names": list(self.feature_names_), "base": base_extra, **(extra or {})},
         )
 

@@ -33,11 +33,13 @@ MIN_STORE_MEASUREMENTS = 100
 # Which model each space ships, and how its signature set is chosen: decided by leave-device-out
 # evaluation (`nas-latency evaluate`), see README "Measured figures". `clamp_speed` changes nothing for a device
 # whose speed lies within the training devices' range and keeps the rankings of one outside it
-# (`evaluate --scale-held-out F`).
+# (`evaluate --scale-held-out F`); `drop_outliers` leaves out a measurement the device's others disagree with
+# (`evaluate --spike-held-out F`).
 DEFAULT_MODEL_SPECS: dict[str, str] = {
-    "nasbench201": "clamp_speed(degenerate_aware(loo_select(without_costs(blr_evidence),cost_nnls,pruned_cost_nnls)))",
-    "fbnet": "clamp_speed(loo_average(without_costs(geo_ensemble(nnls_mix,blr_evidence)),cost_nnls))",
-    "ganesan_mobile": "clamp_speed(geo_ensemble(nnls_mix_measured,gp_mix))",
+    "nasbench201": "clamp_speed(degenerate_aware(drop_outliers(loo_select(without_costs(blr_evidence),cost_nnls,"
+                   "pruned_cost_nnls))))",
+    "fbnet": "clamp_speed(drop_outliers(loo_average(without_costs(geo_ensemble(nnls_mix,blr_evidence)),cost_nnls)))",
+    "ganesan_mobile": "clamp_speed(drop_outliers(geo_ensemble(nnls_mix_measured,gp_mix)))",
 }
 #: how each space's signature set is chosen (`nas-latency evaluate --signature-method M`, both with and without
 #: `--exclude-same kind`); other spaces use DEFAULT_SIGNATURE_METHOD

@@ -520,14 +520,15 @@ class LatencyClient:
         return self._explained_device(name, space)[0]
 
     def _explained_device(self, name: str, space: str) -> tuple["AdaptationSummary | None", int]:
-        from nas_latency.models.adaptation_summary import AdaptationSummary
+        from nas_latency.models.adaptation_summary import AdaptationSummary, LeftOutMeasurement
 
         response = self._call(self._stub.GetDevice, self._get_device_request(name, space))
         count = response.device.measurement_counts.get(space, 0)
         if not response.HasField("model"):
             return None, count
         drops = response.model.drops_degenerate if response.model.HasField("drops_degenerate") else None
-        return AdaptationSummary(response.model.model, response.model.detail, drops), count
+        left_out = tuple(LeftOutMeasurement(m.arch, m.measured_ms, m.predicted_ms) for m in response.model.left_out)
+        return AdaptationSummary(response.model.model, response.model.detail, drops, left_out), count
 
     def devices(self, space: str | None = None) -> list["DeviceInfo"]:
         infos = []

@@ -226,7 +226,8 @@ class Predictor:
     def device_model(self, name: str, space: str) -> AdaptationSummary:
         """How the space's built-in model explains ``device`` (:mod:`~nas_latency.models.adaptation_summary`): the
         member model its measurements chose, with the evidence. Errors as :meth:`device_measurements`."""
-        return summarize_adaptation(self.adapted(space, device=name).adaptation)
+        adapted = self.adapted(space, device=name)
+        return summarize_adaptation(adapted.adaptation, adapted.measured.archs)
 
     def explained_device(self, name: str, space: str) -> AdaptationSummary | None:
         """:meth:`device_model`, or ``None`` while the device has fewer than ``MIN_MEASUREMENTS`` measurements in
@@ -237,7 +238,8 @@ class Predictor:
             self.store.get_device(name)  # NotFoundError naming an unknown device
             return None
         measured = measurements_from_mapping(space_obj, latencies, where=f"device {name}")
-        return summarize_adaptation(self.adapted(space_obj.name, signature=measured).adaptation)
+        adapted = self.adapted(space_obj.name, signature=measured)
+        return summarize_adaptation(adapted.adaptation, adapted.measured.archs)
 
     def remove_device(self, name: str) -> None:
         """Delete the device, its measurements and its artifacts (:meth:`Store.delete_device`). Adapted models are

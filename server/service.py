@@ -281,7 +281,10 @@ class LatencyServicer(pb_grpc.LatencyServiceServicer):
         response = pb.GetDeviceResponse(device=self._device_message(summary, device))
         explained = self.registry.predictor.explained_device(device.name, space) if space is not None else None
         if explained is not None:
-            response.model.CopyFrom(pb.DeviceModelSummary(model=explained.model, detail=explained.detail))
+            response.model.CopyFrom(pb.DeviceModelSummary(
+                model=explained.model, detail=explained.detail,
+                left_out=[pb.LeftOutMeasurement(arch=m.arch, measured_ms=m.measured_ms, predicted_ms=m.predicted_ms)
+                          for m in explained.left_out]))
             if explained.drops_degenerate is not None:
                 response.model.drops_degenerate = explained.drops_degenerate
         return response

@@ -7,6 +7,7 @@ import io
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -166,23 +167,47 @@ def test_evaluate_scored_against_drift_removed_says_so(capsys: pytest.CaptureFix
     assert "Scored against: `drift_removed`" in stem.with_suffix(".md").read_text()
 
 
+def _motog3_with(capsys: pytest.CaptureFixture[str], tmp_path: Path, budget: int, models: str, flag: str,
+                 factor: float) -> tuple[dict[str, Any], dict[str, float], str]:
+    """``evaluate`` of ``models`` with MotoG3 held out (seed 0) and ``flag`` set to ``factor``: the JSON document,
+    MotoG3_0's R² per model, and the Markdown report (found by the stem the flag gives it)."""
+    code, out, err = run_cli(capsys, "evaluate", "--space", "ganesan_mobile", "--budget", str(budget), "--models",
+                             models, "--seeds", "1", "--holdout", "MotoG3", "--out", str(tmp_path), "--no-plot",
+                             "--format", "json", flag, f"{factor:g}")
+    assert code == 0, err
+    document = json.loads(out)
+    scores = {s["model"]: s["r2"] for s in document["scores"] if s["device"] == "MotoG3_0"}
+    suffix = {"--scale-held-out": "held_out_x", "--spike-held-out": "spike_x"}[flag]
+    markdown = (tmp_path / f"evaluate_ganesan_mobile_k{budget}_{suffix}{factor:g}.md").read_text()
+    return document, scores, markdown
+
+
 def test_evaluate_scale_held_out_onboards_and_scores_a_faster_or_slower_device(capsys: pytest.CaptureFixture[str],
                                                                              tmp_path: Path) -> None:
     """A device 100 and 1000 times slower than measured: ``clamp_speed`` gives the same scores for both (both lie
     beyond the training devices' range), the plain mix does not; the report names the factor."""
     scores: dict[float, dict[str, float]] = {}
     for factor in (100.0, 1000.0):
-        code, out, err = run_cli(capsys, "evaluate", "--space", "ganesan_mobile", "--budget", "5", "--models",
-                                 "nnls_mix,clamp_speed(nnls_mix)", "--seeds", "1", "--holdout", "MotoG3", "--out",
-                                 str(tmp_path), "--no-plot", "--format", "json", "--scale-held-out", f"{factor:g}")
-        assert code == 0, err
-        document = json.loads(out)
+        document, scores[factor], markdown = _motog3_with(capsys, tmp_path, 5, "nnls_mix,clamp_speed(nnls_mix)",
+                                                          "--scale-held-out", factor)
         assert document["held_out_scale"] == factor
-        scores[factor] = {s["model"]: s["r2"] for s in document["scores"] if s["device"] == "MotoG3_0"}
-        stem = tmp_path / f"evaluate_ganesan_mobile_k5_held_out_x{factor:g}"
-        assert f"multiplied by {factor:g}: the same device, slower" in stem.with_suffix(".md").read_text()
+        assert f"multiplied by {factor:g}: the same device, slower" in markdown
     assert scores[100.0]["clamp_speed(nnls_mix)"] == pytest.approx(scores[1000.0]["clamp_speed(nnls_mix)"], abs=1e-9)
     assert scores[100.0]["nnls_mix"] != pytest.approx(scores[1000.0]["nnls_mix"], abs=1e-3)
+
+
+def test_evaluate_spike_held_out_spikes_one_signature_measurement(capsys: pytest.CaptureFixture[str],
+                                                                  tmp_path: Path) -> None:
+    """One of the held-out phone's ten measurements 3 and 5 times what it measured: ``drop_outliers`` leaves it out
+    both times and scores the same, the plain mix follows it; the report names the factor."""
+    scores: dict[float, dict[str, float]] = {}
+    for factor in (3.0, 5.0):
+        document, scores[factor], markdown = _motog3_with(capsys, tmp_path, 10, "nnls_mix,drop_outliers(nnls_mix)",
+                                                          "--spike-held-out", factor)
+        assert document["held_out_spike"] == factor and document["held_out_scale"] == 1.0
+        assert f"measurements (drawn per seed and device) multiplied by {factor:g}" in markdown
+    assert scores[3.0]["drop_outliers(nnls_mix)"] == scores[5.0]["drop_outliers(nnls_mix)"]
+    assert scores[3.0]["nnls_mix"] > scores[5.0]["nnls_mix"] + 0.01
 
 
 def test_evaluate_csv_has_std_columns(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
@@ -227,6 +252,8 @@ def test_evaluate_csv_has_std_columns(capsys: pytest.CaptureFixture[str], tmp_pa
         (["--space", "fbnet", "--ceiling", "--scale-held-out", "10"], "--scale-held-out goes with a plain"),
         (["--space", "ganesan_mobile", "--budget", "5", "--models", "nnls_mix,blr", "--nested-choice",
           "--scale-held-out", "10"], "--scale-held-out goes with a plain"),
+        (["--space", "fbnet", "--budget", "5", "--spike-held-out", "-1"], "--spike-held-out must be a positive"),
+        (["--space", "fbnet", "--drift", "--spike-held-out", "3"], "--spike-held-out goes with a plain"),
     ],
 )
 def test_evaluate_bad_arguments_exit_2(capsys: pytest.CaptureFixture[str], tmp_path: Path, argv: list[str],

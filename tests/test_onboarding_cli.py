@@ -242,6 +242,31 @@ def test_the_first_three_signature_archs_onboard_a_device(
     assert predicted.shape == (50,) and np.all(predicted > 0)
 
 
+def test_registering_a_measurement_the_others_disagree_with_says_to_measure_it_again(
+    home: Path, truth: pd.Series, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """One of ten measurements a third of what the device took (a typo, a unit slip): register keeps it in the
+    store, the model leaves it out, and both register and ``devices show`` name it."""
+    archs = signature(capsys, 10)
+    measured = truth[archs].copy()
+    measured[archs[6]] /= 3.0
+    path = tmp_path / "spiked.csv"
+    path.write_text("arch,latency_ms\n" + "".join(f"{a},{v!r}\n" for a, v in measured.items()))
+    code, out, err = cli(capsys, "devices", "register", "typo", "--space", SPACE, "--measurements", str(path),
+                         "--format", "json")
+    assert code == 0, err
+    assert json.loads(out)[0]["n_measurements"] == 10
+    assert f"note: the model leaves out the measurement of {archs[6]} (measured" in err
+    assert "measure it again" in err
+    code, out, err = cli(capsys, "devices", "show", "typo", "--space", SPACE, "--format", "json")
+    assert code == 0, err
+    row = json.loads(out)[0]
+    assert row["left_out_archs"] == archs[6] and "left out 1 measurement" in row["model_detail"]
+    clean = write_measurements(tmp_path / "clean.csv", archs, truth)
+    code, _, err = cli(capsys, "devices", "register", "clean", "--space", SPACE, "--measurements", str(clean))
+    assert code == 0 and "leaves out" not in err
+
+
 def test_re_registering_says_what_it_replaced_and_show_refuses_an_empty_space(
     home: Path, truth: pd.Series, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -88,6 +88,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              "with and those it is scored against) by F: the same device F times slower (F > 1) or "
                              "faster, the training devices as measured; a model whose rankings do not depend on a "
                              "device's overall speed scores the same for every F (default 1)")
+    parser.add_argument("--spike-held-out", type=float, default=1.0, metavar="F",
+                        help="multiply one of each held-out device's K signature measurements (drawn per seed and "
+                             "device) by F, as a throttled or preempted run would be; scored against the latencies "
+                             "as measured (default 1: none)")
     parser.add_argument("--out", default="reports", metavar="DIR", help="report directory (default: reports/)")
     parser.add_argument("--no-plot", action="store_true", help="do not write the predicted-vs-measured PNG")
     add_format_argument(parser)
@@ -240,11 +244,12 @@ def run(args: argparse.Namespace) -> int:
     if args.score_against != "measured" and (args.ceiling or args.drift):
         raise InvalidInputError("--score-against goes with a leave-device-out run (--budget K), not with "
                                 "--ceiling or --drift")
-    if not (math.isfinite(args.scale_held_out) and args.scale_held_out > 0):
-        raise InvalidInputError(f"--scale-held-out must be a positive number, got {args.scale_held_out}")
-    if args.scale_held_out != 1.0 and (args.ceiling or args.drift or args.nested_choice or args.budget is None):
-        raise InvalidInputError("--scale-held-out goes with a plain leave-device-out run (--budget K), not with "
-                                "--ceiling, --drift, --nested-choice or --retest alone")
+    for flag, factor in (("--scale-held-out", args.scale_held_out), ("--spike-held-out", args.spike_held_out)):
+        if not (math.isfinite(factor) and factor > 0):
+            raise InvalidInputError(f"{flag} must be a positive number, got {factor}")
+        if factor != 1.0 and (args.ceiling or args.drift or args.nested_choice or args.budget is None):
+            raise InvalidInputError(f"{flag} goes with a plain leave-device-out run (--budget K), not with "
+                                    "--ceiling, --drift, --nested-choice or --retest alone")
     if args.nested_choice and (args.ceiling or args.drift or args.budget is None):
         raise InvalidInputError("--nested-choice goes with a leave-device-out run (--budget K)")
     if args.retest and (args.ceiling or args.drift):
@@ -309,7 +314,7 @@ def run(args: argparse.Namespace) -> int:
                                   holdout=holdout, progress=progress, selector=selector,
                                   exclude_same=args.exclude_same, scoring_latency_ms=scoring_latency_ms,
                                   scored_against=args.score_against, twins=args.retest,
-                                  held_out_scale=args.scale_held_out)
+                                  held_out_scale=args.scale_held_out, held_out_spike=args.spike_held_out)
     finally:
         progress.close()
     if args.nested_choice:

@@ -156,9 +156,13 @@ def run_register(args: argparse.Namespace) -> int:
     with open_predictor(args) as predictor:
         before = _measurement_count(predictor, args.name, space.name)
         info = predictor.register_device(args.name, space.name, measured, description=args.description)
+        explained = predictor.explained_device(args.name, space.name)
     if before:
         print(f"note: {args.name}'s {before} earlier {space.name} measurements were replaced by these "
               f"{info.n_measurements} (registering replaces a device's measurements in the space)", file=sys.stderr)
+    for measurement in explained.left_out if explained else ():
+        print(f"note: the model leaves out the measurement of {measurement}: the device's other measurements "
+              "disagree with it; measure it again (a throttled or preempted run?)", file=sys.stderr)
     write_rows([info.__dict__], ["name", "space", "n_measurements", "description"], args.format)
     return 0
 
@@ -188,9 +192,10 @@ def run_show(args: argparse.Namespace) -> int:
         explained = predictor.explained_device(args.name, args.space)
     row = {**info.__dict__, "model": explained.model if explained else "",
            "drops_degenerate": explained.drops_degenerate if explained else None,
-           "model_detail": explained.detail if explained else ""}
-    write_rows([row], ["name", "space", "n_measurements", "description", "model", "drops_degenerate", "model_detail"],
-               args.format)
+           "model_detail": explained.detail if explained else "",
+           "left_out_archs": ";".join(m.arch for m in explained.left_out) if explained else ""}
+    write_rows([row], ["name", "space", "n_measurements", "description", "model", "drops_degenerate", "model_detail",
+                       "left_out_archs"], args.format)
     return 0
 
 

@@ -99,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
     document: dict[str, Any] = {
         "arch": chosen.arch,
         "predicted_latency_ms": round(chosen.predicted_latency_ms, 6),
-        "predicted_log_std": None if chosen.predicted_log_std is None else round(chosen.predicted_log_std, 6),
+        "predicted_log_std": _rounded(chosen.predicted_log_std),
         "probability_within_budget": _rounded(chosen.probability_within(args.max_latency_ms)),
         "accuracy": chosen.metric,
         "metric": args.metric,

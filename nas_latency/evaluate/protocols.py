@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+import zlib
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Any, Callable, Final, Literal, Mapping, Sequence
@@ -557,6 +558,9 @@ class EvaluationResult:
     #: every held-out device's latencies (its signature measurements and its truth) times this factor F: the same
     #: device F times slower (F > 1) or faster than measured; the training devices stay as measured
     held_out_scale: float = 1.0
+    #: one of every held-out device's signature measurements (:func:`spiked_position`) times this factor: a bad
+    #: measurement among the K; the latencies it is scored against stay as measured
+    held_out_spike: float = 1.0
     #: what the predictions were scored against: ``"measured"`` (the dataset's latencies) or the name of
     #: :attr:`scoring_latency_ms` (e.g. ``"drift_removed"``)
     scored_against: str = "measured"
@@ -705,6 +709,7 @@ def leave_device_out(
     scored_against: str = "measured",
     twins: bool = False,
     held_out_scale: float = 1.0,
+    held_out_spike: float = 1.0,
 ) -> EvaluationResult:
     """Leave-device-out evaluation of every model in ``models`` (name -> factory of an unfitted model).
 
@@ -731,6 +736,11 @@ def leave_device_out(
     the training devices stay as measured. A model whose rankings do not depend on a device's overall speed scores
     the same for every factor.
 
+    ``held_out_spike``: multiply one of every held-out device's K signature measurements by this factor (which one:
+    :func:`spiked_position`, drawn per seed and device), as a throttled or preempted run would: a model that
+    onboards the device on the other measurements scores as with none spiked. The truth stays as measured (the
+    signature archs are never scored).
+
     ``twins``: also score on the ``"twins"`` set, the architectures that spell the same network as another one
     (:mod:`~nas_latency.evaluate.retest`; NAS-Bench-201 only), where a second measurement of each network can be
     scored too.
@@ -741,9 +751,10 @@ def leave_device_out(
         raise InvalidInputError(f"budget must be at least 3 signature measurements, got {budget}")
     if budget >= len(dataset.archs):
         raise InvalidInputError(f"budget {budget} leaves nothing to score: {dataset.space} has {len(dataset.archs)} archs")
-    if isinstance(held_out_scale, bool) or not isinstance(held_out_scale, (int, float, np.floating)) or \
-            not math.isfinite(held_out_scale) or held_out_scale <= 0:
-        raise InvalidInputError(f"held_out_scale must be a positive finite number, got {held_out_scale!r}")
+    for name, factor in (("held_out_scale", held_out_scale), ("held_out_spike", held_out_spike)):
+        if isinstance(factor, bool) or not isinstance(factor, (int, float, np.floating)) or \
+                not math.isfinite(factor) or factor <= 0:
+            raise InvalidInputError(f"{name} must be a positive finite number, got {factor!r}")
     seeds = [int(s) for s in seeds]
     if not seeds or len(set(seeds)) != len(seeds):
         raise InvalidInputError(f"seeds must be a non-empty list of distinct integers, got {seeds}")
@@ -776,7 +787,7 @@ def leave_device_out(
                               selector=repr(selector), held_out_groups=groups, exclude_same=exclude_same,
                               training_devices=training, scored_against=scored_against,
                               scoring_latency_ms=scoring_latency_ms, extra_sets=("twins",) if twins else (),
-                              held_out_scale=float(held_out_scale))
+                              held_out_scale=float(held_out_scale), held_out_spike=float(held_out_spike))
     result.timings = {name: {"fit_s": 0.0, "adapt_predict_s": 0.0, "fits": 0, "adaptations": 0} for name in models}
     n_test = sum(len(dataset.devices_of(g)) for g in groups)
     total = len(models) * (len(groups) + len(seeds) * n_test)
@@ -812,7 +823,11 @@ def leave_device_out(
                             f"{device} has no latency for {int((~measured).sum())} signature archs "
                             f"(first {dataset.archs[int(rows[~measured][0])]!r}); choose another signature"
                         )
-                    adaptation = model.adapt(sig_features, y[rows])
+                    measurements = y[rows]
+                    if result.held_out_spike != 1.0:
+                        measurements = measurements.copy()
+                        measurements[spiked_position(seed, device, len(rows))] *= result.held_out_spike
+                    adaptation = model.adapt(sig_features, measurements)
                     predicted = np.asarray(model.predict(feats, adaptation), dtype=np.float64)
                     result.timings[name]["adapt_predict_s"] += time.perf_counter() - start
                     result.timings[name]["adaptations"] += 1
@@ -835,6 +850,12 @@ def leave_device_out(
                     if progress:
                         progress(done, total, f"{name}: adapted to {device} (seed {seed})")
     return result
+
+
+def spiked_position(seed: int, device: str, budget: int) -> int:
+    """Which of a held-out device's ``budget`` signature measurements ``held_out_spike`` multiplies: drawn from the
+    seed and the device's name, so every model of a run gets the same spiked measurement."""
+    return int(np.random.default_rng([int(seed), zlib.crc32(device.encode("utf-8"))]).integers(budget))
 
 
 def _query_rows(scoring: ScoringSet, arch_ids: np.ndarray, truth: np.ndarray, signature_rows: np.ndarray,

@@ -19,6 +19,7 @@ kind                   class                    what
 ``without_costs``      :class:`WithoutCosts`    wrapper: the base model never sees the cost columns
 ``clamp_speed``        :class:`SpeedClamp`      wrapper: a device faster/slower than every training one, onboarded at
                                                 the edge of their range and scaled back
+``drop_outliers``      :class:`OutlierDrop`     wrapper: a measurement the device's others disagree with is left out
 =====================  =======================  ==========================================================
 
 Artifacts carry their kind, so :func:`model_from_artifact` / :func:`load_model` rebuild any of them. The
@@ -48,6 +49,7 @@ from nas_latency.models.ensemble import GeometricEnsemble
 from nas_latency.models.flops import FlopsCrossDevice, FlopsRegressor
 from nas_latency.models.gp_mix import GPMixModel
 from nas_latency.models.mix import LogMixModel, MeasuredLogMixModel
+from nas_latency.models.outlier_drop import OutlierDrop
 from nas_latency.models.selection import LeaveOneOutAverage, LeaveOneOutSelection
 from nas_latency.models.speed_clamp import SpeedClamp
 from nas_latency.models.without_costs import WithoutCosts
@@ -57,7 +59,7 @@ MODEL_CLASSES: dict[str, type[CostModel]] = {
     cls.kind: cls
     for cls in (FlopsRegressor, FlopsCrossDevice, LogMixModel, BayesianDeviceModel, DegenerateAware, GeometricEnsemble,
                 MeasuredLogMixModel, GPMixModel, EvidenceBayesianDeviceModel, CostPriceModel, PrunedCostPriceModel,
-                LeaveOneOutSelection, LeaveOneOutAverage, WithoutCosts, SpeedClamp)
+                LeaveOneOutSelection, LeaveOneOutAverage, WithoutCosts, SpeedClamp, OutlierDrop)
 }
 
 #: every other registered kind as "module:Class", imported on first use (some need torch or lightgbm at fit time)
@@ -132,6 +134,7 @@ __all__ = [
     "LeaveOneOutSelection",
     "LogMixModel",
     "NotFittedError",
+    "OutlierDrop",
     "WithoutCosts",
     "check_latencies",
     "load_model",

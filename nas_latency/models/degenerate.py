@@ -89,6 +89,7 @@ class DegenerateAware(WrappedModel):
             if ratio < self.ratio_threshold and measured < self.ratio_threshold * float(latency_ms[live].min()):
                 info["drops_degenerate"] = True
                 info["degenerate_latency_ms"] = measured
+                info["base_rows"] = np.flatnonzero(live).tolist()  # the measurements the base was adapted on
                 base_adaptation = base_live
             else:
                 base_adaptation = self.base_._adapt(X, latency_ms)

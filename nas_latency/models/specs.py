@@ -11,8 +11,8 @@ from nas_latency.models.base import CrossDeviceModel
 
 _TOKEN = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_]*|\(|\)|,)\s*")
 #: wrappers take their arguments as models
-_WRAPPERS = {"degenerate_aware": "base", "without_costs": "base", "clamp_speed": "base", "geo_ensemble": "members",
-             "loo_select": "members", "loo_average": "members"}
+_WRAPPERS = {"degenerate_aware": "base", "without_costs": "base", "clamp_speed": "base", "drop_outliers": "base",
+             "geo_ensemble": "members", "loo_select": "members", "loo_average": "members"}
 
 
 def _tokens(spec: str) -> list[str]:

@@ -130,14 +130,26 @@ class GetDeviceResponse(_message.Message):
     def __init__(self, device: _Optional[_Union[_resources_pb2.Device, _Mapping]] = ..., model: _Optional[_Union[DeviceModelSummary, _Mapping]] = ...) -> None: ...
 
 class DeviceModelSummary(_message.Message):
-    __slots__ = ("model", "detail", "drops_degenerate")
+    __slots__ = ("model", "detail", "drops_degenerate", "left_out")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     DETAIL_FIELD_NUMBER: _ClassVar[int]
     DROPS_DEGENERATE_FIELD_NUMBER: _ClassVar[int]
+    LEFT_OUT_FIELD_NUMBER: _ClassVar[int]
     model: str
     detail: str
     drops_degenerate: bool
-    def __init__(self, model: _Optional[str] = ..., detail: _Optional[str] = ..., drops_degenerate: _Optional[bool] = ...) -> None: ...
+    left_out: _containers.RepeatedCompositeFieldContainer[LeftOutMeasurement]
+    def __init__(self, model: _Optional[str] = ..., detail: _Optional[str] = ..., drops_degenerate: _Optional[bool] = ..., left_out: _Optional[_Iterable[_Union[LeftOutMeasurement, _Mapping]]] = ...) -> None: ...
+
+class LeftOutMeasurement(_message.Message):
+    __slots__ = ("arch", "measured_ms", "predicted_ms")
+    ARCH_FIELD_NUMBER: _ClassVar[int]
+    MEASURED_MS_FIELD_NUMBER: _ClassVar[int]
+    PREDICTED_MS_FIELD_NUMBER: _ClassVar[int]
+    arch: str
+    measured_ms: float
+    predicted_ms: float
+    def __init__(self, arch: _Optional[str] = ..., measured_ms: _Optional[float] = ..., predicted_ms: _Optional[float] = ...) -> None: ...
 
 class ListDevicesRequest(_message.Message):
     __slots__ = ("space",)

@@ -21,6 +21,7 @@ from nas_latency.evaluate.protocols import (
     help_query_indices,
     leave_device_out,
     load_latency_dataset,
+    spiked_position,
 )
 from nas_latency.ir import FeatureMatrix
 from nas_latency.models.base import CrossDeviceModel, DeviceAdaptation
@@ -280,6 +281,29 @@ def test_fit_once_per_group_adapt_per_seed_on_signature_latencies_only() -> None
     assert result.timings["mean"]["fits"] == len(holdout)
 
 
+def test_held_out_spike_multiplies_one_signature_measurement_and_scores_against_the_measured() -> None:
+    dataset = load_latency_dataset("ganesan_mobile")
+    plain = leave_device_out(dataset, {"mean": LogMeanModel}, budget=6, seeds=[0, 1], features=row_features(dataset),
+                             holdout=["GM1901"])
+    clean = list(LogMeanModel.adapted)
+    LogMeanModel.adapted = []
+    spiked = leave_device_out(dataset, {"mean": LogMeanModel}, budget=6, seeds=[0, 1],
+                              features=row_features(dataset), holdout=["GM1901"], held_out_spike=4.0)
+    files = dataset.devices_of("GM1901")
+    assert spiked.held_out_spike == 4.0 and len(LogMeanModel.adapted) == len(clean) == 2 * len(files)
+    order = [(seed, device) for seed in (0, 1) for device in files]  # adapted seed by seed, device by device
+    assert len({spiked_position(seed, device, 6) for seed, device in order}) > 1  # drawn, not one fixed place
+    for (seed, device), before, after in zip(order, clean, LogMeanModel.adapted):
+        position = spiked_position(seed, device, 6)
+        np.testing.assert_array_equal(np.flatnonzero(after != before), [position])
+        assert after[position] == 4.0 * before[position]
+    # the truth is as measured: only the onboarding moved, so the predictions are 4^(1/6) times the plain ones
+    device = dataset.devices_of("GM1901")[0]
+    np.testing.assert_array_equal(spiked.truth_of(device), plain.truth_of(device))
+    np.testing.assert_allclose(spiked.predictions[("mean", device)].predicted_ms,
+                               plain.predictions[("mean", device)].predicted_ms * 4.0 ** (1 / 6), rtol=1e-12)
+
+
 def test_exclude_same_kind_trains_without_every_device_of_the_held_out_kind() -> None:
     dataset = load_latency_dataset("nasbench201")
     seen: list[list[str]] = []
@@ -406,3 +430,6 @@ def test_bad_arguments() -> None:
         with pytest.raises(InvalidInputError, match="held_out_scale"):
             leave_device_out(dataset, {"mean": LogMeanModel}, budget=5, features=features, holdout=["MotoG3"],
                              held_out_scale=scale)  # type: ignore[arg-type]
+        with pytest.raises(InvalidInputError, match="held_out_spike"):
+            leave_device_out(dataset, {"mean": LogMeanModel}, budget=5, features=features, holdout=["MotoG3"],
+                             held_out_spike=scale)  # type: ignore[arg-type]

@@ -32,6 +32,7 @@ from nas_latency.models import (
     LeaveOneOutSelection,
     LogMixModel,
     NotFittedError,
+    OutlierDrop,
     PrunedCostPriceModel,
     SpeedClamp,
     WithoutCosts,
@@ -94,6 +95,7 @@ FACTORIES: dict[str, Callable[[], CostModel]] = {
     "loo_average": lambda: LeaveOneOutAverage(members=[CostPriceModel(), LogMixModel(alpha=0.1)]),
     "without_costs": lambda: WithoutCosts(base=LogMixModel(alpha=0.1), cost_prefixes=("cost.",)),
     "clamp_speed": lambda: SpeedClamp(base=LogMixModel(alpha=0.1), alpha=0.1),
+    "drop_outliers": lambda: OutlierDrop(base=LogMixModel(alpha=0.1), min_z=2.5),
     "gp_mix": lambda: GPMixModel(grid=((1.0, 1e-3, 1e-2), (4.0, 1e-2, 1e-2)), selection_draws=2,
                                  selection_signature_size=5, selection_metric="spearman"),
 }
@@ -328,6 +330,7 @@ def test_bad_parameters_are_invalid_input(data: tuple[FeatureMatrix, np.ndarray]
         WithoutCosts(base=LogMixModel(), cost_prefixes=()),
         PrunedCostPriceModel(cost_prefix=""),
         SpeedClamp(base=LogMixModel(), alpha=0.0),
+        OutlierDrop(base=LogMixModel(), max_fraction=0.0),
     ):
         with pytest.raises(InvalidInputError):
             model.fit(features, table)

@@ -51,6 +51,30 @@ def test_same_numbers_as_the_embedded_predictor(running: Any, sqlite_url: str, s
     assert client.predict(SPACE, [], device="pixel").shape == (0,)
 
 
+def test_a_measurement_the_others_disagree_with_is_left_out_and_named_over_grpc(
+        running: Any, sqlite_url: str, signature_archs: list[str],
+        bundled_measurements: Callable[..., dict[str, float]]) -> None:
+    """A device registered with one of its ten measurements four times what it took (a throttled run): the
+    server's model leaves it out and GetDevice names it, as the embedded predictor does; the other nine onboard
+    the device as they would alone (to rounding: the measurements reach the model in another order)."""
+    client = running.client(token=TOKEN)
+    measured = bundled_measurements(signature_archs, 3)
+    spiked_arch = signature_archs[4]
+    client.register_device("throttled", SPACE, {**measured, spiked_arch: measured[spiked_arch] * 4.0})
+    explained = client.device_model("throttled", SPACE)
+    [left_out] = explained.left_out
+    assert left_out.arch == spiked_arch and left_out.measured_ms == measured[spiked_arch] * 4.0
+    assert left_out.predicted_ms == pytest.approx(measured[spiked_arch], rel=0.2)
+    assert f"left out 1 measurement the others disagree with: {spiked_arch}" in explained.detail
+    nine = {a: v for a, v in measured.items() if a != spiked_arch}
+    with Predictor(store_url=sqlite_url) as embedded:
+        assert embedded.device_model("throttled", SPACE) == explained
+        np.testing.assert_allclose(client.predict(SPACE, signature_archs, device="throttled"),
+                                   embedded.predict(SPACE, signature_archs, signature=nine), rtol=1e-12)
+    client.register_device("steady", SPACE, measured)
+    assert client.device_model("steady", SPACE).left_out == ()
+
+
 def test_shared_signature_shares_one_adapted_model(running: Any, signature_archs: list[str],
                                                    bundled_measurements: Callable[..., dict[str, float]]) -> None:
     client = running.client(token=TOKEN)

@@ -56,6 +56,15 @@ def measurement_digest(space: str, measured: MeasuredArchs) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:20]
 
 
+def in_canonical_order(measured: MeasuredArchs) -> MeasuredArchs:
+    """``measured`` sorted by arch id. Models are adapted on measurements in this order, so a device's adapted
+    model is the same to the last bit whether its measurements come from a CSV, the store or a gRPC signature,
+    in this process or another."""
+    order = sorted(range(len(measured.archs)), key=measured.archs.__getitem__)
+    return MeasuredArchs(measured.space, tuple(measured.archs[i] for i in order),
+                         tuple(measured.latency_ms[i] for i in order))
+
+
 @dataclass(eq=False)
 class AdaptedDevice:
     """A space's built-in model adapted to one set of measurements, shared by every device (or inline signature)
@@ -202,8 +211,9 @@ class Predictor:
         check_device(name)  # before the adaptation, which may train the built-in model and store it
         measured = measurements if isinstance(measurements, MeasuredArchs) else measurements_from_mapping(
             space_obj, measurements, where=f"measurements of {name}")
-        # Adapting first proves the measurements are usable before anything is written.
-        self._adapt(space_obj, measured)
+        # Adapting first proves the measurements are usable before anything is written; the adaptation is cached,
+        # so explaining the device or predicting for it next does not adapt again.
+        self.adapted(space_obj.name, signature=measured)
         rows = [MeasurementRow(a, l) for a, l in zip(measured.archs, measured.latency_ms)]
         with self._lock:
             self.store.upsert_device(name, description=description)
@@ -289,6 +299,7 @@ class Predictor:
             measured = signature if isinstance(signature, MeasuredArchs) else measurements_from_mapping(
                 space_obj, signature or {}, where="signature")
         key = f"{space_obj.name}:{measurement_digest(space_obj.name, measured)}"
+        measured = in_canonical_order(measured)  # one adaptation per set of measurements, whatever order it came in
         with self._lock:
             hit = self._adapted.get(key)
             if hit is None:

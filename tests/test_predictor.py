@@ -96,6 +96,32 @@ def test_devices_with_the_same_measurements_share_one_adapted_model(predictor: P
         predictor.adapted("nasbench201", device="board-a")
 
 
+def test_registering_adapts_once_and_the_order_of_the_measurements_does_not_matter(
+        predictor: Predictor, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    space = get_space("nasbench201")
+    table = bundled_training_table(space)
+    truth = dict(zip(table.archs, table.latency_ms[:, 5]))
+    measured = {a: truth[a] for a in predictor.signature_set("nasbench201", 10)}
+    calls: list[tuple[str, ...]] = []
+    adapt = Predictor._adapt
+
+    def counted(self: Predictor, space_obj: object, measurements: object) -> object:
+        calls.append(measurements.archs)  # type: ignore[attr-defined]
+        return adapt(self, space_obj, measurements)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Predictor, "_adapt", counted)
+    predictor.register_device("board", "nasbench201", dict(reversed(list(measured.items()))))
+    summary = predictor.explained_device("board", "nasbench201")
+    query = table.archs[200:230]
+    latency = predictor.predict("nasbench201", query, device="board")
+    assert summary is not None and len(calls) == 1 and list(calls[0]) == sorted(measured)
+    # another process (here another Predictor on its own store) given the measurements in another order
+    with Predictor(store_url=f"sqlite:///{tmp_path / 'other.sqlite'}") as other:
+        shuffled = dict(sorted(measured.items(), key=lambda item: item[1]))
+        np.testing.assert_array_equal(other.predict("nasbench201", query, signature=shuffled), latency)
+    assert len(calls) == 2 and calls[1] == calls[0]
+
+
 def test_prediction_requests_are_validated(predictor: Predictor) -> None:
     archs = get_space("nasbench201").sample(4, seed=9)
     signature = {a: 5.0 + i for i, a in enumerate(archs)}

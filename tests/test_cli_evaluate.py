@@ -177,7 +177,7 @@ def _motog3_with(capsys: pytest.CaptureFixture[str], tmp_path: Path, budget: int
     assert code == 0, err
     document = json.loads(out)
     scores = {s["model"]: s["r2"] for s in document["scores"] if s["device"] == "MotoG3_0"}
-    suffix = {"--scale-held-out": "held_out_x", "--spike-held-out": "spike_x"}[flag]
+    suffix = {"--scale-held-out": "held_out_x", "--spike-held-out": "spike_x", "--noise-held-out": "noise_"}[flag]
     markdown = (tmp_path / f"evaluate_ganesan_mobile_k{budget}_{suffix}{factor:g}.md").read_text()
     return document, scores, markdown
 
@@ -208,6 +208,18 @@ def test_evaluate_spike_held_out_spikes_one_signature_measurement(capsys: pytest
         assert f"measurements (drawn per seed and device) multiplied by {factor:g}" in markdown
     assert scores[3.0]["drop_outliers(nnls_mix)"] == scores[5.0]["drop_outliers(nnls_mix)"]
     assert scores[3.0]["nnls_mix"] > scores[5.0]["nnls_mix"] + 0.01
+
+
+def test_evaluate_noise_held_out_onboards_from_noisy_measurements(capsys: pytest.CaptureFixture[str],
+                                                                  tmp_path: Path) -> None:
+    """The held-out phone's ten measurements with timing noise of about ±2 % and ±30 %: the mix onboarded from the
+    noisier ones scores worse against the same truth; the report names sigma."""
+    scores: dict[float, dict[str, float]] = {}
+    for sigma in (0.02, 0.3):
+        document, scores[sigma], markdown = _motog3_with(capsys, tmp_path, 10, "nnls_mix", "--noise-held-out", sigma)
+        assert document["held_out_noise"] == sigma and document["held_out_spike"] == 1.0
+        assert f"σ = {sigma:g} and z standard normal" in markdown and f"about ±{100 * sigma:.0f} %" in markdown
+    assert scores[0.3]["nnls_mix"] < scores[0.02]["nnls_mix"] - 0.01
 
 
 def test_evaluate_csv_has_std_columns(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
@@ -254,6 +266,8 @@ def test_evaluate_csv_has_std_columns(capsys: pytest.CaptureFixture[str], tmp_pa
           "--scale-held-out", "10"], "--scale-held-out goes with a plain"),
         (["--space", "fbnet", "--budget", "5", "--spike-held-out", "-1"], "--spike-held-out must be a positive"),
         (["--space", "fbnet", "--drift", "--spike-held-out", "3"], "--spike-held-out goes with a plain"),
+        (["--space", "fbnet", "--budget", "5", "--noise-held-out", "-0.1"], "--noise-held-out must be a log"),
+        (["--space", "fbnet", "--ceiling", "--noise-held-out", "0.1"], "--noise-held-out goes with a plain"),
     ],
 )
 def test_evaluate_bad_arguments_exit_2(capsys: pytest.CaptureFixture[str], tmp_path: Path, argv: list[str],

@@ -92,6 +92,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="multiply one of each held-out device's K signature measurements (drawn per seed and "
                              "device) by F, as a throttled or preempted run would be; scored against the latencies "
                              "as measured (default 1: none)")
+    parser.add_argument("--noise-held-out", type=float, default=0.0, metavar="SIGMA",
+                        help="multiply each of each held-out device's K signature measurements by exp(SIGMA z), z "
+                             "standard normal drawn per seed and device: timing noise of about ±SIGMA (0.05: ±5 %%); "
+                             "scored against the latencies as measured (default 0: none)")
     parser.add_argument("--out", default="reports", metavar="DIR", help="report directory (default: reports/)")
     parser.add_argument("--no-plot", action="store_true", help="do not write the predicted-vs-measured PNG")
     add_format_argument(parser)
@@ -250,6 +254,11 @@ def run(args: argparse.Namespace) -> int:
         if factor != 1.0 and (args.ceiling or args.drift or args.nested_choice or args.budget is None):
             raise InvalidInputError(f"{flag} goes with a plain leave-device-out run (--budget K), not with "
                                     "--ceiling, --drift, --nested-choice or --retest alone")
+    if not (math.isfinite(args.noise_held_out) and args.noise_held_out >= 0):
+        raise InvalidInputError(f"--noise-held-out must be a log standard deviation >= 0, got {args.noise_held_out}")
+    if args.noise_held_out > 0 and (args.ceiling or args.drift or args.nested_choice or args.budget is None):
+        raise InvalidInputError("--noise-held-out goes with a plain leave-device-out run (--budget K), not with "
+                                "--ceiling, --drift, --nested-choice or --retest alone")
     if args.nested_choice and (args.ceiling or args.drift or args.budget is None):
         raise InvalidInputError("--nested-choice goes with a leave-device-out run (--budget K)")
     if args.retest and (args.ceiling or args.drift):
@@ -314,7 +323,8 @@ def run(args: argparse.Namespace) -> int:
                                   holdout=holdout, progress=progress, selector=selector,
                                   exclude_same=args.exclude_same, scoring_latency_ms=scoring_latency_ms,
                                   scored_against=args.score_against, twins=args.retest,
-                                  held_out_scale=args.scale_held_out, held_out_spike=args.spike_held_out)
+                                  held_out_scale=args.scale_held_out, held_out_spike=args.spike_held_out,
+                                  held_out_noise=args.noise_held_out)
     finally:
         progress.close()
     if args.nested_choice:

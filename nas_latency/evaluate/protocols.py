@@ -561,6 +561,10 @@ class EvaluationResult:
     #: one of every held-out device's signature measurements (:func:`spiked_position`) times this factor: a bad
     #: measurement among the K; the latencies it is scored against stay as measured
     held_out_spike: float = 1.0
+    #: every held-out device's signature measurements times ``exp(σ z)``, ``z`` standard normal drawn per seed and
+    #: device (:func:`measurement_noise`): measured with timing noise of this log standard deviation σ; the
+    #: latencies it is scored against stay as measured
+    held_out_noise: float = 0.0
     #: what the predictions were scored against: ``"measured"`` (the dataset's latencies) or the name of
     #: :attr:`scoring_latency_ms` (e.g. ``"drift_removed"``)
     scored_against: str = "measured"
@@ -710,6 +714,7 @@ def leave_device_out(
     twins: bool = False,
     held_out_scale: float = 1.0,
     held_out_spike: float = 1.0,
+    held_out_noise: float = 0.0,
 ) -> EvaluationResult:
     """Leave-device-out evaluation of every model in ``models`` (name -> factory of an unfitted model).
 
@@ -741,6 +746,11 @@ def leave_device_out(
     onboards the device on the other measurements scores as with none spiked. The truth stays as measured (the
     signature archs are never scored).
 
+    ``held_out_noise``: multiply each of every held-out device's K signature measurements by ``exp(σ z)`` with
+    this σ and ``z`` standard normal (:func:`measurement_noise`, drawn per seed and device, the same for every
+    model): a device timed with noise of log standard deviation σ (0.05: about ±5 %), as one short run per
+    network on a busy machine would be. The truth stays as measured.
+
     ``twins``: also score on the ``"twins"`` set, the architectures that spell the same network as another one
     (:mod:`~nas_latency.evaluate.retest`; NAS-Bench-201 only), where a second measurement of each network can be
     scored too.
@@ -755,6 +765,9 @@ def leave_device_out(
         if isinstance(factor, bool) or not isinstance(factor, (int, float, np.floating)) or \
                 not math.isfinite(factor) or factor <= 0:
             raise InvalidInputError(f"{name} must be a positive finite number, got {factor!r}")
+    if isinstance(held_out_noise, bool) or not isinstance(held_out_noise, (int, float, np.floating)) or \
+            not math.isfinite(held_out_noise) or held_out_noise < 0:
+        raise InvalidInputError(f"held_out_noise must be a finite log standard deviation >= 0, got {held_out_noise!r}")
     seeds = [int(s) for s in seeds]
     if not seeds or len(set(seeds)) != len(seeds):
         raise InvalidInputError(f"seeds must be a non-empty list of distinct integers, got {seeds}")
@@ -787,7 +800,8 @@ def leave_device_out(
                               selector=repr(selector), held_out_groups=groups, exclude_same=exclude_same,
                               training_devices=training, scored_against=scored_against,
                               scoring_latency_ms=scoring_latency_ms, extra_sets=("twins",) if twins else (),
-                              held_out_scale=float(held_out_scale), held_out_spike=float(held_out_spike))
+                              held_out_scale=float(held_out_scale), held_out_spike=float(held_out_spike),
+                              held_out_noise=float(held_out_noise))
     result.timings = {name: {"fit_s": 0.0, "adapt_predict_s": 0.0, "fits": 0, "adaptations": 0} for name in models}
     n_test = sum(len(dataset.devices_of(g)) for g in groups)
     total = len(models) * (len(groups) + len(seeds) * n_test)
@@ -827,6 +841,9 @@ def leave_device_out(
                     if result.held_out_spike != 1.0:
                         measurements = measurements.copy()
                         measurements[spiked_position(seed, device, len(rows))] *= result.held_out_spike
+                    if result.held_out_noise > 0:
+                        measurements = measurements * measurement_noise(seed, device, len(rows),
+                                                                        result.held_out_noise)
                     adaptation = model.adapt(sig_features, measurements)
                     predicted = np.asarray(model.predict(feats, adaptation), dtype=np.float64)
                     result.timings[name]["adapt_predict_s"] += time.perf_counter() - start
@@ -856,6 +873,15 @@ def spiked_position(seed: int, device: str, budget: int) -> int:
     """Which of a held-out device's ``budget`` signature measurements ``held_out_spike`` multiplies: drawn from the
     seed and the device's name, so every model of a run gets the same spiked measurement."""
     return int(np.random.default_rng([int(seed), zlib.crc32(device.encode("utf-8"))]).integers(budget))
+
+
+def measurement_noise(seed: int, device: str, budget: int, sigma: float) -> np.ndarray:
+    """The factors ``exp(σ z)`` (``z`` standard normal) ``held_out_noise`` multiplies a held-out device's
+    ``budget`` signature measurements by: drawn from the seed and the device's name (a stream apart from
+    :func:`spiked_position`'s), so every model of a run gets the same noisy measurements and a larger σ scales the
+    same draws."""
+    z = np.random.default_rng([int(seed), zlib.crc32(device.encode("utf-8")), 1]).standard_normal(budget)
+    return np.exp(float(sigma) * z)
 
 
 def _query_rows(scoring: ScoringSet, arch_ids: np.ndarray, truth: np.ndarray, signature_rows: np.ndarray,

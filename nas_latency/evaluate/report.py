@@ -49,11 +49,13 @@ class ReportFiles:
 
 
 def report_stem(space: str, budget: int, exclude_same: str | None = None, run_statistic: str = "published",
-                scored_against: str = "measured", held_out_scale: float = 1.0, held_out_spike: float = 1.0) -> str:
+                scored_against: str = "measured", held_out_scale: float = 1.0, held_out_spike: float = 1.0,
+                held_out_noise: float = 0.0) -> str:
     """Base name of the report files: ``evaluate_<space>_k<K>``, then ``_without_same_<fact>`` when devices
     sharing ``exclude_same`` with the held-out one were left out of training too, ``_run_<statistic>`` when
     the latencies are not the published table's, ``_held_out_x<F>`` when the held-out devices' latencies were
-    multiplied by ``F``, ``_spike_x<F>`` when one of their signature measurements was, and ``_scored_<truth>`` when the predictions were not scored against the measured
+    multiplied by ``F``, ``_spike_x<F>`` when one of their signature measurements was, ``_noise_<σ>`` when all of them carried
+    timing noise of log standard deviation σ, and ``_scored_<truth>`` when the predictions were not scored against the measured
     latencies."""
     stem = f"evaluate_{space}_k{budget}"
     if exclude_same is not None:
@@ -64,6 +66,8 @@ def report_stem(space: str, budget: int, exclude_same: str | None = None, run_st
         stem += f"_held_out_x{held_out_scale:g}"
     if held_out_spike != 1.0:
         stem += f"_spike_x{held_out_spike:g}"
+    if held_out_noise > 0:
+        stem += f"_noise_{held_out_noise:g}"
     return stem if scored_against == "measured" else f"{stem}_scored_{scored_against}"
 
 
@@ -115,6 +119,7 @@ def result_document(result: EvaluationResult, *, extra: Mapping[str, Any] | None
         "scored_against": result.scored_against,
         "held_out_scale": result.held_out_scale,
         "held_out_spike": result.held_out_spike,
+        "held_out_noise": result.held_out_noise,
         "training_devices": result.training_devices,
         "space": dataset.space,
         "budget": result.budget,
@@ -202,6 +207,10 @@ def render_markdown(result: EvaluationResult, *, png_name: str | None = None) ->
         *([f"- One of every held-out device's {result.budget} signature measurements (drawn per seed and device) "
             f"multiplied by {result.held_out_spike:g}, as a throttled or preempted run would be; scored against the "
             "latencies as measured."] if result.held_out_spike != 1.0 else []),
+        *([f"- Each of every held-out device's {result.budget} signature measurements multiplied by exp(σ z), "
+           f"σ = {result.held_out_noise:g} and z standard normal (drawn per seed and device): timing noise of "
+           f"about ±{100 * result.held_out_noise:.0f} %; scored against the latencies as measured."]
+          if result.held_out_noise > 0 else []),
         f"- Signature: K = {result.budget} architectures per held-out device, chosen by `{result.selector}` "
         "from the training devices only; the held-out device contributes nothing but its latencies at them.",
         f"- Signature seeds: {', '.join(map(str, result.seeds))} ({n_seeds}); figures are mean ± std over seeds.",
@@ -367,7 +376,8 @@ def write_report(result: EvaluationResult, out_dir: str | Path, *, plot: bool = 
     directory = Path(out_dir)
     directory.mkdir(parents=True, exist_ok=True)
     stem = report_stem(result.dataset.space, result.budget, result.exclude_same, result.dataset.run_statistic,
-                       result.scored_against, result.held_out_scale, result.held_out_spike)
+                       result.scored_against, result.held_out_scale, result.held_out_spike,
+                       result.held_out_noise)
     png: Path | None = None
     if plot:
         if result.predictions:

@@ -21,6 +21,7 @@ from nas_latency.evaluate.protocols import (
     help_query_indices,
     leave_device_out,
     load_latency_dataset,
+    measurement_noise,
     spiked_position,
 )
 from nas_latency.ir import FeatureMatrix
@@ -281,6 +282,34 @@ def test_fit_once_per_group_adapt_per_seed_on_signature_latencies_only() -> None
     assert result.timings["mean"]["fits"] == len(holdout)
 
 
+def test_held_out_noise_multiplies_every_signature_measurement_by_a_drawn_log_normal_factor() -> None:
+    dataset = load_latency_dataset("ganesan_mobile")
+    features = row_features(dataset)
+    LogMeanModel.adapted = []
+    plain = leave_device_out(dataset, {"mean": LogMeanModel}, budget=6, seeds=[0, 1], features=features,
+                             holdout=["GM1901"])
+    clean = list(LogMeanModel.adapted)
+    noisy_runs = {}
+    for sigma in (0.05, 0.2):
+        LogMeanModel.adapted = []
+        noisy_runs[sigma] = leave_device_out(dataset, {"mean": LogMeanModel}, budget=6, seeds=[0, 1],
+                                             features=features, holdout=["GM1901"], held_out_noise=sigma)
+        assert noisy_runs[sigma].held_out_noise == sigma and len(LogMeanModel.adapted) == len(clean)
+        order = [(seed, device) for seed in (0, 1) for device in dataset.devices_of("GM1901")]
+        for (seed, device), before, after in zip(order, clean, LogMeanModel.adapted):
+            factors = measurement_noise(seed, device, 6, sigma)
+            np.testing.assert_allclose(after, before * factors, rtol=1e-15)
+            # a larger sigma scales the same draws: log factors proportional to sigma
+            np.testing.assert_allclose(np.log(factors), sigma / 0.05 * np.log(measurement_noise(seed, device, 6, 0.05)))
+    draws = np.log(np.concatenate([measurement_noise(seed, f"device{seed}", 200, 0.1) for seed in range(20)]))
+    assert abs(draws.mean()) < 0.01 and abs(draws.std() - 0.1) < 0.005  # log-normal with the asked sigma
+    assert not np.array_equal(measurement_noise(0, "a", 6, 0.1), measurement_noise(1, "a", 6, 0.1))
+    device = dataset.devices_of("GM1901")[0]
+    np.testing.assert_array_equal(noisy_runs[0.2].truth_of(device), plain.truth_of(device))
+    assert not np.array_equal(noisy_runs[0.2].predictions[("mean", device)].predicted_ms,
+                              plain.predictions[("mean", device)].predicted_ms)
+
+
 def test_held_out_spike_multiplies_one_signature_measurement_and_scores_against_the_measured() -> None:
     dataset = load_latency_dataset("ganesan_mobile")
     plain = leave_device_out(dataset, {"mean": LogMeanModel}, budget=6, seeds=[0, 1], features=row_features(dataset),
@@ -433,3 +462,7 @@ def test_bad_arguments() -> None:
         with pytest.raises(InvalidInputError, match="held_out_spike"):
             leave_device_out(dataset, {"mean": LogMeanModel}, budget=5, features=features, holdout=["MotoG3"],
                              held_out_spike=scale)  # type: ignore[arg-type]
+    for sigma in (-0.1, float("nan"), float("inf"), True, "0.1"):
+        with pytest.raises(InvalidInputError, match="held_out_noise"):
+            leave_device_out(dataset, {"mean": LogMeanModel}, budget=5, features=features, holdout=["MotoG3"],
+                             held_out_noise=sigma)  # type: ignore[arg-type]

@@ -31,6 +31,9 @@ unseen kind are far from every training device, averaging gains most.
 With more than :data:`MAX_FOLDS` measurements (a device that keeps contributing), "leave one out" becomes
 :data:`MAX_FOLDS` interleaved folds: each measurement is still predicted by a fit without it, at a bounded cost.
 With fewer measurements than a member needs plus one there is no leave-one-out: the device uses ``members[0]``.
+With fewer than ``min_choice_measurements`` (default :data:`MIN_CHOICE_MEASUREMENTS`) it uses ``members[0]`` too:
+a price list with more prices than measurements predicts four or five held-out points well by chance, and with
+K = 5 both ways of choosing lost to ``members[0]`` alone (NB201 and FBNet; README).
 The adaptation's ``info`` records every member's error, the weights and how they were chosen.
 """
 
@@ -47,6 +50,10 @@ from nas_latency.models.ensemble import GeometricEnsemble
 from nas_latency.models.linalg import MAX_FOLDS, check_open_unit, cross_validation_folds
 
 WEIGHTINGS: tuple[str, ...] = ("test", "pseudo_bma")
+#: below this many measurements the device keeps ``members[0]``: a price list with more prices than measurements
+#: can predict four or five held-out points by chance (NB201 and FBNet with K = 5, README), and no test on so few
+#: residuals tells luck from fit
+MIN_CHOICE_MEASUREMENTS = 8
 #: leave-one-out mean squares are floored here before logs and ratios (a member that fits every point exactly)
 MSE_FLOOR = 1e-12
 
@@ -84,10 +91,12 @@ class LeaveOneOutSelection(GeometricEnsemble):
     kind = "loo_select"
 
     def __init__(self, *, members: Sequence[CrossDeviceModel], weights: Sequence[float] | None = None,
-                 significance: float = 0.05, weighting: str = "test") -> None:
+                 significance: float = 0.05, weighting: str = "test",
+                 min_choice_measurements: int = MIN_CHOICE_MEASUREMENTS) -> None:
         super().__init__(members=members, weights=weights)
         self.significance = significance
         self.weighting = weighting
+        self.min_choice_measurements = min_choice_measurements
 
     def _checked_weights(self) -> np.ndarray:
         if self.weights is not None:
@@ -95,6 +104,10 @@ class LeaveOneOutSelection(GeometricEnsemble):
         check_open_unit(self.significance, "significance")
         if self.weighting not in WEIGHTINGS:
             raise InvalidInputError(f"weighting must be one of {', '.join(WEIGHTINGS)}, got {self.weighting!r}")
+        if isinstance(self.min_choice_measurements, bool) or not isinstance(self.min_choice_measurements, int) \
+                or self.min_choice_measurements < 0:
+            raise InvalidInputError(f"min_choice_measurements must be a whole number >= 0, "
+                                    f"got {self.min_choice_measurements!r}")
         return np.eye(len(self.members))[0]
 
     def _adapt(self, X: np.ndarray, latency_ms: np.ndarray) -> DeviceAdaptation:
@@ -103,6 +116,9 @@ class LeaveOneOutSelection(GeometricEnsemble):
         errors: list[float] | None = None
         if k - int(np.ceil(k / MAX_FOLDS)) < max(member.min_measurements for member in self.members_):
             weights, how = self.weights_.copy(), f"members[0]: {k} measurements, too few to leave one out"
+        elif k < self.min_choice_measurements:
+            weights, how = self.weights_.copy(), (f"members[0]: {k} measurements, fewer than the "
+                                                  f"{self.min_choice_measurements} a choice among members needs")
         else:
             errors = [leave_one_out_log_mse(member, X, latency_ms) for member in self.members_]
             if self.weighting == "test":
@@ -140,9 +156,10 @@ class LeaveOneOutAverage(LeaveOneOutSelection):
     kind = "loo_average"
 
     def __init__(self, *, members: Sequence[CrossDeviceModel], weights: Sequence[float] | None = None,
-                 weighting: str = "pseudo_bma") -> None:
-        super().__init__(members=members, weights=weights, weighting=weighting)
+                 weighting: str = "pseudo_bma", min_choice_measurements: int = MIN_CHOICE_MEASUREMENTS) -> None:
+        super().__init__(members=members, weights=weights, weighting=weighting,
+                         min_choice_measurements=min_choice_measurements)
 
 
-__all__ = ["WEIGHTINGS", "LeaveOneOutAverage", "LeaveOneOutSelection", "f_test_choice", "leave_one_out_log_mse",
+__all__ = ["MIN_CHOICE_MEASUREMENTS", "WEIGHTINGS", "LeaveOneOutAverage", "LeaveOneOutSelection", "f_test_choice", "leave_one_out_log_mse",
            "pseudo_bma_weights"]

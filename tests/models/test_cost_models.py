@@ -19,7 +19,8 @@ from nas_latency.models import (
     WithoutCosts,
     load_model,
 )
-from nas_latency.models.linalg import rank_correlation
+from nas_latency.errors import InvalidInputError
+from nas_latency.models.linalg import clone, rank_correlation
 from nas_latency.models.selection import leave_one_out_log_mse, pseudo_bma_weights, f_test_choice
 from nas_latency.models.specs import build_model
 from nas_latency.signature.selection import select_signature
@@ -201,6 +202,34 @@ def test_loo_select_with_too_few_measurements_to_leave_one_out_uses_its_first_me
     y = data.latency[rows, data.column("pixel3")]
     alone = first.predict(data.features, first.adapt(subset(data.features, rows), y))
     assert np.array_equal(model.predict(data.features, adaptation), alone)
+
+
+@pytest.mark.parametrize("kind", ["loo_select", "loo_average"])
+def test_with_fewer_measurements_than_a_choice_needs_the_first_member_is_kept(data: Data, kind: str,
+                                                                             tmp_path: Path) -> None:
+    """pixel3 from 7 measurements: below ``min_choice_measurements`` (8) the device keeps members[0] and says
+    why; with the rule off (0, kept through save and load) the members' leave-one-out errors choose."""
+    from nas_latency.models.selection import MIN_CHOICE_MEASUREMENTS
+
+    rows = data.signature[:7]
+    X, y = subset(data.features, rows), data.latency[rows, data.column("pixel3")]
+    assert len(rows) < MIN_CHOICE_MEASUREMENTS == 8
+    kept = build_model(f"{kind}(without_costs(nnls_mix),cost_nnls)").fit(data.features, data.training("pixel3"))
+    adaptation = kept.adapt(X, y)
+    assert adaptation.info["device_weights"] == [1.0, 0.0] and adaptation.info["leave_one_out_log_mse"] is None
+    assert adaptation.info["weighted_by"] == "members[0]: 7 measurements, fewer than the 8 a choice among members needs"
+    free = clone(kept)
+    free.min_choice_measurements = 0
+    free.fit(data.features, data.training("pixel3"))
+    chosen = free.adapt(X, y).info
+    assert len(chosen["leave_one_out_log_mse"]) == 2 and not chosen["weighted_by"].startswith("members[0]")
+    loaded = load_model(free.save(tmp_path / "free.nlm"))
+    assert loaded.min_choice_measurements == 0 and loaded.adapt(X, y).info == chosen
+    for bad in (-1, 2.5, True, "8"):
+        broken = clone(kept)
+        broken.min_choice_measurements = bad
+        with pytest.raises(InvalidInputError, match="min_choice_measurements"):
+            broken.fit(data.features, data.training("pixel3"))
 
 
 def test_without_costs_is_its_base_on_the_features_without_cost_columns(data: Data, tmp_path: Path) -> None:

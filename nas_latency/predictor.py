@@ -299,11 +299,11 @@ class Predictor:
             measured = signature if isinstance(signature, MeasuredArchs) else measurements_from_mapping(
                 space_obj, signature or {}, where="signature")
         key = f"{space_obj.name}:{measurement_digest(space_obj.name, measured)}"
-        measured = in_canonical_order(measured)  # one adaptation per set of measurements, whatever order it came in
         with self._lock:
             hit = self._adapted.get(key)
             if hit is None:
-                hit = AdaptedDevice(space_obj.name, key, measured, self._adapt(space_obj, measured))
+                ordered = in_canonical_order(measured)  # one adaptation per set of measurements, in any order given
+                hit = AdaptedDevice(space_obj.name, key, ordered, self._adapt(space_obj, ordered))
                 self._adapted[key] = hit
                 while len(self._adapted) > MAX_CACHED_ADAPTATIONS:
                     self._adapted.popitem(last=False)

@@ -251,13 +251,13 @@ def run(args: argparse.Namespace) -> int:
     for flag, factor in (("--scale-held-out", args.scale_held_out), ("--spike-held-out", args.spike_held_out)):
         if not (math.isfinite(factor) and factor > 0):
             raise InvalidInputError(f"{flag} must be a positive number, got {factor}")
-        if factor != 1.0 and (args.ceiling or args.drift or args.nested_choice or args.budget is None):
-            raise InvalidInputError(f"{flag} goes with a plain leave-device-out run (--budget K), not with "
-                                    "--ceiling, --drift, --nested-choice or --retest alone")
     if not (math.isfinite(args.noise_held_out) and args.noise_held_out >= 0):
         raise InvalidInputError(f"--noise-held-out must be a log standard deviation >= 0, got {args.noise_held_out}")
-    if args.noise_held_out > 0 and (args.ceiling or args.drift or args.nested_choice or args.budget is None):
-        raise InvalidInputError("--noise-held-out goes with a plain leave-device-out run (--budget K), not with "
+    perturbed = [flag for flag, on in (("--scale-held-out", args.scale_held_out != 1.0),
+                                       ("--spike-held-out", args.spike_held_out != 1.0),
+                                       ("--noise-held-out", args.noise_held_out > 0)) if on]
+    if perturbed and (args.ceiling or args.drift or args.nested_choice or args.budget is None):
+        raise InvalidInputError(f"{perturbed[0]} goes with a plain leave-device-out run (--budget K), not with "
                                 "--ceiling, --drift, --nested-choice or --retest alone")
     if args.nested_choice and (args.ceiling or args.drift or args.budget is None):
         raise InvalidInputError("--nested-choice goes with a leave-device-out run (--budget K)")

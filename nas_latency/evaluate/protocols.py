@@ -762,11 +762,9 @@ def leave_device_out(
     if budget >= len(dataset.archs):
         raise InvalidInputError(f"budget {budget} leaves nothing to score: {dataset.space} has {len(dataset.archs)} archs")
     for name, factor in (("held_out_scale", held_out_scale), ("held_out_spike", held_out_spike)):
-        if isinstance(factor, bool) or not isinstance(factor, (int, float, np.floating)) or \
-                not math.isfinite(factor) or factor <= 0:
+        if not (_is_finite_real(factor) and factor > 0):
             raise InvalidInputError(f"{name} must be a positive finite number, got {factor!r}")
-    if isinstance(held_out_noise, bool) or not isinstance(held_out_noise, (int, float, np.floating)) or \
-            not math.isfinite(held_out_noise) or held_out_noise < 0:
+    if not (_is_finite_real(held_out_noise) and held_out_noise >= 0):
         raise InvalidInputError(f"held_out_noise must be a finite log standard deviation >= 0, got {held_out_noise!r}")
     seeds = [int(s) for s in seeds]
     if not seeds or len(set(seeds)) != len(seeds):
@@ -869,10 +867,21 @@ def leave_device_out(
     return result
 
 
+def _is_finite_real(value: object) -> bool:
+    """A finite int or float (not a bool)."""
+    return not isinstance(value, bool) and isinstance(value, (int, float, np.floating)) and math.isfinite(value)
+
+
+def _held_out_rng(seed: int, device: str, *stream: int) -> np.random.Generator:
+    """The random numbers a perturbation of a held-out device's measurements draws: from the seed, the device's
+    name and the perturbation's own ``stream``, so every model of a run gets the same draws."""
+    return np.random.default_rng([int(seed), zlib.crc32(device.encode("utf-8")), *stream])
+
+
 def spiked_position(seed: int, device: str, budget: int) -> int:
     """Which of a held-out device's ``budget`` signature measurements ``held_out_spike`` multiplies: drawn from the
     seed and the device's name, so every model of a run gets the same spiked measurement."""
-    return int(np.random.default_rng([int(seed), zlib.crc32(device.encode("utf-8"))]).integers(budget))
+    return int(_held_out_rng(seed, device).integers(budget))
 
 
 def measurement_noise(seed: int, device: str, budget: int, sigma: float) -> np.ndarray:
@@ -880,7 +889,7 @@ def measurement_noise(seed: int, device: str, budget: int, sigma: float) -> np.n
     ``budget`` signature measurements by: drawn from the seed and the device's name (a stream apart from
     :func:`spiked_position`'s), so every model of a run gets the same noisy measurements and a larger σ scales the
     same draws."""
-    z = np.random.default_rng([int(seed), zlib.crc32(device.encode("utf-8")), 1]).standard_normal(budget)
+    z = _held_out_rng(seed, device, 1).standard_normal(budget)
     return np.exp(float(sigma) * z)
 
 

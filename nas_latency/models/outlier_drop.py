@@ -50,7 +50,7 @@ from nas_latency.ir import FeatureMatrix
 from nas_latency.models.artifacts import Artifact
 from nas_latency.models.base import CrossDeviceModel, DeviceAdaptation
 from nas_latency.models.degenerate import DEFAULT_DEGENERATE_FEATURE
-from nas_latency.models.linalg import check_alpha, check_open_unit, clone, nest_adaptation
+from nas_latency.models.linalg import check_alpha, check_open_unit, clone, cross_validation_folds, nest_adaptation
 from nas_latency.models.wrapper import WrappedModel
 
 #: a normal distribution's standard deviation over its median absolute deviation
@@ -66,7 +66,7 @@ def held_out_errors(model: CrossDeviceModel, X: np.ndarray, latency_ms: np.ndarr
     measurements this is leave-one-out; beyond, measurement ``i`` is held out with the others of fold
     ``i mod max_folds``."""
     n = len(latency_ms)
-    fold = np.arange(n) % max_folds
+    fold = cross_validation_folds(n, max_folds)
     errors, sigma = np.empty(n), np.full(n, np.nan)
     for f in range(min(n, max_folds)):
         held = fold == f
@@ -103,10 +103,6 @@ class OutlierDrop(WrappedModel):
         self.min_z = min_z
         self.max_fraction = max_fraction
         self.exempt_feature = exempt_feature
-
-    @property
-    def min_measurements(self) -> int:  # type: ignore[override]
-        return self.base.min_measurements
 
     def _check_params(self) -> None:
         self.min_log_error = check_alpha(self.min_log_error, "min_log_error")  # a positive finite number

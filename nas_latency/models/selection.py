@@ -47,7 +47,7 @@ from scipy.stats import f as f_distribution
 from nas_latency.errors import InvalidInputError
 from nas_latency.models.base import CrossDeviceModel, DeviceAdaptation
 from nas_latency.models.ensemble import GeometricEnsemble
-from nas_latency.models.linalg import MAX_FOLDS, check_open_unit, cross_validation_folds
+from nas_latency.models.linalg import MAX_FOLDS, check_open_unit, cross_validation_folds, integer_setting
 
 WEIGHTINGS: tuple[str, ...] = ("test", "pseudo_bma")
 #: below this many measurements the device keeps ``members[0]``: a price list with more prices than measurements
@@ -104,10 +104,7 @@ class LeaveOneOutSelection(GeometricEnsemble):
         check_open_unit(self.significance, "significance")
         if self.weighting not in WEIGHTINGS:
             raise InvalidInputError(f"weighting must be one of {', '.join(WEIGHTINGS)}, got {self.weighting!r}")
-        if isinstance(self.min_choice_measurements, bool) or not isinstance(self.min_choice_measurements, int) \
-                or self.min_choice_measurements < 0:
-            raise InvalidInputError(f"min_choice_measurements must be a whole number >= 0, "
-                                    f"got {self.min_choice_measurements!r}")
+        integer_setting(self, "min_choice_measurements", minimum=0)
         return np.eye(len(self.members))[0]
 
     def _adapt(self, X: np.ndarray, latency_ms: np.ndarray) -> DeviceAdaptation:

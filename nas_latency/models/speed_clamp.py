@@ -54,10 +54,6 @@ class SpeedClamp(WrappedModel):
         self.alpha = alpha
 
     @property
-    def min_measurements(self) -> int:  # type: ignore[override]
-        return self.base.min_measurements
-
-    @property
     def fingerprint_(self) -> str:
         """The base's fingerprint and the reference's, digested once at fit or load (every predict checks it)."""
         return self._fingerprint_value

@@ -54,10 +54,6 @@ class WithoutCosts(WrappedModel):
         self.base = base
         self.cost_prefixes = cost_prefixes
 
-    @property
-    def min_measurements(self) -> int:  # type: ignore[override]
-        return self.base.min_measurements
-
     def fit(self, features: FeatureMatrix, latency_ms: np.ndarray) -> "WithoutCosts":
         self._check_base()
         self.cost_prefixes = check_prefixes(self.cost_prefixes)

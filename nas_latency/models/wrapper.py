@@ -1,4 +1,5 @@
-"""What every model that wraps one base model shares (``degenerate_aware``, ``without_costs``).
+"""What every model that wraps one base model shares (``degenerate_aware``, ``without_costs``, ``clamp_speed``,
+``drop_outliers``).
 
 The wrapper is fitted around ``base_``, a fitted clone of its ``base``; it has no learned state of its own worth a
 fingerprint, so its fingerprint is the base's. An adaptation nests the base's under ``base``, and so does the
@@ -26,6 +27,11 @@ class WrappedModel(CrossDeviceModel):
     def _check_base(self) -> None:
         if not isinstance(self.base, CrossDeviceModel):
             raise InvalidInputError(f"base must be a CrossDeviceModel, got {type(self.base).__name__}")
+
+    @property
+    def min_measurements(self) -> int:  # type: ignore[override]
+        """A wrapper adapts its base on the device's measurements, so it needs what its base needs."""
+        return self.base.min_measurements
 
     @property
     def fingerprint_(self) -> str:

@@ -222,6 +222,24 @@ def test_evaluate_noise_held_out_onboards_from_noisy_measurements(capsys: pytest
     assert scores[0.3]["nnls_mix"] < scores[0.02]["nnls_mix"] - 0.01
 
 
+def test_evaluate_simulated_devices_holds_out_simulated_accelerators(capsys: pytest.CaptureFixture[str],
+                                                                     tmp_path: Path) -> None:
+    """Two simulated accelerators held out, onboarded by a model fitted on every bundled phone: scored like any
+    held-out device, and the report says what they are."""
+    code, out, err = run_cli(capsys, "evaluate", "--space", "ganesan_mobile", "--budget", "5", "--models", "nnls_mix",
+                             "--seeds", "1", "--simulated-devices", "2", "--out", str(tmp_path), "--no-plot",
+                             "--format", "json")
+    assert code == 0, err
+    document = json.loads(out)
+    assert document["held_out_groups"] == ["simulated"]
+    assert {s["device"] for s in document["scores"]} == {"sim0_runs_all", "sim1_prunes"}
+    training = document["training_devices"]["simulated"]
+    assert len(training) > 60 and not any(d.startswith("sim") for d in training)
+    assert document["dataset"]["device_info"]["sim1_prunes"]["kind"] == "simulated accelerator"
+    markdown = (tmp_path / "evaluate_ganesan_mobile_k5_simulated_2.md").read_text()
+    assert "2 simulated accelerators" in markdown and "sim1_prunes (prunes)" in markdown
+
+
 def test_evaluate_csv_has_std_columns(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     code, out, _ = run_cli(capsys, "evaluate", "--space", "ganesan_mobile", "--budget", "4", "--models", "flops_xdev",
                            "--seeds", "2", "--holdout", "MotoG3", "--out", str(tmp_path), "--no-plot",
@@ -268,6 +286,10 @@ def test_evaluate_csv_has_std_columns(capsys: pytest.CaptureFixture[str], tmp_pa
         (["--space", "fbnet", "--drift", "--spike-held-out", "3"], "--spike-held-out goes with a plain"),
         (["--space", "fbnet", "--budget", "5", "--noise-held-out", "-0.1"], "--noise-held-out must be a log"),
         (["--space", "fbnet", "--ceiling", "--noise-held-out", "0.1"], "--noise-held-out goes with a plain"),
+        (["--space", "fbnet", "--budget", "5", "--simulated-devices", "-1"], "--simulated-devices must be a number"),
+        (["--space", "fbnet", "--budget", "5", "--simulated-devices", "2", "--holdout", "pixel3"],
+         "not with --holdout"),
+        (["--space", "fbnet", "--simulated-devices", "2"], "not with --budget"),
     ],
 )
 def test_evaluate_bad_arguments_exit_2(capsys: pytest.CaptureFixture[str], tmp_path: Path, argv: list[str],

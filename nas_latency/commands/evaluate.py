@@ -10,7 +10,7 @@ import argparse
 import math
 import sys
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -96,6 +96,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="multiply each of each held-out device's K signature measurements by exp(SIGMA z), z "
                              "standard normal drawn per seed and device: timing noise of about ±SIGMA (0.05: ±5 %%); "
                              "scored against the latencies as measured (default 0: none)")
+    parser.add_argument("--simulated-devices", type=int, default=0, metavar="N",
+                        help="instead of the bundled devices, hold out N simulated accelerators (a roofline per "
+                             "layer plus a launch overhead, parameters drawn at random; every second one prunes the "
+                             "layers whose values are not read), onboarded by the models fitted on every bundled "
+                             "device; see nas_latency.evaluate.simulated (default 0: none)")
     parser.add_argument("--out", default="reports", metavar="DIR", help="report directory (default: reports/)")
     parser.add_argument("--no-plot", action="store_true", help="do not write the predicted-vs-measured PNG")
     add_format_argument(parser)
@@ -233,6 +238,25 @@ def _write_table(result: Any) -> None:
                    "table")
 
 
+def _with_simulated_devices(dataset: Any, n: int, selector: Any, budget: int,
+                            seeds: Sequence[int]) -> tuple[Any, list[str]]:
+    """The dataset with ``n`` simulated accelerators (:mod:`nas_latency.evaluate.simulated`) and the hold-out list
+    that holds them out. They are measured on the signature archs the run will ask for (the selector sees the
+    bundled devices only, the training devices of every simulated one), HELP's query range and a seeded sample."""
+    from nas_latency.evaluate.simulated import (SIMULATED_GROUP, draw_accelerators, simulated_rows,
+                                                with_simulated_devices)
+    from search_spaces import get_space
+
+    devices = draw_accelerators(n)
+    required = sorted({arch for seed in seeds for arch in selector(dataset, budget, seed)})
+    rows = simulated_rows(dataset, required)
+    print(f"simulating {n} accelerators on {len(rows)} of {len(dataset.archs)} {dataset.space} archs",
+          file=sys.stderr)
+    space = get_space(dataset.space)
+    networks = [space.to_ir(dataset.archs[i]) for i in rows]
+    return with_simulated_devices(dataset, devices, rows, networks), [SIMULATED_GROUP]
+
+
 # ---- the command ------------------------------------------------------------------------------------------------
 def run(args: argparse.Namespace) -> int:
     import json
@@ -261,6 +285,18 @@ def run(args: argparse.Namespace) -> int:
                                 "--ceiling, --drift, --nested-choice or --retest alone")
     if args.nested_choice and (args.ceiling or args.drift or args.budget is None):
         raise InvalidInputError("--nested-choice goes with a leave-device-out run (--budget K)")
+    if args.simulated_devices < 0:
+        raise InvalidInputError(f"--simulated-devices must be a number of devices >= 0, got {args.simulated_devices}")
+    if args.simulated_devices:
+        alone = [flag for flag, on in (("--ceiling", args.ceiling), ("--drift", args.drift), ("--retest", args.retest),
+                                       ("--nested-choice", args.nested_choice), ("--holdout", args.holdout),
+                                       ("--exclude-same", args.exclude_same),
+                                       ("--score-against", args.score_against != "measured"),
+                                       ("--run-statistic", args.run_statistic != "published"),
+                                       ("--budget", args.budget is None)) if on]
+        if alone:
+            raise InvalidInputError(f"--simulated-devices holds out the simulated devices, trained on every bundled "
+                                    f"one: it goes with --budget K, not with {alone[0]}")
     if args.retest and (args.ceiling or args.drift):
         raise InvalidInputError("--retest goes alone or with a leave-device-out run (--budget K), not with "
                                 "--ceiling or --drift")
@@ -317,6 +353,9 @@ def run(args: argparse.Namespace) -> int:
     from nas_latency.evaluate.protocols import MethodSignature
 
     selector = MethodSignature(args.signature_method or signature_method_of(space))
+    if args.simulated_devices:
+        dataset, holdout = _with_simulated_devices(dataset, args.simulated_devices, selector, args.budget,
+                                                   range(args.seeds))
     progress = _Progress(f"evaluate {space} K={args.budget}")
     try:
         result = leave_device_out(dataset, models, budget=args.budget, seeds=range(args.seeds), features=features,

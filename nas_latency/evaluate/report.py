@@ -50,12 +50,13 @@ class ReportFiles:
 
 def report_stem(space: str, budget: int, exclude_same: str | None = None, run_statistic: str = "published",
                 scored_against: str = "measured", held_out_scale: float = 1.0, held_out_spike: float = 1.0,
-                held_out_noise: float = 0.0) -> str:
+                held_out_noise: float = 0.0, simulated_devices: int = 0) -> str:
     """Base name of the report files: ``evaluate_<space>_k<K>``, then ``_without_same_<fact>`` when devices
     sharing ``exclude_same`` with the held-out one were left out of training too, ``_run_<statistic>`` when
     the latencies are not the published table's, ``_held_out_x<F>`` when the held-out devices' latencies were
     multiplied by ``F``, ``_spike_x<F>`` when one of their signature measurements was, ``_noise_<σ>`` when all of them carried
-    timing noise of log standard deviation σ, and ``_scored_<truth>`` when the predictions were not scored against the measured
+    timing noise of log standard deviation σ, ``_simulated_<N>`` when the held-out devices were N simulated accelerators
+    (:mod:`~nas_latency.evaluate.simulated`), and ``_scored_<truth>`` when the predictions were not scored against the measured
     latencies."""
     stem = f"evaluate_{space}_k{budget}"
     if exclude_same is not None:
@@ -68,6 +69,8 @@ def report_stem(space: str, budget: int, exclude_same: str | None = None, run_st
         stem += f"_spike_x{held_out_spike:g}"
     if held_out_noise > 0:
         stem += f"_noise_{held_out_noise:g}"
+    if simulated_devices:
+        stem += f"_simulated_{simulated_devices}"
     return stem if scored_against == "measured" else f"{stem}_scored_{scored_against}"
 
 
@@ -221,6 +224,15 @@ def render_markdown(result: EvaluationResult, *, png_name: str | None = None) ->
         "- Scoring sets:",
     ]
     lines += [f"  - `{s}`: {SET_TITLES[s]}" for s in result.scoring_sets]
+    simulated = simulated_held_out(result)
+    if simulated:
+        lines.append(f"- Held-out devices: {len(simulated)} simulated accelerators (`nas_latency.evaluate.simulated`: "
+                     "a roofline per layer plus a launch overhead, parameters drawn at random, about ±1 % timing "
+                     "noise), measured on the signature archs, HELP's query range where the space has one, and a "
+                     f"seeded sample: {dataset.info[simulated[0]]['n_measured']} architectures; those that prune run "
+                     "only the layers whose values are read: "
+                     + ", ".join(f"{d} ({'prunes' if dataset.info[d]['prunes'] else 'runs every layer'})"
+                                 for d in simulated) + ".")
     integer = [d for d in held_devices if dataset.info.get(d, {}).get("integer_ms")]
     if integer:
         lines.append(f"- Whole-millisecond devices (many ties; rank metrics use average ranks): {', '.join(integer)}.")
@@ -370,6 +382,13 @@ def write_plot(result: EvaluationResult, path: str | Path, *, model: str | None 
     )
 
 
+def simulated_held_out(result: EvaluationResult) -> list[str]:
+    """The held-out devices that are simulated accelerators."""
+    from nas_latency.evaluate.simulated import SIMULATED_KIND
+
+    return [d for d in result.held_out_devices if result.dataset.info.get(d, {}).get("kind") == SIMULATED_KIND]
+
+
 def write_report(result: EvaluationResult, out_dir: str | Path, *, plot: bool = True,
                  extra: Mapping[str, Any] | None = None) -> ReportFiles:
     """Write ``<stem>.md``, ``.json`` and (with ``plot``) ``.png`` into ``out_dir`` (:func:`report_stem`)."""
@@ -377,7 +396,7 @@ def write_report(result: EvaluationResult, out_dir: str | Path, *, plot: bool = 
     directory.mkdir(parents=True, exist_ok=True)
     stem = report_stem(result.dataset.space, result.budget, result.exclude_same, result.dataset.run_statistic,
                        result.scored_against, result.held_out_scale, result.held_out_spike,
-                       result.held_out_noise)
+                       result.held_out_noise, len(simulated_held_out(result)))
     png: Path | None = None
     if plot:
         if result.predictions:

@@ -99,6 +99,8 @@ def summarize_adaptation(adaptation: DeviceAdaptation, archs: Sequence[str] | No
                 rows = [rows[int(i)] for i in info["base_rows"]]
             if info.get("degenerate_untested"):
                 notes.append("too few live measurements to test whether it drops degenerate architectures")
+            if info.get("costs_pruned"):
+                notes.append("it drops dead cells, so its price lists price only the layers whose values are read")
         if node["model_kind"] == "clamp_speed" and float(info.get("shift", 0.0)) != 0.0:
             factor = math.exp(-float(info["shift"]))
             notes.append(f"{factor:.3g} times {'slower' if factor > 1 else 'faster'} than the training devices' range "

@@ -153,14 +153,13 @@ def simulated_rows(dataset: Any, required_archs: Sequence[str], *, sample: int =
     Simulating every architecture costs one IR network each (15,625 on NAS-Bench-201); the rest stay unmeasured."""
     from nas_latency.evaluate.protocols import HELP_QUERY_RANGE, HELP_SPACES
 
-    rows = set(dataset.arch_indices(list(required_archs)).tolist())
+    rows = np.unique(dataset.arch_indices(list(required_archs)))
     if dataset.space in HELP_SPACES:
         low, high = HELP_QUERY_RANGE
-        rows.update(np.flatnonzero((dataset.arch_ids >= low) & (dataset.arch_ids < high)).tolist())
-    rest = np.setdiff1d(np.arange(len(dataset.archs)), np.fromiter(rows, dtype=np.intp, count=len(rows)))
+        rows = np.union1d(rows, np.flatnonzero((dataset.arch_ids >= low) & (dataset.arch_ids < high)))
+    rest = np.setdiff1d(np.arange(len(dataset.archs)), rows)
     rng = np.random.default_rng([int(seed), 0x5A3])
-    rows.update(rng.choice(rest, size=min(int(sample), rest.size), replace=False).tolist())
-    return np.array(sorted(rows), dtype=np.intp)
+    return np.union1d(rows, rng.choice(rest, size=min(int(sample), rest.size), replace=False)).astype(np.intp)
 
 
 def with_simulated_devices(dataset: Any, devices: Sequence[SimulatedAccelerator], rows: np.ndarray,

@@ -88,8 +88,9 @@ class DegenerateAware(WrappedModel):
         pruned[:, self.cost_columns_] = X[:, self.pruned_columns_]
         return pruned
 
-    def _prunes(self, adaptation: DeviceAdaptation) -> bool:
-        return bool(adaptation.info.get("costs_pruned"))
+    def _base_inputs(self, X: np.ndarray, adaptation: DeviceAdaptation) -> np.ndarray:
+        """The rows as the base model was adapted on them: with the pruned costs for a device priced on them."""
+        return self._costs_pruned(X) if adaptation.info.get("costs_pruned") else X
 
     def _adapt(self, X: np.ndarray, latency_ms: np.ndarray) -> DeviceAdaptation:
         degenerate = self.degenerate_rows(X)
@@ -134,8 +135,7 @@ class DegenerateAware(WrappedModel):
         )
 
     def _predict(self, X: np.ndarray, adaptation: DeviceAdaptation) -> np.ndarray:
-        base_X = self._costs_pruned(X) if self._prunes(adaptation) else X
-        out = self.base_._predict(base_X, self._base_adaptation(adaptation))
+        out = self.base_._predict(self._base_inputs(X, adaptation), self._base_adaptation(adaptation))
         if adaptation.info.get("drops_degenerate"):
             out = out.copy()
             out[self.degenerate_rows(X)] = float(adaptation.info["degenerate_latency_ms"])
@@ -144,8 +144,7 @@ class DegenerateAware(WrappedModel):
     def _predict_log_std(self, X: np.ndarray, adaptation: DeviceAdaptation) -> np.ndarray:
         """The base model's uncertainty (also on the degenerate rows of a device that drops them, which get the
         measured value)."""
-        base_X = self._costs_pruned(X) if self._prunes(adaptation) else X
-        return self.base_._predict_log_std(base_X, self._base_adaptation(adaptation))
+        return self.base_._predict_log_std(self._base_inputs(X, adaptation), self._base_adaptation(adaptation))
 
     # ---- artifacts ----------------------------------------------------------------------------------------
     def to_artifact(self) -> Artifact:

@@ -39,7 +39,8 @@ DEFAULT_MODEL_SPECS: dict[str, str] = {
     "nasbench201": "clamp_speed(degenerate_aware(drop_outliers(loo_select(without_costs(blr_evidence),cost_nnls,"
                    "pruned_cost_nnls))))",
     "fbnet": "clamp_speed(drop_outliers(loo_average(without_costs(geo_ensemble(nnls_mix,blr_evidence)),cost_nnls)))",
-    "ganesan_mobile": "clamp_speed(drop_outliers(geo_ensemble(nnls_mix_measured,gp_mix)))",
+    "ganesan_mobile": "clamp_speed(drop_outliers(loo_select(without_costs(geo_ensemble(nnls_mix_measured,gp_mix)),"
+                      "cost_nnls,significance=0.01)))",
 }
 #: how each space's signature set is chosen (`nas-latency evaluate --signature-method M`, both with and without
 #: `--exclude-same kind`); other spaces use DEFAULT_SIGNATURE_METHOD

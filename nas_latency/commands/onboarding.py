@@ -120,7 +120,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     maction = models.add_subparsers(dest="action", required=True, metavar="ACTION")
     train = maction.add_parser("train", help="(re)train a space's built-in model on every device with data")
     train.add_argument("--space", required=True)
-    train.add_argument("--model", help="model spec, e.g. blr or geo_ensemble(nnls_mix,blr) (default: the space's)")
+    train.add_argument("--model", help="model spec, e.g. blr, geo_ensemble(nnls_mix,blr) or "
+                       "loo_select(without_costs(blr),cost_nnls,significance=0.01): models, the models they "
+                       "combine, then their settings as name=value (default: the space's)")
     train.add_argument("--exclude-device", action="append", default=[], metavar="NAME",
                        help="leave this bundled device out of training (to onboard it later as if new); repeatable")
     add_store_argument(train)

@@ -102,9 +102,9 @@ def summarize_adaptation(adaptation: DeviceAdaptation, archs: Sequence[str] | No
             if info.get("costs_pruned"):
                 notes.append("it drops dead cells, so its price lists price only the layers whose values are read")
         if node["model_kind"] == "clamp_speed" and float(info.get("shift", 0.0)) != 0.0:
-            factor = math.exp(-float(info["shift"]))
-            notes.append(f"{factor:.3g} times {'slower' if factor > 1 else 'faster'} than the training devices' range "
-                         "allows: onboarded at its edge, predictions scaled back")
+            factor = math.exp(-float(info["shift"]))  # > 1: slower than the range allows
+            notes.append(f"{max(factor, 1.0 / factor):.3g} times {'slower' if factor > 1 else 'faster'} than the "
+                         "training devices' range allows: onboarded at its edge, predictions scaled back")
         if node["model_kind"] == "drop_outliers" and info.get("outliers"):
             left_out = _left_out(info["outliers"], rows, archs)
             notes.append(f"left out {len(left_out)} measurement{'s' if len(left_out) > 1 else ''} the others "

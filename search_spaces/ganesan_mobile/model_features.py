@@ -1,4 +1,5 @@
-"""Cost-model features of mobile networks (the research's Ganesan network-level features: 17 columns).
+"""Cost-model features of mobile networks: the research's Ganesan network-level features (17 columns) and the
+network's IR costs.
 
 Computed from the IR alone, so any mobile network (a Ganesan table, an ONNX or torch model) gets them. Per
 layer, *work* is its MACs for convolutions and linear layers and the number of output elements for every
@@ -12,7 +13,12 @@ counted. Columns, in order:
   ``[0.75·s, 1.5·s)`` (5);
 * ``log1p_params_m``: log(1 + parameters in millions);
 * ``log_macs``: natural log of the whole network's MACs (replaces the research's log of the CSV FLOPs column,
-  which only the bundled networks have).
+  which only the bundled networks have);
+* ``cost.<group>.<quantity>`` (70): the whole network's IR features (:mod:`nas_latency.ir.features`: count, MACs,
+  parameters, bytes read and written per op group, and their totals), every one of them, since a network from
+  outside the table may hold any op group. A device that runs the layers one after another takes about a
+  non-negative price per unit of each (:mod:`nas_latency.models.cost_nnls`, which drops the columns that do not
+  vary over its training rows); the transfer models do not see them (``without_costs``).
 
 No intercept and no standardization (the models add and fit them).
 """
@@ -24,7 +30,7 @@ from typing import Sequence
 import numpy as np
 
 from nas_latency.ir import Network, numel
-from nas_latency.ir.features import GROUP_OF
+from nas_latency.ir.features import GROUP_OF, IR_FEATURE_NAMES, network_features
 
 OP_TYPES: tuple[str, ...] = ("conv", "dwconv", "add", "relu", "pool")
 #: IR feature group -> Ganesan op type (groups not listed are not counted)
@@ -44,8 +50,11 @@ MODEL_FEATURE_NAMES: tuple[str, ...] = (
     tuple(name for op in OP_TYPES for name in (f"log1p_{op}_work_m", f"{op}_count"))
     + tuple(f"log1p_work_m_hw{s}" for s in RESOLUTIONS)
     + ("log1p_params_m", "log_macs")
+    + tuple(f"cost.{name}" for name in IR_FEATURE_NAMES)
 )
-assert len(MODEL_FEATURE_NAMES) == 17
+#: how many of the columns are the research's network-level features (the rest are the ``cost.*`` columns)
+RESEARCH_FEATURE_COUNT = 17
+assert len(MODEL_FEATURE_NAMES) == RESEARCH_FEATURE_COUNT + len(IR_FEATURE_NAMES)
 
 
 def network_model_features(network: Network) -> np.ndarray:
@@ -68,7 +77,7 @@ def network_model_features(network: Network) -> np.ndarray:
     values = [v for op in OP_TYPES for v in (np.log1p(work[op] / 1e6), float(count[op]))]
     values += list(np.log1p(by_resolution / 1e6))
     values += [float(np.log1p(network.params / 1e6)), float(np.log(max(network.macs, 1)))]
-    return np.asarray(values, dtype=np.float64)
+    return np.concatenate([np.asarray(values, dtype=np.float64), network_features(network)])
 
 
 def model_feature_values(networks: Sequence[Network]) -> np.ndarray:

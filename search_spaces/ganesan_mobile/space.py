@@ -110,7 +110,8 @@ class GanesanMobileSpace(SearchSpace):
         return [pool[i] for i in picks.tolist()]
 
     def model_features(self, archs: Sequence[str]) -> FeatureMatrix:
-        """The 17 cost-model features of :mod:`search_spaces.ganesan_mobile.model_features`, from the IR."""
+        """The cost-model features of :mod:`search_spaces.ganesan_mobile.model_features` (the research's 17 and the IR
+        costs), from the IR."""
         canonical = [self.canonical(a) for a in archs]
         values = model_feature_values([self.to_ir(a) for a in canonical])
         return FeatureMatrix(MODEL_FEATURE_NAMES, values, tuple(canonical))
@@ -118,5 +119,5 @@ class GanesanMobileSpace(SearchSpace):
     accepts_networks = True
 
     def network_model_features(self, networks: Sequence[Network]) -> FeatureMatrix:
-        """The same 17 features for any network: they are computed from the IR alone."""
+        """The same features for any network: they are computed from the IR alone."""
         return FeatureMatrix(MODEL_FEATURE_NAMES, model_feature_values(list(networks)), tuple(n.name for n in networks))

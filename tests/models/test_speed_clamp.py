@@ -3,6 +3,8 @@ outside it gets the same ranking at any scale and predictions scaled with it; th
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -77,6 +79,9 @@ def test_the_summary_names_the_factor_and_the_direction(data) -> None:  # type: 
     fast, _ = _adapted(model, features, device / 100.0)
     assert "slower than the training devices' range allows" in summarize_adaptation(slow).detail
     assert "faster than the training devices' range allows" in summarize_adaptation(fast).detail
+    for adaptation in (slow, fast):  # the factor is said as a number above 1 ("10 times faster", not "0.1 times")
+        times = re.search(r"([0-9.e+]+) times (slower|faster) than", summarize_adaptation(adaptation).detail)
+        assert times is not None and float(times.group(1)) > 1.0
     assert summarize_adaptation(slow).model == "nnls_mix"
 
 

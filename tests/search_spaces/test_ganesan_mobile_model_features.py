@@ -1,5 +1,5 @@
-"""Ganesan mobile-network cost-model features: 17 columns from the IR alone, for all 118 networks and for any
-other network built as IR."""
+"""Ganesan mobile-network cost-model features: the research's 17 columns and the IR costs (``cost.*``), from the
+IR alone, for all 118 networks and for any other network built as IR."""
 
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ import pytest
 from nas_latency.data import load_table
 from nas_latency.ir import NetworkBuilder, OpKind
 from search_spaces import get_space
-from search_spaces.ganesan_mobile.model_features import MODEL_FEATURE_NAMES, network_model_features
+from nas_latency.ir.features import IR_FEATURE_NAMES, network_features
+from search_spaces.ganesan_mobile.model_features import (MODEL_FEATURE_NAMES, RESEARCH_FEATURE_COUNT,
+                                                         network_model_features)
 
 SPACE = get_space("ganesan_mobile")
 
@@ -23,7 +25,8 @@ def everything():
 def test_all_118_networks(everything) -> None:
     archs, features = everything
     assert len(archs) == 118
-    assert features.values.shape == (118, 17) and features.names == MODEL_FEATURE_NAMES
+    assert features.values.shape == (118, 17 + len(IR_FEATURE_NAMES)) and features.names == MODEL_FEATURE_NAMES
+    assert RESEARCH_FEATURE_COUNT == 17 and len(set(MODEL_FEATURE_NAMES)) == len(MODEL_FEATURE_NAMES)
     assert np.isfinite(features.values).all()
     assert features.rows == tuple(archs)
     assert len(np.unique(features.values, axis=0)) == 118
@@ -46,6 +49,20 @@ def test_counts_and_work_agree_with_the_layer_table(everything) -> None:
         assert row["log_macs"] == pytest.approx(np.log(network.macs), rel=1e-12)
 
 
+def test_cost_columns_are_the_networks_ir_costs(everything) -> None:
+    archs, features = everything
+    costs = features.values[:, RESEARCH_FEATURE_COUNT:]
+    assert features.names[RESEARCH_FEATURE_COUNT:] == tuple(f"cost.{name}" for name in IR_FEATURE_NAMES)
+    for i in (0, 57, 100, 117):
+        network = SPACE.to_ir(archs[i])
+        np.testing.assert_array_equal(costs[i], network_features(network))
+        assert costs[i, IR_FEATURE_NAMES.index("total.macs")] == network.macs
+    assert (costs >= 0).all()
+    # they tell the networks apart in the ways a price list needs: convolution work, depthwise work, memory traffic
+    spread = dict(zip(IR_FEATURE_NAMES, costs.std(axis=0)))
+    assert min(spread["conv.macs"], spread["depthwise_conv.macs"], spread["total.bytes_read"]) > 0
+
+
 def test_any_ir_network_is_featurized() -> None:
     b = NetworkBuilder("tiny_mobile")
     x = b.input((1, 3, 224, 224))
@@ -59,3 +76,5 @@ def test_any_ir_network_is_featurized() -> None:
     stem = 16 * 112 * 112 * 27
     assert values["log1p_work_m_hw112"] > np.log1p(stem / 1e6)
     assert values["log1p_work_m_hw7"] == 0.0
+    assert values["cost.depthwise_conv.count"] == 1 and values["cost.linear.count"] == 1
+    assert values["cost.conv.macs"] == 16 * 112 * 112 * 27 + 16 * 112 * 112 * 16

@@ -40,7 +40,7 @@ DEFAULT_MODEL_SPECS: dict[str, str] = {
                    "pruned_cost_nnls))))",
     "fbnet": "clamp_speed(drop_outliers(loo_average(without_costs(geo_ensemble(nnls_mix,blr_evidence)),cost_nnls)))",
     "ganesan_mobile": "clamp_speed(drop_outliers(loo_select(without_costs(geo_ensemble(nnls_mix_measured,gp_mix)),"
-                      "cost_nnls,significance=0.01)))",
+                      "cost_nnls(bagged=true),significance=0.01)))",
 }
 #: how each space's signature set is chosen (`nas-latency evaluate --signature-method M`, both with and without
 #: `--exclude-same kind`); other spaces use DEFAULT_SIGNATURE_METHOD

@@ -83,6 +83,32 @@ def test_the_prices_of_a_sequential_device_are_recovered_from_ten_measurements(d
     assert log_std.shape == truth.shape and np.all(log_std == log_std[0]) and 0 < log_std[0] < 0.05
 
 
+def test_bagged_prices_are_the_mean_of_the_leave_one_out_price_lists(data: Data) -> None:
+    from nas_latency.models import model_from_bytes
+    from nas_latency.models.cost_nnls import bagged_prices, fit_prices
+
+    model = CostPriceModel(bagged=True).fit(data.features, data.training("gold_6240"))
+    y = data.latency[data.signature, data.column("gold_6240")]
+    costs = model._costs(data.features.values[data.signature])
+    by_hand = np.mean([fit_prices(np.delete(costs, i, axis=0), np.delete(y, i)) for i in range(len(y))], axis=0)
+    adaptation = model.adapt(subset(data.features, data.signature), y)
+    np.testing.assert_allclose(adaptation.arrays["prices"], by_hand, rtol=1e-12, atol=0)
+    assert (by_hand >= 0).all()
+    # an average of corners: more prices are non-zero than in the one fit on all ten, and it is not that fit
+    plain = fit_prices(costs, y)
+    assert np.count_nonzero(by_hand) > np.count_nonzero(plain) and not np.allclose(by_hand, plain)
+    # its σ comes from bagged fits on nine measurements each, and it is what a saved and loaded model adapts to
+    loaded = model_from_bytes(model.to_artifact().to_bytes())
+    assert loaded.bagged is True
+    again = loaded.adapt(subset(data.features, data.signature), y)
+    np.testing.assert_array_equal(again.arrays["prices"], adaptation.arrays["prices"])
+    assert again.info["log_std"] == adaptation.info["log_std"] != CostPriceModel().fit(
+        data.features, data.training("gold_6240")).adapt(subset(data.features, data.signature), y).info["log_std"]
+    np.testing.assert_array_equal(bagged_prices(costs[:1], y[:1]), fit_prices(costs[:1], y[:1]))  # one row: its own
+    with pytest.raises(InvalidInputError, match="bagged must be true or false, got 1"):
+        CostPriceModel(bagged=1).fit(data.features, data.training("gold_6240"))  # type: ignore[arg-type]
+
+
 def test_cost_nnls_refuses_features_without_cost_columns(data: Data) -> None:
     from nas_latency.errors import FailedPreconditionError
 
@@ -147,7 +173,8 @@ def test_many_measurements_cost_ten_folds_not_one_adaptation_each(data: Data) ->
     assert Counting.adaptations == 10  # ten measurements: leave-one-out proper
 
 
-@pytest.mark.parametrize("spec", ["blr_evidence", "without_costs(geo_ensemble(nnls_mix,blr_evidence))", "cost_nnls"])
+@pytest.mark.parametrize("spec", ["blr_evidence", "without_costs(geo_ensemble(nnls_mix,blr_evidence))", "cost_nnls",
+                                  "cost_nnls(bagged=true)"])
 @pytest.mark.parametrize("n, n_folds", [(10, 10), (23, 10)])
 def test_closed_form_cross_validation_equals_adapting_once_per_fold(data: Data, spec: str, n: int,
                                                                    n_folds: int) -> None:

@@ -90,7 +90,7 @@ FACTORIES: dict[str, Callable[[], CostModel]] = {
     "blr_evidence": lambda: EvidenceBayesianDeviceModel(grid=((1.0, 1e-2, 1e-4, 0.0), (4.0, 1e-2, 1e-3, 0.1)),
                                                         uncertainty_weight_floor=0.05),
     "cost_nnls": lambda: CostPriceModel(cost_prefix="cost."),
-    "pruned_cost_nnls": lambda: PrunedCostPriceModel(cost_prefix="cost."),
+    "pruned_cost_nnls": lambda: PrunedCostPriceModel(cost_prefix="cost.", bagged=True),
     "loo_select": lambda: LeaveOneOutSelection(members=[LogMixModel(), CostPriceModel()], significance=0.1),
     "loo_average": lambda: LeaveOneOutAverage(members=[CostPriceModel(), LogMixModel(alpha=0.1)]),
     "without_costs": lambda: WithoutCosts(base=LogMixModel(alpha=0.1), cost_prefixes=("cost.",)),

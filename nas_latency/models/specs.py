@@ -17,9 +17,10 @@ from typing import Any
 from nas_latency.errors import InvalidInputError, NotFoundError
 from nas_latency.models.base import CrossDeviceModel
 
+_NAME = r"[A-Za-z_][A-Za-z0-9_]*"
 _NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
-_TOKEN = re.compile(rf"\s*([A-Za-z_][A-Za-z0-9_]*|{_NUMBER}|\(|\)|,|=)\s*")
-_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_TOKEN = re.compile(rf"\s*({_NAME}|{_NUMBER}|\(|\)|,|=)\s*")
+_IDENTIFIER = re.compile(_NAME)
 #: wrappers take their arguments as models
 _WRAPPERS = {"degenerate_aware": "base", "without_costs": "base", "clamp_speed": "base", "drop_outliers": "base",
              "geo_ensemble": "members", "loo_select": "members", "loo_average": "members"}
@@ -104,8 +105,7 @@ def build_model(spec: str) -> CrossDeviceModel:
         return key, setting_value(text)
 
     def check_settings(cls: type, name: str, settings: dict[str, Any]) -> None:
-        accepted = [p for p in inspect.signature(cls.__init__).parameters
-                    if p not in ("self", "base", "members")]
+        accepted = [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", _WRAPPERS.get(name))]
         unknown = sorted(set(settings) - set(accepted))
         if unknown:
             known = ", ".join(accepted) if accepted else "none"

@@ -70,11 +70,13 @@ def leave_one_out_log_mse(member: CrossDeviceModel, X: np.ndarray, latency_ms: n
 
 def f_test_choice(errors: Sequence[float], n_residuals: int, significance: float) -> np.ndarray:
     """One-hot weights: ``members[0]`` unless another member's mean square is smaller by more than the F-test's
-    critical ratio (then the smallest such)."""
+    critical ratio (then the smallest such; of members that fit to within :data:`MSE_FLOOR`, the first listed, so
+    that two members that fit exactly do not choose between them by rounding)."""
     critical = float(f_distribution.ppf(1.0 - significance, n_residuals, n_residuals))
-    passing = [i for i in range(1, len(errors)) if max(errors[i], MSE_FLOOR) * critical < errors[0]]
+    floored = [max(float(error), MSE_FLOOR) for error in errors]
+    passing = [i for i in range(1, len(errors)) if floored[i] * critical < errors[0]]
     weights = np.zeros(len(errors))
-    weights[min(passing, key=lambda i: errors[i]) if passing else 0] = 1.0
+    weights[min(passing, key=lambda i: floored[i]) if passing else 0] = 1.0
     return weights
 
 

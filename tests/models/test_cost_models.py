@@ -194,6 +194,8 @@ def test_the_weight_rules() -> None:
     assert f_test_choice([0.03, 0.0101], 10, 0.05).tolist() == [1.0, 0.0]
     assert f_test_choice([0.03, 0.002, 0.001], 10, 0.05).tolist() == [0.0, 0.0, 1.0]  # the smallest that passes
     assert f_test_choice([0.01, 0.0], 10, 0.05).tolist() == [0.0, 1.0]  # an exact fit passes
+    # two exact fits (rounding left 1e-31 and 2e-32): the first listed, not the one rounding favoured
+    assert f_test_choice([1e-4, 1.05e-31, 2.3e-32], 9, 0.05).tolist() == [0.0, 1.0, 0.0]
     # pseudo-BMA: w ∝ MSE^(-K/2); twice as accurate at K = 10 is 32 times the weight
     np.testing.assert_allclose(pseudo_bma_weights([0.02, 0.01], 10), [1 / 33, 32 / 33], rtol=1e-12)
     np.testing.assert_allclose(pseudo_bma_weights([0.01, 0.01, 0.01], 4), [1 / 3] * 3, rtol=1e-12)

@@ -6,15 +6,20 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.nas-latency-installed
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: setup run test bench clean proto
+.PHONY: setup run test bench clean proto constraints
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
 	@touch $(STAMP)
+
+# constraints.txt: the exact versions of everything but torch in a venv where `make test` passed (run it first)
+constraints: $(STAMP)
+	{ sed -n '/^#/p' constraints.txt; $(PY) -m pip freeze --exclude-editable | grep -v '^torch=='; } > constraints.txt.new
+	mv constraints.txt.new constraints.txt
 
 # The main job: hold a bundled device out of training, onboard it from 10 measurements, serve it over gRPC on
 # 127.0.0.1 (a free port), run the latency-constrained NNI search through the server, judge the result against the

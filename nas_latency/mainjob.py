@@ -24,7 +24,7 @@ import json
 import logging
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -43,6 +43,8 @@ SIGNATURE_SIZE = 10
 DEFAULT_SWEEP_DEVICES = ("gold_6240", "silver_4114", "titanx_1", "1080ti_256", "samsung_a50", "samsung_s7",
                          "essential_ph_1", "pixel3")
 DEFAULT_SWEEP_QUANTILES = BUDGET_QUANTILES
+#: ``--sweep`` also judges the search's trials chosen as ``--accuracy-tolerance P`` would, for each of these P
+SWEEP_TOLERANCES = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)
 
 
 def _progress(step: str, message: str) -> None:
@@ -154,6 +156,9 @@ class Outcome:
     #: the same rule over only the archs the search evaluated (their accuracies are all it knows); None where not
     #: computed
     search_likely_ok: bool | None = None
+    #: for each accuracy tolerance P (``--accuracy-tolerance``), did the search's trial chosen with it meet the
+    #: target (the search itself does not depend on P); empty where not computed
+    tolerance_ok: dict[float, bool] = field(default_factory=dict)
     #: the model's probability that the chosen arch is within the budget (None without a standard deviation)
     probability_within_budget: float | None = None
     #: on the archs with a twin (the same network under another string), budget at the same quantile of their
@@ -366,6 +371,7 @@ def run_sweep(args: argparse.Namespace) -> list[Outcome]:
                     outcome.likely_ok = meets_target(values[likely], accuracy[likely], budget, outcome.best_accuracy)
                 outcome.search_likely_ok = _likely_among_trials_ok(result, measured, valid, budget,
                                                                    outcome.best_accuracy)
+                outcome.tolerance_ok = _tolerances_ok(result, measured, valid, budget, outcome.best_accuracy)
                 outcome.twins_retest_ok, outcome.twins_predicted_ok = retest_met[k], predicted_met[k]
                 outcome.ceiling_ok = ceiling_met[k]
                 outcomes.append(outcome)
@@ -391,6 +397,36 @@ def _likely_among_trials_ok(result: Any, measured: dict[str, float], valid: dict
         return None
     arch = trials[index].arch
     return meets_target(measured[arch], valid[arch], budget, best_accuracy)
+
+
+def _tolerances_ok(result: Any, measured: dict[str, float], valid: dict[str, float], budget: float,
+                   best_accuracy: float) -> dict[float, bool]:
+    """For each P of :data:`SWEEP_TOLERANCES`: does the trial ``--accuracy-tolerance P`` picks (the fastest
+    predicted within P points of the most accurate evaluated) meet the target?"""
+    from nas_latency.nni.search import choose
+
+    out: dict[float, bool] = {}
+    for tolerance in SWEEP_TOLERANCES:
+        chosen = choose(result.trials, tolerance)
+        if chosen is not None and chosen.arch is not None:
+            out[tolerance] = meets_target(measured[chosen.arch], valid[chosen.arch], budget, best_accuracy)
+    return out
+
+
+def print_tolerances(outcomes: Sequence[Outcome]) -> None:
+    """Per device, how often the trial each ``--accuracy-tolerance`` would pick met the target."""
+    judged = [o for o in outcomes if o.tolerance_ok]
+    if not judged:
+        return
+    print("\nthe same searches, their trials chosen as `--accuracy-tolerance P` would (the fastest predicted within P "
+          "points of the most accurate): target met, per device")
+    print("| device | " + " | ".join(f"P = {p:g}" for p in SWEEP_TOLERANCES) + " |")
+    print("|---|" + "---|" * len(SWEEP_TOLERANCES))
+    devices = list(dict.fromkeys(o.device for o in judged))
+    for device in devices + ["all"]:
+        mine = [o for o in judged if device in ("all", o.device)]
+        cells = [f"{sum(o.tolerance_ok.get(p, False) for o in mine)}/{len(mine)}" for p in SWEEP_TOLERANCES]
+        print(f"| {device} | " + " | ".join(cells) + " |")
 
 
 def print_sweep(outcomes: Sequence[Outcome], args: argparse.Namespace) -> None:
@@ -434,6 +470,7 @@ def print_sweep(outcomes: Sequence[Outcome], args: argparse.Namespace) -> None:
         print(f"on the archs that spell the same network as another arch (budgets at the same quantiles of their "
               f"latencies), the exhaustive choice met the target {sum(twin_predicted)}/{len(twin_predicted)} times by "
               f"the predictions and {sum(retest)}/{len(retest)} times by a second measurement (each arch's twin's)")
+    print_tolerances(outcomes)
 
 
 def build_parser() -> argparse.ArgumentParser:

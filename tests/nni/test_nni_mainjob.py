@@ -62,8 +62,11 @@ def test_sweep_judges_the_search_and_the_exhaustive_choice(capsys: pytest.Captur
     assert main(["--sweep", "--devices", "titanx_1", "--quantiles", "0.5", "--trials", "20"]) == 0
     out = capsys.readouterr().out
     rows = [line for line in out.splitlines() if line.startswith("| titanx_1 |")]
-    assert len(rows) == 1
+    assert len(rows) == 2  # the sweep's table, then the tolerances'
     cells = [c.strip() for c in rows[0].strip("|").split("|")]
+    tolerances = [c.strip() for c in rows[1].strip("|").split("|")]
+    assert len(tolerances) == 7 and all(re.fullmatch(r"[01]/1", c) for c in tolerances[1:])
+    assert tolerances[1] == ("1/1" if cells[8] == "yes" else "0/1")  # P = 0 is the search's own choice
     measured = bundled_latency("titanx_1")
     budget = round(float(np.quantile(np.array(list(measured.values())), 0.5)), 3)
     assert float(cells[1]) == budget and cells[10] == "20"
@@ -169,3 +172,19 @@ def test_the_sweep_judges_the_most_likely_rule_over_only_the_evaluated_trials() 
                                    best_accuracy=90.0) is None
     assert _likely_among_trials_ok(SimpleNamespace(trials=[trial("c", 11.0, 0.1)]), measured, valid, 10.0,
                                    best_accuracy=90.0) is None
+
+
+def test_the_sweep_judges_each_accuracy_tolerance_on_the_same_trials() -> None:
+    from types import SimpleNamespace
+
+    from nas_latency.mainjob import SWEEP_TOLERANCES, _tolerances_ok
+    from nas_latency.nni.search import TrialRecord
+
+    valid = {"a": 90.0, "b": 90.35, "c": 90.6}
+    measured = {"a": 8.0, "b": 9.0, "c": 10.5}
+    trials = [TrialRecord({}, arch, predicted, valid[arch]) for arch, predicted in (("a", 8.0), ("b", 9.0), ("c", 9.8))]
+    # c is the most accurate evaluated but truly over 10 ms; b is the best truly within
+    met = _tolerances_ok(SimpleNamespace(trials=trials), measured, valid, 10.0, best_accuracy=90.35)
+    assert list(met) == list(SWEEP_TOLERANCES)
+    # P < 0.25 keeps c (over the budget); 0.25 <= P < 0.6 takes b; P = 0.6 would take a (0.35 points below b: met too)
+    assert met == {0.0: False, 0.1: False, 0.2: False, 0.3: True, 0.4: True, 0.5: True}

@@ -872,16 +872,17 @@ def _is_finite_real(value: object) -> bool:
     return not isinstance(value, bool) and isinstance(value, (int, float, np.floating)) and math.isfinite(value)
 
 
-def _held_out_rng(seed: int, device: str, *stream: int) -> np.random.Generator:
-    """The random numbers a perturbation of a held-out device's measurements draws: from the seed, the device's
-    name and the perturbation's own ``stream``, so every model of a run gets the same draws."""
+def device_rng(seed: int, device: str, *stream: int) -> np.random.Generator:
+    """The random numbers drawn for one device: from the seed, the device's name and the draw's own ``stream``
+    (a perturbation of a held-out device's measurements, a simulated device's timing noise), so every model of a
+    run gets the same draws."""
     return np.random.default_rng([int(seed), zlib.crc32(device.encode("utf-8")), *stream])
 
 
 def spiked_position(seed: int, device: str, budget: int) -> int:
     """Which of a held-out device's ``budget`` signature measurements ``held_out_spike`` multiplies: drawn from the
     seed and the device's name, so every model of a run gets the same spiked measurement."""
-    return int(_held_out_rng(seed, device).integers(budget))
+    return int(device_rng(seed, device).integers(budget))
 
 
 def measurement_noise(seed: int, device: str, budget: int, sigma: float) -> np.ndarray:
@@ -889,7 +890,7 @@ def measurement_noise(seed: int, device: str, budget: int, sigma: float) -> np.n
     ``budget`` signature measurements by: drawn from the seed and the device's name (a stream apart from
     :func:`spiked_position`'s), so every model of a run gets the same noisy measurements and a larger σ scales the
     same draws."""
-    z = _held_out_rng(seed, device, 1).standard_normal(budget)
+    z = device_rng(seed, device, 1).standard_normal(budget)
     return np.exp(float(sigma) * z)
 
 
@@ -1022,6 +1023,7 @@ __all__ = [
     "all_query_indices",
     "dataset_spaces",
     "default_featurizer",
+    "device_rng",
     "help_query_indices",
     "leave_device_out",
     "load_latency_dataset",

@@ -20,13 +20,13 @@ fitted to any device: the point is a family of devices the models were not built
 
 from __future__ import annotations
 
-import zlib
 from dataclasses import dataclass, replace
 from typing import Any, Final, Mapping, Sequence
 
 import numpy as np
 
 from nas_latency.errors import InvalidInputError
+from nas_latency.evaluate.protocols import HELP_QUERY_RANGE, HELP_SPACES, device_rng
 from nas_latency.ir.features import GROUP_OF, OP_GROUPS
 from nas_latency.ir.liveness import needed_layers
 from nas_latency.ir.network import DEFAULT_DTYPE_BYTES, Network
@@ -141,8 +141,8 @@ def simulated_latency_ms(table: LayerTable, device: SimulatedAccelerator, *, noi
         per_layer = np.where(table.needed, per_layer, 0.0)
     latency = np.bincount(table.network, weights=per_layer, minlength=table.n_networks)
     if noise_seed is not None:
-        rng = np.random.default_rng([int(noise_seed), zlib.crc32(device.name.encode("utf-8"))])
-        latency = latency * np.exp(device.noise_sigma * rng.standard_normal(latency.shape))
+        noise = device_rng(noise_seed, device.name).standard_normal(latency.shape)
+        latency = latency * np.exp(device.noise_sigma * noise)
     return latency
 
 
@@ -151,8 +151,6 @@ def simulated_rows(dataset: Any, required_archs: Sequence[str], *, sample: int =
     """The dataset rows a simulated device is measured on: the required architectures (the signature archs the
     runs will ask for), HELP's query range in spaces that have one, and a seeded sample of ``sample`` others.
     Simulating every architecture costs one IR network each (15,625 on NAS-Bench-201); the rest stay unmeasured."""
-    from nas_latency.evaluate.protocols import HELP_QUERY_RANGE, HELP_SPACES
-
     rows = np.unique(dataset.arch_indices(list(required_archs)))
     if dataset.space in HELP_SPACES:
         low, high = HELP_QUERY_RANGE

@@ -31,7 +31,7 @@ SIGNATURE_ORDER_LENGTH = 64
 MIN_STORE_MEASUREMENTS = 100
 
 # Which model each space ships, and how its signature set is chosen: decided by leave-device-out
-# evaluation (`nas-latency evaluate`), see README "Measured figures". `clamp_speed` changes nothing for a device
+# evaluation (`nas-latency evaluate`), see docs/figures.md. `clamp_speed` changes nothing for a device
 # whose speed lies within the training devices' range and keeps the rankings of one outside it
 # (`evaluate --scale-held-out F`); `drop_outliers` leaves out a measurement the device's others disagree with
 # (`evaluate --spike-held-out F`).

@@ -22,7 +22,7 @@ takes it for the devices it explains better than the transfer models do.
 ``bagged=True`` (the shipped phone model's): the prices are the mean of the K price lists fitted without each
 measurement. With more prices than measurements, the least-squares fit sits on a corner of the non-negative
 prices that one measurement more or less can move to another corner (a different set of zero prices); the mean
-of the K corners is steadier. Leave-device-out at K = 10 (README, "Measured figures"), the phones' simulated
+of the K corners is steadier. Leave-device-out at K = 10 (docs/figures.md), the phones' simulated
 accelerators gain (R² 0.951 -> 0.957) and so do their phones of an unseen CPU (0.935 -> 0.939); NB201's and FBNet's
 unseen kinds of hardware lose (FBNet HELP 0.824 -> 0.819), so they keep the plain fit (the default). Every
 leave-one-out prediction (for σ and for ``loo_select``) is bagged in turn on its K − 1 measurements: K² small
@@ -192,8 +192,8 @@ class PrunedCostPriceModel(CostPriceModel):
     """``pruned_cost_nnls``: :class:`CostPriceModel` on the ``pruned_cost.*`` columns, the costs of the layers a
     runtime that prunes unread values runs. Next to ``cost_nnls`` in a ``loo_select``, a device's own
     measurements tell whether it runs the ops whose results no output reads (NAS-Bench-201 pixel3 does not:
-    leave-device-out HELP Spearman 0.628 with ``cost_nnls`` alone, 0.921 with this model alone, K = 10; README,
-    "Measured figures")."""
+    leave-device-out HELP Spearman 0.628 with ``cost_nnls`` alone, 0.921 with this model alone, K = 10;
+    docs/figures.md)."""
 
     kind = "pruned_cost_nnls"
 

@@ -24,7 +24,7 @@ weighted geometric mean of the members', its uncertainty the mixture's, as in
     predictive densities, here Gaussian with the variance each member showed, so ``w_m ∝ MSE_m^(−K/2)``. A member
     twice as accurate at K = 10 gets 32 times the weight; two members about as good share the device.
 
-Chosen by leave-device-out evaluation (README, "Measured figures"): on NAS-Bench-201, where the transfer model is
+Chosen by leave-device-out evaluation (docs/figures.md): on NAS-Bench-201, where the transfer model is
 close to its in-device ceiling, the test keeps it unless the evidence is strong; on FBNet, where devices of an
 unseen kind are far from every training device, averaging gains most.
 
@@ -33,7 +33,7 @@ With more than :data:`MAX_FOLDS` measurements (a device that keeps contributing)
 With fewer measurements than a member needs plus one there is no leave-one-out: the device uses ``members[0]``.
 With fewer than ``min_choice_measurements`` (default :data:`MIN_CHOICE_MEASUREMENTS`) it uses ``members[0]`` too:
 a price list with more prices than measurements predicts four or five held-out points well by chance, and with
-K = 5 both ways of choosing lost to ``members[0]`` alone (NB201 and FBNet; README).
+K = 5 both ways of choosing lost to ``members[0]`` alone (NB201 and FBNet; docs/figures.md).
 The adaptation's ``info`` records every member's error, the weights and how they were chosen.
 """
 
@@ -51,8 +51,8 @@ from nas_latency.models.linalg import MAX_FOLDS, check_open_unit, cross_validati
 
 WEIGHTINGS: tuple[str, ...] = ("test", "pseudo_bma")
 #: below this many measurements the device keeps ``members[0]``: a price list with more prices than measurements
-#: can predict four or five held-out points by chance (NB201 and FBNet with K = 5, README), and no test on so few
-#: residuals tells luck from fit
+#: can predict four or five held-out points by chance (NB201 and FBNet with K = 5, docs/figures.md), and no test
+#: on so few residuals tells luck from fit
 MIN_CHOICE_MEASUREMENTS = 8
 #: leave-one-out mean squares are floored here before logs and ratios (a member that fits every point exactly)
 MSE_FLOOR = 1e-12

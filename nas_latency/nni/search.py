@@ -166,7 +166,7 @@ def choose(trials: Sequence[TrialRecord], tolerance: float = 0.0) -> TrialRecord
     close to it; giving up at most ``tolerance`` accuracy points for the fastest near-best architecture buys back
     margin. On the 13 bundled devices held out one at a time (3 budgets x 3 seeds, 300 trials), 0.2 points
     kept 102/117 chosen archs truly within budget instead of 96/117, at 92/117 instead of 95/117 within 0.5
-    points of the best (README); the default stays 0, the most accurate evaluated arch.
+    points of the best (docs/figures.md); the default stays 0, the most accurate evaluated arch.
     """
     if tolerance < 0:
         raise InvalidInputError(f"tolerance must be >= 0, got {tolerance}")

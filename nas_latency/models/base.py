@@ -256,6 +256,14 @@ class CrossDeviceModel(CostModel):
             out[held] = np.log(self._predict(X[held], adaptation))
         return out
 
+    def _adapt_and_held_out(self, X: np.ndarray, latency_ms: np.ndarray,
+                            fold: np.ndarray) -> tuple[DeviceAdaptation, np.ndarray]:
+        """``(self._adapt(X, latency_ms), self._held_out_log_predictions(X, latency_ms, fold))``, which a choice
+        among members by their cross-validation needs together. A model whose adaptation already solves what its
+        cross-validation needs (the Bayesian linear systems, a price list's σ) overrides it to solve it once; the
+        numbers are the same."""
+        return self._adapt(X, latency_ms), self._held_out_log_predictions(X, latency_ms, fold)
+
     def _validate_table(self, features: FeatureMatrix, latency_ms: np.ndarray) -> np.ndarray:
         Y = check_latencies(latency_ms, where=f"{type(self).__name__}.fit", allow_nan=True)
         if Y.ndim != 2 or Y.shape[0] != features.values.shape[0]:

@@ -175,9 +175,12 @@ class EvidenceBayesianDeviceModel(CrossDeviceModel):
     def _mixture(self, prior_of: PriorLookup, Zs: np.ndarray, t: np.ndarray) -> dict[str, np.ndarray]:
         """For design rows ``Zs`` and log latencies ``t``: every grid entry's posterior and evidence, the
         evidence-weighted mean weights, and the entries kept for the uncertainty (as adaptation arrays)."""
-        systems = self._grid_systems(prior_of, Zs, t)
+        return self._mixture_of(self._grid_systems(prior_of, Zs, t), len(t))
+
+    def _mixture_of(self, systems: _GridSystems, k: int) -> dict[str, np.ndarray]:
+        """:meth:`_mixture` of ``k`` design rows whose systems are solved."""
         log_evidence = -0.5 * ((systems.residual * systems.alpha).sum(axis=1) + systems.log_det
-                               + len(t) * np.log(2.0 * np.pi))
+                               + k * np.log(2.0 * np.pi))
         weights = np.array([mean + A @ alpha for mean, A, alpha in
                             zip(systems.means, systems.A, systems.alpha)])  # each entry's posterior mean
         posterior = np.exp(log_evidence - log_evidence.max())
@@ -251,12 +254,23 @@ class EvidenceBayesianDeviceModel(CrossDeviceModel):
 
     # ---- adapt / predict ----------------------------------------------------------------------------------
     def _adapt(self, X: np.ndarray, latency_ms: np.ndarray) -> DeviceAdaptation:
-        arrays = self._mixture(self._prior, design_matrix(X, self.mean_, self.scale_), np.log(latency_ms))
+        return self._adaptation(self._mixture(self._prior, design_matrix(X, self.mean_, self.scale_),
+                                              np.log(latency_ms)), len(latency_ms))
+
+    def _adapt_and_held_out(self, X: np.ndarray, latency_ms: np.ndarray,
+                            fold: np.ndarray) -> tuple[DeviceAdaptation, np.ndarray]:
+        """One solve of the grid's systems serves both the adaptation and its cross-validation."""
+        t = np.log(latency_ms)
+        systems = self._grid_systems(self._prior, design_matrix(X, self.mean_, self.scale_), t)
+        return (self._adaptation(self._mixture_of(systems, len(t)), len(t)),
+                self._held_out_of(systems, t, fold))
+
+    def _adaptation(self, arrays: dict[str, np.ndarray], n_measurements: int) -> DeviceAdaptation:
         posterior = arrays["grid_posterior"]
         return DeviceAdaptation(
             model_kind=self.kind,
             feature_schema_hash=self.feature_schema_hash_ or "",
-            n_measurements=len(latency_ms),
+            n_measurements=n_measurements,
             arrays=arrays,
             info={"map_hyperparameters": dict(zip(GRID_FIELDS, self.grid_[int(np.argmax(posterior))].tolist())),
                   "map_posterior": float(posterior.max())},
@@ -269,10 +283,13 @@ class EvidenceBayesianDeviceModel(CrossDeviceModel):
         ``−½ (rᵀα − α_oᵀ B⁻¹ α_o + log det C + log det B + (K − |o|) log 2π)``. The held-out prediction is the
         entries' means weighted by their evidence *without* the fold, as an adaptation on the other rows weighs
         them: the same numbers as adapting once per fold, at the cost of one adaptation."""
-        Zs = design_matrix(X, self.mean_, self.scale_)
         t = np.log(latency_ms)
+        return self._held_out_of(self._grid_systems(self._prior, design_matrix(X, self.mean_, self.scale_), t), t,
+                                 fold)
+
+    def _held_out_of(self, systems: _GridSystems, t: np.ndarray, fold: np.ndarray) -> np.ndarray:
+        """:meth:`_held_out_log_predictions` of log latencies ``t`` whose systems are solved."""
         folds = [np.flatnonzero(fold == f) for f in np.unique(fold)]
-        systems = self._grid_systems(self._prior, Zs, t)
         inverse = np.swapaxes(systems.chol_inverse, 1, 2) @ systems.chol_inverse  # C⁻¹ of every entry
         alpha, log_det = systems.alpha, systems.log_det
         quadratic = (systems.residual * alpha).sum(axis=1)

@@ -102,8 +102,12 @@ def leave_one_out_log_std(costs: np.ndarray, latency_ms: np.ndarray, fitter: Pri
     :data:`~nas_latency.models.linalg.MAX_FOLDS` rows), widened to a Student-t prediction interval (module
     docstring)."""
     fold = cross_validation_folds(len(latency_ms))
-    residuals = np.log(latency_ms) - held_out_log_predictions(costs, latency_ms, fold, fitter)
-    k = len(latency_ms)
+    return log_std_of_residuals(np.log(latency_ms) - held_out_log_predictions(costs, latency_ms, fold, fitter))
+
+
+def log_std_of_residuals(residuals: np.ndarray) -> float:
+    """The predictive σ of :func:`leave_one_out_log_std` from its ``K`` held-out log residuals."""
+    k = len(residuals)
     widening = float(student_t.ppf(0.975, k - 1)) * np.sqrt(1.0 + 1.0 / k) / float(norm.ppf(0.975))
     return max(float(np.sqrt(np.mean(residuals**2))) * widening, MIN_LOG_STD)
 
@@ -151,14 +155,28 @@ class CostPriceModel(CrossDeviceModel):
 
     def _adapt(self, X: np.ndarray, latency_ms: np.ndarray) -> DeviceAdaptation:
         costs = self._costs(X)
+        return self._adaptation(costs, latency_ms, leave_one_out_log_std(costs, latency_ms, self._fitter()))
+
+    def _adaptation(self, costs: np.ndarray, latency_ms: np.ndarray, log_std: float) -> DeviceAdaptation:
         return DeviceAdaptation(
             model_kind=self.kind,
             feature_schema_hash=self.feature_schema_hash_ or "",
             n_measurements=len(latency_ms),
             arrays={"prices": self._fitter()(costs, latency_ms)},
-            info={"floor_ms": FLOOR_SHARE * float(latency_ms.min()),
-                  "log_std": leave_one_out_log_std(costs, latency_ms, self._fitter())},
+            info={"floor_ms": FLOOR_SHARE * float(latency_ms.min()), "log_std": log_std},
         )
+
+    def _adapt_and_held_out(self, X: np.ndarray, latency_ms: np.ndarray,
+                            fold: np.ndarray) -> tuple[DeviceAdaptation, np.ndarray]:
+        """The σ of the adaptation is the cross-validation's own when ``fold`` is the one σ uses (it is for a
+        choice by leave-one-out): the price lists of the folds are fitted once, not twice."""
+        costs = self._costs(X)
+        held_out = held_out_log_predictions(costs, latency_ms, fold, self._fitter())
+        if np.array_equal(fold, cross_validation_folds(len(latency_ms))):
+            log_std = log_std_of_residuals(np.log(latency_ms) - held_out)
+        else:
+            log_std = leave_one_out_log_std(costs, latency_ms, self._fitter())
+        return self._adaptation(costs, latency_ms, log_std), held_out
 
     def _predict(self, X: np.ndarray, adaptation: DeviceAdaptation) -> np.ndarray:
         prices = np.asarray(adaptation.arrays["prices"], dtype=np.float64)
@@ -203,4 +221,4 @@ class PrunedCostPriceModel(CostPriceModel):
 
 __all__ = ["COST_PREFIX", "COST_PREFIXES", "PRUNED_COST_PREFIX", "CostPriceModel", "PriceFitter", "PrunedCostPriceModel",
            "bagged_prices", "fit_prices",
-           "held_out_log_predictions", "leave_one_out_log_std"]
+           "held_out_log_predictions", "leave_one_out_log_std", "log_std_of_residuals"]

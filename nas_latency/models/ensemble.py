@@ -63,25 +63,41 @@ class GeometricEnsemble(CrossDeviceModel):
         return hashlib.sha256(parts.encode()).hexdigest()[:16]
 
     def _adapt(self, X: np.ndarray, latency_ms: np.ndarray) -> DeviceAdaptation:
+        return self._adaptation([member._adapt(X, latency_ms) for member in self.members_], len(latency_ms))
+
+    def _adaptation(self, member_adaptations: Sequence[DeviceAdaptation], n_measurements: int) -> DeviceAdaptation:
+        """The ensemble's adaptation made of its members' (in member order)."""
         arrays: dict[str, np.ndarray] = {}
         infos: list[dict[str, Any]] = []
-        for i, member in enumerate(self.members_):
-            member_arrays, member_info = nest_adaptation(f"members.{i}", member._adapt(X, latency_ms))
+        for i, member_adaptation in enumerate(member_adaptations):
+            member_arrays, member_info = nest_adaptation(f"members.{i}", member_adaptation)
             arrays.update(member_arrays)
             infos.append(member_info)
         return DeviceAdaptation(
             model_kind=self.kind,
             feature_schema_hash=self.feature_schema_hash_ or "",
-            n_measurements=len(latency_ms),
+            n_measurements=n_measurements,
             arrays=arrays,
             info={"members": infos},
         )
+
+    def _members_adapted_and_held_out(self, X: np.ndarray, latency_ms: np.ndarray,
+                                      fold: np.ndarray) -> tuple[list[DeviceAdaptation], list[np.ndarray]]:
+        """Each member's adaptation and its held-out log predictions for ``fold``."""
+        pairs = [member._adapt_and_held_out(X, latency_ms, fold) for member in self.members_]
+        return [adaptation for adaptation, _ in pairs], [held_out for _, held_out in pairs]
 
     def _held_out_log_predictions(self, X: np.ndarray, latency_ms: np.ndarray, fold: np.ndarray) -> np.ndarray:
         """Each member adapts on its own, so the ensemble's held-out log prediction is the weighted sum of the
         members' (each by its own, possibly closed-form, cross-validation)."""
         return sum(w * member._held_out_log_predictions(X, latency_ms, fold)
                    for w, member in zip(self.weights_, self.members_))  # type: ignore[return-value]
+
+    def _adapt_and_held_out(self, X: np.ndarray, latency_ms: np.ndarray,
+                            fold: np.ndarray) -> tuple[DeviceAdaptation, np.ndarray]:
+        adaptations, held_out = self._members_adapted_and_held_out(X, latency_ms, fold)
+        return (self._adaptation(adaptations, len(latency_ms)),
+                sum(w * h for w, h in zip(self.weights_, held_out)))  # type: ignore[return-value]
 
     def device_weights(self, adaptation: DeviceAdaptation) -> np.ndarray:
         """The members' weights for the device of ``adaptation``: the ensemble's fixed weights (subclasses may

@@ -64,8 +64,12 @@ def leave_one_out_log_mse(member: CrossDeviceModel, X: np.ndarray, latency_ms: n
     (:func:`cross_validation_folds`), so a device with hundreds of measurements costs ``max_folds`` adaptations,
     not hundreds (and the Bayesian linear models need none: they have a closed form)."""
     fold = cross_validation_folds(len(latency_ms), max_folds)
-    errors = np.log(latency_ms) - member._held_out_log_predictions(X, latency_ms, fold)
-    return float(np.mean(errors**2))
+    return log_mse(latency_ms, member._held_out_log_predictions(X, latency_ms, fold))
+
+
+def log_mse(latency_ms: np.ndarray, log_predicted: np.ndarray) -> float:
+    """Mean of ``(ln y_i − log_predicted_i)²``."""
+    return float(np.mean((np.log(latency_ms) - log_predicted) ** 2))
 
 
 def f_test_choice(errors: Sequence[float], n_residuals: int, significance: float) -> np.ndarray:
@@ -110,16 +114,22 @@ class LeaveOneOutSelection(GeometricEnsemble):
         return np.eye(len(self.members))[0]
 
     def _adapt(self, X: np.ndarray, latency_ms: np.ndarray) -> DeviceAdaptation:
-        adaptation = super()._adapt(X, latency_ms)
         k = len(latency_ms)
         errors: list[float] | None = None
         if k - int(np.ceil(k / MAX_FOLDS)) < max(member.min_measurements for member in self.members_):
+            adaptation = super()._adapt(X, latency_ms)
             weights, how = self.weights_.copy(), f"members[0]: {k} measurements, too few to leave one out"
         elif k < self.min_choice_measurements:
+            adaptation = super()._adapt(X, latency_ms)
             weights, how = self.weights_.copy(), (f"members[0]: {k} measurements, fewer than the "
                                                   f"{self.min_choice_measurements} a choice among members needs")
         else:
-            errors = [leave_one_out_log_mse(member, X, latency_ms) for member in self.members_]
+            # each member's adaptation and its leave-one-out come from one call: a member whose adaptation solves
+            # what its cross-validation needs solves it once (CrossDeviceModel._adapt_and_held_out)
+            fold = cross_validation_folds(k, MAX_FOLDS)
+            member_adaptations, held_out = self._members_adapted_and_held_out(X, latency_ms, fold)
+            adaptation = self._adaptation(member_adaptations, k)
+            errors = [log_mse(latency_ms, h) for h in held_out]
             if self.weighting == "test":
                 weights = f_test_choice(errors, k, float(self.significance))
                 how = f"F-test at {self.significance:g}: members[{int(np.argmax(weights))}]"
@@ -138,6 +148,11 @@ class LeaveOneOutSelection(GeometricEnsemble):
     def _held_out_log_predictions(self, X: np.ndarray, latency_ms: np.ndarray, fold: np.ndarray) -> np.ndarray:
         # the device weights are chosen from the measurements too: adapt per fold (the generic cross-validation)
         return CrossDeviceModel._held_out_log_predictions(self, X, latency_ms, fold)
+
+    def _adapt_and_held_out(self, X: np.ndarray, latency_ms: np.ndarray,
+                            fold: np.ndarray) -> tuple[DeviceAdaptation, np.ndarray]:
+        # not the fixed-weight ensemble's: the held-out rows' weights are chosen without them
+        return CrossDeviceModel._adapt_and_held_out(self, X, latency_ms, fold)
 
     def device_weights(self, adaptation: DeviceAdaptation) -> np.ndarray:
         weights = np.asarray(adaptation.arrays.get("device_weights", ()), dtype=np.float64)

@@ -74,12 +74,20 @@ class WithoutCosts(WrappedModel):
         return X[:, self.columns_]
 
     def _adapt(self, X: np.ndarray, latency_ms: np.ndarray) -> DeviceAdaptation:
-        arrays, info = nest_adaptation("base", self.base_._adapt(self._kept(X), latency_ms))
+        return self._adaptation(self.base_._adapt(self._kept(X), latency_ms), len(latency_ms))
+
+    def _adaptation(self, base_adaptation: DeviceAdaptation, n_measurements: int) -> DeviceAdaptation:
+        arrays, info = nest_adaptation("base", base_adaptation)
         return DeviceAdaptation(model_kind=self.kind, feature_schema_hash=self.feature_schema_hash_ or "",
-                                n_measurements=len(latency_ms), arrays=arrays, info={"base": info})
+                                n_measurements=n_measurements, arrays=arrays, info={"base": info})
 
     def _held_out_log_predictions(self, X: np.ndarray, latency_ms: np.ndarray, fold: np.ndarray) -> np.ndarray:
         return self.base_._held_out_log_predictions(self._kept(X), latency_ms, fold)
+
+    def _adapt_and_held_out(self, X: np.ndarray, latency_ms: np.ndarray,
+                            fold: np.ndarray) -> tuple[DeviceAdaptation, np.ndarray]:
+        base_adaptation, held_out = self.base_._adapt_and_held_out(self._kept(X), latency_ms, fold)
+        return self._adaptation(base_adaptation, len(latency_ms)), held_out
 
     def _predict(self, X: np.ndarray, adaptation: DeviceAdaptation) -> np.ndarray:
         return self.base_._predict(self._kept(X), self._base_adaptation(adaptation))

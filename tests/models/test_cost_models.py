@@ -20,6 +20,8 @@ from nas_latency.models import (
     load_model,
 )
 from nas_latency.errors import InvalidInputError
+from nas_latency.models.base import DeviceAdaptation
+from nas_latency.models.ensemble import GeometricEnsemble
 from nas_latency.models.linalg import clone, rank_correlation
 from nas_latency.models.selection import leave_one_out_log_mse, pseudo_bma_weights, f_test_choice
 from nas_latency.models.specs import build_model
@@ -282,3 +284,39 @@ def test_signature_selection_does_not_use_the_cost_columns(data: Data) -> None:
     with_costs = select_signature("informative", table, archs, 5, seed=0, features=data.features)
     without = select_signature("informative", table, archs, 5, seed=0, features=strip_costs(data.features))
     assert with_costs == without
+
+
+def assert_same_adaptation(got: DeviceAdaptation, expected: DeviceAdaptation) -> None:
+    assert got.info == expected.info and got.n_measurements == expected.n_measurements
+    assert sorted(got.arrays) == sorted(expected.arrays)
+    for key, value in expected.arrays.items():
+        assert np.array_equal(got.arrays[key], value), key
+
+
+@pytest.mark.parametrize("spec", [
+    "cost_nnls", "cost_nnls(bagged=true)", "blr_evidence", "without_costs(blr_evidence)",
+    "geo_ensemble(nnls_mix,blr_evidence)", "loo_select(without_costs(geo_ensemble(nnls_mix,blr_evidence)),cost_nnls)",
+])
+@pytest.mark.parametrize("n_folds", [10, 3])
+def test_adapting_and_cross_validating_at_once_gives_what_each_gives_alone(data: Data, spec: str,
+                                                                            n_folds: int) -> None:
+    """The models that share the work between an adaptation and its cross-validation (the grid's linear systems,
+    a price list's held-out fits) give the same numbers, to the bit, as the two computed apart; with three folds a
+    price list's σ (always leave-one-out) cannot come from them and is computed as before."""
+    model = build_model(spec).fit(data.features, data.training("pixel3"))
+    X, y = data.features.values[data.signature], data.latency[data.signature, data.column("pixel3")]
+    fold = np.arange(K) % n_folds
+    adaptation, held_out = model._adapt_and_held_out(X, y, fold)
+    assert np.array_equal(held_out, model._held_out_log_predictions(X, y, fold))
+    assert_same_adaptation(adaptation, model._adapt(X, y))
+
+
+def test_loo_select_adapts_its_members_as_they_adapt_alone(data: Data) -> None:
+    model = build_model("loo_select(without_costs(blr_evidence),cost_nnls)").fit(data.features,
+                                                                                data.training("pixel3"))
+    X, y = data.features.values[data.signature], data.latency[data.signature, data.column("pixel3")]
+    adaptation = model._adapt(X, y)
+    alone = GeometricEnsemble._adapt(model, X, y)
+    assert adaptation.info["members"] == alone.info["members"]
+    for key, value in alone.arrays.items():
+        assert np.array_equal(adaptation.arrays[key], value), key

@@ -10,8 +10,10 @@ measurements. Here (see :mod:`nas_latency.models.signature_vector` for the share
 * each device contributes ``rows_per_device`` archs (seeded subsample), keeping NB201 training to seconds;
 * ``adapt`` reads the signature latencies (imputing missing ones) and fits a per-device affine correction.
 
-Hyper-parameters default to the research run that scored NB201 K=10 HELP 0.921 (300 trees, learning rate 0.05,
-31 leaves, min 20 rows per leaf, 0.8 bagging and feature fractions, 40 synthetic devices, 2,500 rows per device).
+Hyper-parameters default to those of an early research run (300 trees, learning rate 0.05, 31 leaves, min 20 rows
+per leaf, 0.8 bagging and feature fractions, 40 synthetic devices, 2,500 rows per device); with them NB201 K=10
+leave-device-out HELP Spearman is 0.888 ± 0.053, below the shipped model (docs/figures.md, "Where the goals are
+not met"; the 0.921 that run reported is not reproduced).
 Training is deterministic: ``deterministic=True``, ``force_row_wise=True``, a fixed ``seed`` and
 ``num_threads`` threads (1 by default; the result depends on the thread count). The booster is stored in
 LightGBM's own text format (as a uint8 array in the artifact), never pickled.

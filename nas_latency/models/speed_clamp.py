@@ -7,7 +7,7 @@ non-negative weights and no intercept, so a device ten times faster than any of 
 weights, which changes the mix; the Bayesian models learn their prior over a device's offset from the training
 devices. Measured leave-device-out (one held-out device's latencies multiplied by 0.1 or 10, training devices as
 measured, K = 10): the shipped FBNet model's mean HELP Spearman falls from 0.892 to 0.860 and 0.866, the phones'
-R² from 0.947 to 0.880 and 0.915.
+R² from 0.944 to 0.878 and 0.915 (docs/figures.md).
 
 The wrapper learns, at fit, a *reference*: a ridge model of the training devices' per-architecture median log
 latency, and each training device's *offset*, its mean log latency minus the reference's. At adapt, the

@@ -67,7 +67,8 @@ def training_devices(device: str, exclude_same: str | None = None) -> list[str]:
     """The bundled NAS-Bench-201 devices a model for ``device`` held out is trained on: every other one, less
     (``exclude_same``, e.g. ``kind``) those that share those device facts with it, as ``evaluate --exclude-same``
     leaves them out."""
-    from nas_latency.evaluate.protocols import load_latency_dataset, training_devices as protocol_training_devices
+    from nas_latency.evaluate.datasets import load_latency_dataset
+    from nas_latency.evaluate.protocols import training_devices as protocol_training_devices
 
     dataset = load_latency_dataset(SPACE)
     return protocol_training_devices(dataset, dataset.groups[dataset.devices.index(device)], exclude_same)

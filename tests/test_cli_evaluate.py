@@ -309,7 +309,7 @@ def test_split_specs_respects_parentheses() -> None:
 
 # ---- rank -------------------------------------------------------------------------------------------------------
 def _write_nb201_csvs(tmp_path: Path) -> tuple[Path, Path]:
-    from nas_latency.evaluate.protocols import load_latency_dataset
+    from nas_latency.evaluate.datasets import load_latency_dataset
 
     dataset = load_latency_dataset("nasbench201")
     y = dataset.latency_of("gold_6240")

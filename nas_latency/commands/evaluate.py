@@ -261,7 +261,8 @@ def _with_simulated_devices(dataset: Any, n: int, selector: Any, budget: int,
 def run(args: argparse.Namespace) -> int:
     import json
 
-    from nas_latency.evaluate.protocols import default_featurizer, leave_device_out, load_latency_dataset
+    from nas_latency.evaluate.datasets import load_latency_dataset
+    from nas_latency.evaluate.protocols import default_featurizer, leave_device_out
     from nas_latency.evaluate.report import result_document, write_report
     from search_spaces import get_space
 
@@ -343,7 +344,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"{space}: {len(dataset.archs)} archs x {len(dataset.devices)} devices ({len(dataset.group_names)} groups), "
           f"{features.values.shape[1]} features; models: {', '.join(models)}", file=sys.stderr)
     if args.exclude_same:
-        from nas_latency.evaluate.protocols import devices_lacking
+        from nas_latency.evaluate.datasets import devices_lacking
 
         lacking = devices_lacking(dataset, args.exclude_same)
         if lacking:
@@ -397,7 +398,8 @@ def run(args: argparse.Namespace) -> int:
 def run_ceiling(space: str, fmt: str, run_statistic: str = "published", model: str = "ridge") -> int:
     """``evaluate --ceiling``: per-device out-of-fold metrics of an in-device model, then the mean."""
     from nas_latency.evaluate.ceiling import in_device_ceiling
-    from nas_latency.evaluate.protocols import default_featurizer, load_latency_dataset
+    from nas_latency.evaluate.datasets import load_latency_dataset
+    from nas_latency.evaluate.protocols import default_featurizer
 
     dataset = load_latency_dataset(space, run_statistic)
     scores = in_device_ceiling(dataset, default_featurizer(space)(dataset.archs), model=model)
@@ -416,7 +418,8 @@ def run_ceiling(space: str, fmt: str, run_statistic: str = "published", model: s
 def run_drift(space: str, fmt: str, run_statistic: str = "published") -> int:
     """``evaluate --drift``: per-device drift along the measurement order, then the mean."""
     from nas_latency.evaluate.drift import DRIFT_WINDOW, order_drift
-    from nas_latency.evaluate.protocols import default_featurizer, load_latency_dataset
+    from nas_latency.evaluate.datasets import load_latency_dataset
+    from nas_latency.evaluate.protocols import default_featurizer
 
     dataset = load_latency_dataset(space, run_statistic)
     _, figures = order_drift(dataset, default_featurizer(space)(dataset.archs))
@@ -436,7 +439,7 @@ def run_retest(space: str, fmt: str) -> int:
     """``evaluate --retest``: per device, each twin arch's measurement scored against its twin's, then the mean."""
     from nas_latency.data import nb201_accuracy
     from nas_latency.evaluate.budget_choice import BUDGET_QUANTILES
-    from nas_latency.evaluate.protocols import load_latency_dataset
+    from nas_latency.evaluate.datasets import load_latency_dataset
     from nas_latency.evaluate.retest import retest_agreement, twin_pairs
 
     dataset = load_latency_dataset(space)

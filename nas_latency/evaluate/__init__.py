@@ -1,5 +1,7 @@
 """Evaluation of latency predictors: error, rank-correlation, top-k and Pareto-front metrics (numpy only), the
-leave-device-out protocol on the bundled measurements (:mod:`~nas_latency.evaluate.protocols`), its reports
+leave-device-out protocol (:mod:`~nas_latency.evaluate.protocols`) on the bundled measurements
+(:mod:`~nas_latency.evaluate.datasets`), scored on HELP's query set and all archs
+(:mod:`~nas_latency.evaluate.scoring_sets`), its results (:mod:`~nas_latency.evaluate.results`) and reports
 (:mod:`~nas_latency.evaluate.report`, :mod:`~nas_latency.evaluate.plot`), what the data allow (the in-device
 :mod:`~nas_latency.evaluate.ceiling`, the :mod:`~nas_latency.evaluate.drift` along the measurement order and the
 :mod:`~nas_latency.evaluate.retest` of networks measured twice), a model chosen per held-out device by validation
@@ -25,16 +27,16 @@ from nas_latency.evaluate.metrics import (
 )
 
 _LAZY = {
-    "DeviceScore": "protocols",
-    "EvaluationResult": "protocols",
-    "ExcludedArch": "protocols",
-    "LatencyDataset": "protocols",
+    "DeviceScore": "results",
+    "EvaluationResult": "results",
+    "ExcludedArch": "datasets",
+    "LatencyDataset": "datasets",
     "RandomSignature": "protocols",
     "SignatureSelector": "protocols",
-    "help_query_indices": "protocols",
-    "all_query_indices": "protocols",
+    "help_query_indices": "scoring_sets",
+    "all_query_indices": "scoring_sets",
     "leave_device_out": "protocols",
-    "load_latency_dataset": "protocols",
+    "load_latency_dataset": "datasets",
     "ReportFiles": "report",
     "render_markdown": "report",
     "result_document": "report",

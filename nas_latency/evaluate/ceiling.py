@@ -19,7 +19,8 @@ import numpy as np
 
 from nas_latency.errors import InvalidInputError
 from nas_latency.evaluate.metrics import summarize
-from nas_latency.evaluate.protocols import LatencyDataset, all_query_indices, help_query_indices, scoring_sets
+from nas_latency.evaluate.datasets import LatencyDataset
+from nas_latency.evaluate.scoring_sets import all_query_indices, help_query_indices, scoring_sets
 from nas_latency.ir import FeatureMatrix
 from nas_latency.models.linalg import design_matrix, fit_standardizer, ridge_per_device
 

@@ -32,7 +32,7 @@ from scipy.ndimage import median_filter
 
 from nas_latency.errors import InvalidInputError
 from nas_latency.evaluate.ceiling import fold_assignment, out_of_fold_log_predictions, ridge_fit_predict
-from nas_latency.evaluate.protocols import LatencyDataset
+from nas_latency.evaluate.datasets import LatencyDataset
 from nas_latency.ir import FeatureMatrix
 
 #: consecutive measurements the running median spans (odd, so it is centred)

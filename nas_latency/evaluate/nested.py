@@ -6,7 +6,7 @@ each held-out group of a finished run it repeats the run *inside* the group's tr
 out in turn, onboarded from the same budget, seeds and signature method), keeps the candidate with the highest
 mean Spearman on the space's first scoring set, and scores that candidate's outer predictions on the held-out
 group. The result gains a model :data:`NESTED_MODEL` whose scores are those, and records every group's inner
-figures and choice in :attr:`~nas_latency.evaluate.protocols.EvaluationResult.nested_choices`.
+figures and choice in :attr:`~nas_latency.evaluate.results.EvaluationResult.nested_choices`.
 """
 
 from __future__ import annotations
@@ -15,16 +15,8 @@ import time
 from typing import Mapping
 
 from nas_latency.errors import InvalidInputError
-from nas_latency.evaluate.protocols import (
-    DeviceScore,
-    EvaluationResult,
-    IntervalCoverage,
-    ModelFactory,
-    Prediction,
-    ProgressCallback,
-    SignatureSelector,
-    leave_device_out,
-)
+from nas_latency.evaluate.protocols import ModelFactory, ProgressCallback, SignatureSelector, leave_device_out
+from nas_latency.evaluate.results import DeviceScore, EvaluationResult, IntervalCoverage, Prediction
 from nas_latency.ir import FeatureMatrix
 
 #: the model name of the nested choice in a result

@@ -14,11 +14,8 @@ import numpy as np
 
 from nas_latency import __version__
 from nas_latency.evaluate.metrics import SUMMARY_KEYS
-from nas_latency.evaluate.protocols import (
-    HELP_QUERY_RANGE,
-    HELP_TRIM_FRACTION,
-    EvaluationResult,
-)
+from nas_latency.evaluate.results import EvaluationResult
+from nas_latency.evaluate.scoring_sets import HELP_QUERY_RANGE, HELP_TRIM_FRACTION
 
 logger = logging.getLogger(__name__)
 

@@ -26,7 +26,7 @@ from nas_latency.evaluate.budget_choice import budget_choices_met
 from nas_latency.evaluate.metrics import summarize
 
 if TYPE_CHECKING:
-    from nas_latency.evaluate.protocols import LatencyDataset
+    from nas_latency.evaluate.datasets import LatencyDataset
 
 #: a device needs at least this many measured twin pairs for a retest score
 MIN_PAIRS = 10

@@ -8,7 +8,7 @@ import pytest
 
 from nas_latency.errors import InvalidInputError
 from nas_latency.evaluate.ceiling import in_device_ceiling
-from nas_latency.evaluate.protocols import LatencyDataset, load_latency_dataset
+from nas_latency.evaluate.datasets import LatencyDataset, load_latency_dataset
 from nas_latency.ir import FeatureMatrix
 
 N, P = 300, 80

@@ -9,7 +9,8 @@ import pytest
 
 from nas_latency.errors import InvalidInputError
 from nas_latency.evaluate.drift import DRIFT_WINDOW, MIN_WINDOWS, drift_removed_latency, order_drift
-from nas_latency.evaluate.protocols import LatencyDataset, leave_device_out
+from nas_latency.evaluate.datasets import LatencyDataset
+from nas_latency.evaluate.protocols import leave_device_out
 from nas_latency.ir import FeatureMatrix
 from nas_latency.models.specs import build_model
 

@@ -8,7 +8,8 @@ import pytest
 
 from nas_latency.errors import InvalidInputError
 from nas_latency.evaluate.nested import NESTED_MODEL, add_nested_choice
-from nas_latency.evaluate.protocols import LatencyDataset, RandomSignature, leave_device_out
+from nas_latency.evaluate.datasets import LatencyDataset
+from nas_latency.evaluate.protocols import RandomSignature, leave_device_out
 from nas_latency.evaluate.report import render_markdown, result_document
 from nas_latency.ir import FeatureMatrix
 from nas_latency.models.specs import build_model

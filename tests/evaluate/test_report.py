@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 
 from nas_latency.evaluate.plot import plot_predicted_vs_measured
-from nas_latency.evaluate.protocols import EvaluationResult, leave_device_out, load_latency_dataset
+from nas_latency.evaluate.datasets import load_latency_dataset
+from nas_latency.evaluate.protocols import leave_device_out
+from nas_latency.evaluate.results import EvaluationResult
 from nas_latency.evaluate.report import render_markdown, report_stem, result_document, write_report
 from nas_latency.ir import FeatureMatrix
 from nas_latency.models.base import CrossDeviceModel, DeviceAdaptation

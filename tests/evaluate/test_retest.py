@@ -11,7 +11,8 @@ import pytest
 
 from nas_latency.errors import InvalidInputError
 from nas_latency.evaluate.budget_choice import budget_choices_met
-from nas_latency.evaluate.protocols import LatencyDataset, RandomSignature, leave_device_out
+from nas_latency.evaluate.datasets import LatencyDataset
+from nas_latency.evaluate.protocols import RandomSignature, leave_device_out
 from nas_latency.evaluate.retest import MIN_PAIRS, retest_agreement, twin_pairs, twin_rows
 from nas_latency.models.specs import build_model
 from search_spaces.nasbench201 import all_archs, branch_swap_twin, op_indices

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from nas_latency.errors import InvalidInputError
-from nas_latency.evaluate.protocols import load_latency_dataset
+from nas_latency.evaluate.datasets import load_latency_dataset
 from nas_latency.evaluate.simulated import (
     FREE_GROUPS,
     NOISE_SIGMA,

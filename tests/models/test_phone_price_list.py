@@ -11,7 +11,8 @@ import pytest
 
 from nas_latency.builtin_models import DEFAULT_MODEL_SPECS, signature_method_of
 from nas_latency.evaluate.metrics import summarize
-from nas_latency.evaluate.protocols import MethodSignature, default_featurizer, load_latency_dataset, training_devices
+from nas_latency.evaluate.datasets import load_latency_dataset
+from nas_latency.evaluate.protocols import MethodSignature, default_featurizer, training_devices
 from nas_latency.evaluate.simulated import draw_accelerators, layer_table, simulated_latency_ms
 from nas_latency.ir import FeatureMatrix
 from nas_latency.models.adaptation_summary import summarize_adaptation

@@ -130,7 +130,7 @@ def test_bad_arguments_exit_2_before_anything_is_trained_or_written(
 
 def test_an_unseen_kind_of_hardware_is_trained_without_every_device_of_its_kind(
         capsys: pytest.CaptureFixture[str]) -> None:
-    from nas_latency.evaluate.protocols import load_latency_dataset
+    from nas_latency.evaluate.datasets import load_latency_dataset
     from nas_latency.predictor import Predictor
 
     argv = ["--sweep", "--devices", "titanx_1", "--quantiles", "0.5", "--trials", "10", "--exclude-same", "kind"]

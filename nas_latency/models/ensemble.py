@@ -90,14 +90,17 @@ class GeometricEnsemble(CrossDeviceModel):
     def _held_out_log_predictions(self, X: np.ndarray, latency_ms: np.ndarray, fold: np.ndarray) -> np.ndarray:
         """Each member adapts on its own, so the ensemble's held-out log prediction is the weighted sum of the
         members' (each by its own, possibly closed-form, cross-validation)."""
-        return sum(w * member._held_out_log_predictions(X, latency_ms, fold)
-                   for w, member in zip(self.weights_, self.members_))  # type: ignore[return-value]
+        return self._weighted_held_out([member._held_out_log_predictions(X, latency_ms, fold)
+                                        for member in self.members_])
 
     def _adapt_and_held_out(self, X: np.ndarray, latency_ms: np.ndarray,
                             fold: np.ndarray) -> tuple[DeviceAdaptation, np.ndarray]:
         adaptations, held_out = self._members_adapted_and_held_out(X, latency_ms, fold)
-        return (self._adaptation(adaptations, len(latency_ms)),
-                sum(w * h for w, h in zip(self.weights_, held_out)))  # type: ignore[return-value]
+        return self._adaptation(adaptations, len(latency_ms)), self._weighted_held_out(held_out)
+
+    def _weighted_held_out(self, members_held_out: Sequence[np.ndarray]) -> np.ndarray:
+        """The ensemble's held-out log predictions from its members' (in member order), by its fixed weights."""
+        return sum(w * h for w, h in zip(self.weights_, members_held_out))  # type: ignore[return-value]
 
     def device_weights(self, adaptation: DeviceAdaptation) -> np.ndarray:
         """The members' weights for the device of ``adaptation``: the ensemble's fixed weights (subclasses may

@@ -7,8 +7,11 @@ It is loaded lazily so that importing this package does not import torch.
 ``protocol``           warm-up, repetitions until the median is stable or a cap, outlier rejection, wall/CPU
                        timers, rounds, threads and pinning, the environment record
 ``runners``            torch eager, onnxruntime (CPU) and CUDA events, each turning a network into a sampler
-``generators``         micro-kernels (grid, random, space prior, adaptive), blocks, footprint and context chains,
-                       calibration chains, whole networks
+``items``              what one measurement is (:class:`~nas_latency.bench.items.BenchItem`), a layer as a network
+``kernel_items``       micro-kernels: grid, random, space prior, adaptive
+``block_items``        multi-layer blocks (with their layers as kernels) and whole networks of a NAS space
+``memory_items``       cold-weight twins of kernels, footprint and context chains
+``calibration``        chains of tiny ReLUs, and the runtime's fixed cost per call they give
 ``classic``            ResNet-18, MobileNetV2 and VGG as IR, for evaluation
 ``sweep``              measure a list of items in interleaved rounds; store rows
 ``device``             ``bench device``: onboard this machine and fit its layer models

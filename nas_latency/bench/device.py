@@ -9,7 +9,7 @@
    mapping model compares a block with layers measured under the same load; every measurement is taken in
    ``ROUNDS`` interleaved rounds (:func:`~nas_latency.bench.sweep.run_sweep`);
    then **cold-weight twins** of the kernels with sizeable weights (copies cycled so that the weights come from
-   memory, :func:`~nas_latency.bench.generators.cold_kernel_items`), **footprint blocks** (chains of 1×1
+   memory, :func:`~nas_latency.bench.memory_items.cold_kernel_items`), **footprint blocks** (chains of 1×1
    convolutions of growing total size) that calibrate how much of the cold penalty a network of a given footprint
    pays, and **context blocks** (chains of batch norm + ReLU of growing size) that calibrate what each MB of
    activations costs a layer inside a network of that footprint;
@@ -36,24 +36,16 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from nas_latency.bench.generators import (
-    CALIBRATION_LENGTHS,
-    LEVELS,
-    BenchItem,
-    Level,
-    adaptive_kernels,
+from nas_latency.bench.block_items import block_items, space_network_items, with_block_layers
+from nas_latency.bench.calibration import CALIBRATION_LENGTHS, calibration_items, call_overhead_ms
+from nas_latency.bench.items import LEVELS, BenchItem, Level, kernel_item
+from nas_latency.bench.kernel_items import adaptive_kernels, kernel_sweep
+from nas_latency.bench.memory_items import (
     COLD_MIN_WEIGHT_BYTES,
     COLD_PREFIX,
-    block_items,
-    calibration_items,
     cold_kernel_items,
     context_items,
     footprint_items,
-    call_overhead_ms,
-    kernel_item,
-    kernel_sweep,
-    space_network_items,
-    with_block_layers,
 )
 from nas_latency.bench.protocol import (
     PROTOCOLS,

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from nas_latency import __version__
+from nas_latency.bench.block_items import space_network_items
 from nas_latency.bench.classic import CLASSIC_NETWORKS, classic_network
 from nas_latency.bench.device import (
     NETWORK_SPACE,
@@ -32,7 +33,7 @@ from nas_latency.bench.device import (
     load_stacked_models,
     source_for,
 )
-from nas_latency.bench.generators import BenchItem, space_network_items
+from nas_latency.bench.items import BenchItem
 from nas_latency.bench.protocol import PROTOCOLS, environment_record, execution_context
 from nas_latency.bench.runners import make_runner
 from nas_latency.bench.sweep import Progress, measurement_rows, run_sweep
@@ -45,7 +46,7 @@ from nas_latency.store import Store
 
 log = logging.getLogger(__name__)
 
-PRIOR_SEED = 1234  # the seed generators.prior_layers samples its architectures with
+PRIOR_SEED = 1234  # the seed kernel_items.prior_layers samples its architectures with
 GROUPS = ("nasbench201", "fbnet", "classic")
 TARGETS = {"mape_pct": 5.0, "within_10pct": 0.95, "spearman": 0.98}
 FORMAT_VERSION = 1

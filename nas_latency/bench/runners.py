@@ -23,7 +23,7 @@ what inflates whole-network measurements (see :mod:`nas_latency.bench.protocol`)
 ``sampler(network, copies=K)`` runs K copies of the network (each with its own weights in its own memory) in
 turn, so that the weights cycled through exceed the caches: a *cold-weight* measurement, as a layer runs inside a
 large network whose other layers evict its weights between two inferences (see
-:func:`~nas_latency.bench.generators.cold_kernel_items`).
+:func:`~nas_latency.bench.memory_items.cold_kernel_items`).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Measure a list of :class:`~nas_latency.bench.generators.BenchItem` with one runner and one protocol, and
+"""Measure a list of :class:`~nas_latency.bench.items.BenchItem` with one runner and one protocol, and
 turn the results into store rows.
 
 An item the runtime cannot run (an operator onnxruntime's exporter rejects, a GPU item without a GPU) is an
@@ -14,7 +14,7 @@ from typing import Any, Callable, Literal, Mapping, Sequence
 
 import numpy as np
 
-from nas_latency.bench.generators import BenchItem
+from nas_latency.bench.items import BenchItem
 from nas_latency.bench.protocol import MeasurementProtocol, Sampler, TimingStats, combine_rounds, measure
 from nas_latency.bench.runners import Runner
 from nas_latency.errors import InvalidInputError, NasLatencyError

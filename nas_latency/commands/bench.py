@@ -159,8 +159,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run_space(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
+    from nas_latency.bench.block_items import space_network_items
     from nas_latency.bench.device import check_timer
-    from nas_latency.bench.generators import space_network_items
     from nas_latency.bench.protocol import PROTOCOLS, environment_record, execution_context, parse_cpus
     from nas_latency.bench.runners import make_runner
     from nas_latency.bench.sweep import measurement_rows, run_sweep

@@ -14,13 +14,14 @@ from nas_latency.errors import InvalidInputError
 from nas_latency.frontends.conversion import Conversion, OnUnsupported, SkippedNode, check_on_unsupported
 
 if TYPE_CHECKING:
-    from nas_latency.frontends.onnx_frontend import export_onnx, onnx_to_ir
+    from nas_latency.frontends.onnx_export import export_onnx
+    from nas_latency.frontends.onnx_frontend import onnx_to_ir
     from nas_latency.frontends.torch_fx import torch_to_ir
 
 _LAZY = {
     "torch_to_ir": "nas_latency.frontends.torch_fx",
     "onnx_to_ir": "nas_latency.frontends.onnx_frontend",
-    "export_onnx": "nas_latency.frontends.onnx_frontend",
+    "export_onnx": "nas_latency.frontends.onnx_export",
 }
 
 

@@ -1,4 +1,4 @@
-"""ONNX models to the network IR, and torch modules to ONNX.
+"""ONNX models to the network IR (torch modules to ONNX: :mod:`~nas_latency.frontends.onnx_export`).
 
 :func:`onnx_to_ir` loads a model (a path, bytes or a ``ModelProto``), checks it, fixes a symbolic batch dimension
 to ``batch_size``, runs ONNX shape inference (strict first, lenient if strict fails) and maps nodes to IR layers:
@@ -42,7 +42,7 @@ to ``batch_size``, runs ONNX shape inference (strict first, lenient if strict fa
 
 Initializers, ``Constant`` nodes and everything computed from constants and shapes alone (``Shape``, ``Gather`` and
 ``Slice`` of a shape, ``Concat`` of shape pieces...) are not layers; they are evaluated with numpy where a value is
-needed. Any other
+needed (:mod:`~nas_latency.frontends.onnx_constants`). Any other
 operator follows :class:`~nas_latency.frontends.conversion.IRAssembler`'s policy: an
 :class:`~nas_latency.errors.UnsupportedOperatorError` naming the node (its name, or ``#index``) and its op type,
 or with ``on_unsupported="skip"`` an explicit, reported skip.
@@ -52,16 +52,14 @@ from __future__ import annotations
 
 import logging
 import math
-import re
-import warnings
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import onnx
 from onnx import helper, numpy_helper, shape_inference
 
-from nas_latency.errors import InvalidInputError, UnsupportedOperatorError
+from nas_latency.errors import InvalidInputError
 from nas_latency.frontends.conversion import (
     Conversion,
     IRAssembler,
@@ -73,38 +71,19 @@ from nas_latency.frontends.conversion import (
     check_on_unsupported,
     is_symbol,
 )
+from nas_latency.frontends.onnx_constants import UNKNOWN, UnknownConstant, fold_constant, reshape_target
 from nas_latency.ir import OpKind, Shape, numel
-
-if TYPE_CHECKING:
-    import torch
 
 logger = logging.getLogger(__name__)
 
 OnnxModel = str | Path | bytes | bytearray | memoryview | onnx.ModelProto
 
 
-class _Unknown:
-    """A constant whose value is not computed (nothing needed it, or it needs an op we do not evaluate)."""
-
-    def __repr__(self) -> str:
-        return "<unknown constant>"
-
-
-UNKNOWN = _Unknown()
-
 _SIMPLE_ACTIVATIONS: dict[str, OpKind] = {
     "Relu": OpKind.RELU,
     "HardSwish": OpKind.HARD_SWISH,
     "Tanh": OpKind.TANH,
     "Gelu": OpKind.GELU,
-}
-
-
-#: elementwise functions of constants that torch's exports compute scales with (F.scaled_dot_product_attention)
-_UNARY_FOLDS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
-    "Sqrt": np.sqrt,
-    "Reciprocal": np.reciprocal,
-    "Neg": np.negative,
 }
 
 
@@ -189,84 +168,6 @@ def _uniform(value: Any) -> float | None:
 
 
 # ---- constant evaluation (shape computations) ------------------------------------------------------------------
-def _fold(op: str, ins: list[Any], attrs: dict[str, Any], opset: int) -> list[Any] | None:
-    """Evaluate a node whose inputs are all constants; None when the op is not one we evaluate."""
-    if any(v is UNKNOWN for v in ins):
-        return None
-    arr = [np.asarray(v) if v is not None else None for v in ins]
-
-    def axes_of(index: int) -> list[int] | None:
-        if "axes" in attrs:
-            return [int(a) for a in attrs["axes"]]
-        if len(arr) > index and arr[index] is not None:
-            return [int(a) for a in arr[index].reshape(-1)]
-        return None
-
-    if op == "Identity":
-        return [arr[0]]
-    if op == "Shape":
-        shape = np.array(arr[0].shape, dtype=np.int64)
-        return [shape[attrs.get("start", 0): attrs.get("end", len(shape))]]
-    if op == "Size":
-        return [np.array(arr[0].size, dtype=np.int64)]
-    if op == "Gather":
-        return [np.take(arr[0], arr[1], axis=int(attrs.get("axis", 0)))]
-    if op == "Unsqueeze":
-        axes = axes_of(1) or []
-        out = arr[0]
-        rank = out.ndim + len(axes)
-        for a in sorted(a % rank for a in axes):
-            out = np.expand_dims(out, a)
-        return [out]
-    if op == "Squeeze":
-        axes = axes_of(1)
-        return [np.squeeze(arr[0], axis=tuple(axes) if axes is not None else None)]
-    if op == "Concat":
-        return [np.concatenate([a for a in arr if a is not None], axis=int(attrs["axis"]))]
-    if op == "Transpose":  # the pads torch computes for Pad (Slice, Transpose, Reshape of a constant)
-        perm = attrs.get("perm")
-        return [np.transpose(arr[0], [int(p) for p in perm] if perm is not None else None)]
-    if op == "Cast":
-        return [arr[0].astype(helper.tensor_dtype_to_np_dtype(int(attrs["to"])))]
-    if op == "Mod":  # shape arithmetic, e.g. nn.MultiheadAttention's head split
-        return [np.fmod(arr[0], arr[1]) if attrs.get("fmod", 0) else np.mod(arr[0], arr[1])]
-    if op in ("Add", "Sub", "Mul", "Div"):
-        a, b = arr[0], arr[1]
-        if op == "Div":
-            return [a // b if a.dtype.kind in "iu" and b.dtype.kind in "iu" else a / b]
-        return [{"Add": np.add, "Sub": np.subtract, "Mul": np.multiply}[op](a, b)]
-    if op in _UNARY_FOLDS:
-        return [_UNARY_FOLDS[op](arr[0])]
-    if op == "Reshape":
-        return [arr[0].reshape(_reshape_target(arr[0].shape, arr[1], bool(attrs.get("allowzero", 0))))]
-    if op == "ConstantOfShape":
-        fill = attrs.get("value")
-        fill_arr = numpy_helper.to_array(fill) if fill is not None else np.zeros(1, dtype=np.float32)
-        return [np.full(tuple(int(d) for d in arr[0]), fill_arr.reshape(-1)[0], dtype=fill_arr.dtype)]
-    if op == "Slice":
-        data = arr[0]
-        if opset < 10:
-            starts, ends, axes, steps = attrs["starts"], attrs["ends"], attrs.get("axes"), None
-        else:
-            starts, ends = arr[1].tolist(), arr[2].tolist()
-            axes = arr[3].tolist() if len(arr) > 3 and arr[3] is not None else None
-            steps = arr[4].tolist() if len(arr) > 4 and arr[4] is not None else None
-        axes = axes if axes is not None else list(range(len(starts)))
-        steps = steps if steps is not None else [1] * len(starts)
-        index = [slice(None)] * data.ndim
-        for s, e, a, st in zip(starts, ends, axes, steps):
-            index[int(a)] = slice(int(s), int(e), int(st))
-        return [data[tuple(index)]]
-    return None
-
-
-def _reshape_target(in_shape: Sequence[int], target: Any, allowzero: bool) -> tuple[int, ...]:
-    dims = [int(d) for d in np.asarray(target).reshape(-1)]
-    out = [in_shape[i] if d == 0 and not allowzero else d for i, d in enumerate(dims)]
-    if -1 in out:
-        known = math.prod(d for d in out if d != -1)
-        out[out.index(-1)] = numel(tuple(in_shape)) // known if known else 0
-    return tuple(out)
 
 
 # ---- conversion -------------------------------------------------------------------------------------------------
@@ -408,7 +309,8 @@ class _OnnxConverter:
             origin = "constant"
         else:
             try:
-                outputs = _fold(node.op_type, ins, attrs, self.opset) if node.domain in ("", "ai.onnx") else None
+                in_default_domain = node.domain in ("", "ai.onnx")
+                outputs = fold_constant(node.op_type, ins, attrs, self.opset) if in_default_domain else None
             except Exception:  # a constant we cannot evaluate is only a problem if a layer needs its value
                 outputs = None
             origin = self.origin.get(node.input[0], "computed") if node.op_type == "Identity" else "computed"
@@ -550,7 +452,7 @@ class _OnnxConverter:
         if user is not None and user[1].op_type == "Add" and len(user[1].input) == 2:
             other = [n for n in user[1].input if n != node.output[0]]
             value = self.values.get(other[0]) if len(other) == 1 else None
-            if isinstance(value, (np.ndarray, _Unknown)) and not is_symbol(value):
+            if isinstance(value, (np.ndarray, UnknownConstant)) and not is_symbol(value):
                 bshape = self._const_shape(other[0], value)
                 if numel(bshape) == out_features and bshape[-1:] == (out_features,):
                     bias, out_name = True, user[1].output[0]
@@ -962,7 +864,7 @@ class _OnnxConverter:
     def _reshape_out(self, node: onnx.NodeProto, in_shape: Shape) -> Shape | None:
         target = self.values.get(node.input[1]) if len(node.input) > 1 else None
         if isinstance(target, np.ndarray):
-            return _reshape_target(in_shape, target, bool(_attrs(node).get("allowzero", 0)))
+            return reshape_target(in_shape, target, bool(_attrs(node).get("allowzero", 0)))
         return self._expected(node)
 
     def _op_Reshape(self, i: int, node: onnx.NodeProto, name: str, ins: list[Any]) -> TensorRef:
@@ -1197,78 +1099,3 @@ def onnx_to_ir(
     proto, source = load_onnx(model)
     net_name = name or proto.graph.name or "onnx_model"
     return _OnnxConverter(proto, source, net_name, on_unsupported, batch_size).run()
-
-
-# ---- torch -> ONNX -------------------------------------------------------------------------------------------
-_EXPORT_NOISE = (
-    r".*legacy TorchScript-based ONNX export.*",
-    r".*The feature will be removed.*",
-    r".*recommended that constant folding be turned off.*",
-    r".*Only steps=1 can be constant folded.*",  # the reversed pads torch computes for F.pad
-)
-
-
-def export_onnx(
-    module: "torch.nn.Module",
-    example_input: "torch.Tensor | Sequence[torch.Tensor]",
-    path_or_buffer: str | Path | IO[bytes],
-    *,
-    opset_version: int | None = None,
-) -> None:
-    """Export ``module`` (run on ``example_input``) to ONNX with the legacy TorchScript exporter
-    (``torch.onnx.export(..., dynamo=False)``), keeping the graph as close to the module as that exporter can.
-
-    What the exporter does (torch 2.13, default opset 20), and the settings chosen here:
-
-    * ``training=TrainingMode.EVAL`` (its default) folds every BatchNorm into the preceding convolution (the conv
-      gains a bias), ``affine=False`` ones included, so the ONNX graph has no BatchNormalization at all. This
-      function exports with ``training=TrainingMode.PRESERVE`` with the module switched to eval mode (its flags are
-      restored afterwards): BatchNorm stays a ``BatchNormalization`` node (``training_mode=0``) and dropout is
-      removed, as in inference.
-    * ``do_constant_folding=True`` (kept): with ``False`` every shape computation (``x.shape`` in a
-      ``ChannelShuffle``, ``x.view(x.size(0), -1)``) stays a subgraph of Constant/Unsqueeze/Concat nodes; with
-      ``True`` they become ``Constant`` targets. Folding does not fuse BatchNorm in PRESERVE mode. (torch warns that
-      constant folding is not recommended in PRESERVE mode; that warning concerns training-mode export and is
-      silenced here, as is the deprecation notice of the legacy exporter.)
-    * ``nn.Identity`` never appears in the ONNX graph (tracing records no operation for it), in any mode; eval-mode
-      dropout disappears too. The IR from ONNX therefore has no IDENTITY layers where the module has them.
-    * Identical pure operations on the same input (two ``nn.ReLU`` on one tensor, two ``x * 0``) are merged by the
-      TorchScript common-subexpression pass, in every mode; no ``export`` argument turns it off.
-    * Equal-valued initializers are deduplicated: a fresh BatchNorm's ``weight`` (ones) and ``running_var`` (ones)
-      become one initializer and ``Identity`` nodes on it. ``affine=False`` BatchNorm gets literal ``Constant``
-      ones and zeros as scale and bias.
-    * Other spellings: ``nn.SiLU`` → ``Sigmoid`` + ``Mul``; ``nn.ReLU6`` → ``Clip(0, 6)``; ``AdaptiveAvgPool2d(1)``
-      → ``GlobalAveragePool``, ``AdaptiveAvgPool2d(k)`` (even windows) → ``AveragePool``; ``AdaptiveMaxPool2d(1)``
-      → ``MaxPool`` with a kernel the size of the input; ``nn.Linear`` → ``Gemm`` on 2-D inputs, ``MatMul`` +
-      ``Add`` otherwise; ``nn.GELU`` → ``Gelu``; the project's ``ChannelShuffle`` → Reshape/Transpose/Reshape;
-      ``nn.ChannelShuffle`` (``aten::channel_shuffle``) cannot be exported; ``F.pad``/``nn.*Pad2d`` → ``Pad``
-      (circular: Slice/Concat per dimension), ``Conv2d(padding_mode="reflect")`` → ``Pad`` + ``Conv`` with no pads.
-
-    So compare ONNX-frontend IR with other IR after :func:`nas_latency.ir.canonicalize` (no identities, duplicate
-    pure operations merged). Export failures raise :class:`~nas_latency.errors.InvalidInputError` (or
-    :class:`~nas_latency.errors.UnsupportedOperatorError` for an operator the exporter does not support).
-    """
-    import torch
-
-    inputs = (example_input,) if isinstance(example_input, torch.Tensor) else tuple(example_input)
-    if not inputs or not all(isinstance(t, torch.Tensor) for t in inputs):
-        raise InvalidInputError("example_input must be a tensor or a non-empty tuple of tensors")
-    flags = [(m, m.training) for m in module.modules()]
-    module.eval()
-    try:
-        with warnings.catch_warnings():
-            for pattern in _EXPORT_NOISE:
-                warnings.filterwarnings("ignore", message=pattern)
-            torch.onnx.export(
-                module, inputs, path_or_buffer, dynamo=False, training=torch.onnx.TrainingMode.PRESERVE,
-                do_constant_folding=True, opset_version=opset_version,
-            )
-    except torch.onnx.errors.UnsupportedOperatorError as exc:
-        match = re.search(r"operator '([^']+)'", str(exc))
-        op = match.group(1) if match else "unknown"
-        raise UnsupportedOperatorError(f"cannot export to ONNX: {exc}", node=op, operator=op) from exc
-    except Exception as exc:
-        raise InvalidInputError(f"cannot export {type(module).__name__} to ONNX: {type(exc).__name__}: {exc}") from exc
-    finally:
-        for m, flag in flags:
-            m.training = flag

@@ -3,13 +3,13 @@
 Two curves of this kind feed the stacked network model: ``φ`` (the share of the cold-weight penalty paid, in
 [0, 1]) and ``κ`` (the *context* cost in ms per MB of activations a layer reads and writes: with a large footprint
 every layer writes its output to memory that is no longer in cache; fitted on chains of batch norm + ReLU of
-growing size, see :func:`~nas_latency.bench.generators.context_items`).
+growing size, see :func:`~nas_latency.bench.memory_items.context_items`).
 
 A micro-kernel timed in a loop finds its weights in cache (*hot*); timed while cycling through copies of itself
 that overflow the caches it reads them from memory (*cold*). Inside a network a layer sits in between: its
 weights come back after the whole network's footprint ``F`` (weights and activations, bytes) has passed through the
 caches. :class:`FootprintModel` learns ``φ(F) ∈ [0, 1]`` from multi-layer *footprint blocks* (chains of identical
-layers of growing total size, :func:`~nas_latency.bench.generators.footprint_items`):
+layers of growing total size, :func:`~nas_latency.bench.memory_items.footprint_items`):
 
 ``φ_block = (t_block − Σ hot) / (Σ cold − Σ hot)``, clipped to [0, 1]; ``φ`` is then the monotone (isotonic)
 fit of those points against ``log F``, interpolated linearly in ``log F`` and constant beyond the measured range.

@@ -5,15 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from nas_latency.bench.block_items import BLOCK_LAYER_PREFIX, block_items, with_block_layers
+from nas_latency.bench.calibration import calibration_items, call_overhead_ms
 from nas_latency.bench.classic import CLASSIC_NETWORKS, classic_network
-from nas_latency.bench.generators import (
-    BLOCK_LAYER_PREFIX,
+from nas_latency.bench.kernel_items import (
+    SEQUENCE_ONLY_KINDS,
     KernelSpec,
     adaptive_kernels,
-    block_items,
-    calibration_items,
-    call_overhead_ms,
-    SEQUENCE_ONLY_KINDS,
     grid_kernels,
     kernel_sweep,
     pad_grid_kernels,
@@ -23,7 +21,6 @@ from nas_latency.bench.generators import (
     random_slice_kernels,
     sequence_grid_kernels,
     spec_from_layer,
-    with_block_layers,
 )
 from nas_latency.bench.protocol import PROTOCOLS
 from nas_latency.bench.runners import CudaEventsRunner, OnnxRuntimeRunner, TorchEagerRunner, make_runner

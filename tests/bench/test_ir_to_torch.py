@@ -12,7 +12,7 @@ import torch.fx as fx
 import torch.nn.functional as F
 from torch import nn
 
-from nas_latency.bench.generators import add_attention, add_glu_mlp, add_mlp, add_packed_attention
+from nas_latency.bench.block_items import add_attention, add_glu_mlp, add_mlp, add_packed_attention
 from nas_latency.bench.ir_to_torch import (
     SCALE_FACTOR,
     Pad,

@@ -9,7 +9,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from nas_latency.bench.generators import KernelSpec, grid_kernels, random_kernels, sequence_grid_kernels
+from nas_latency.bench.kernel_items import KernelSpec, grid_kernels, random_kernels, sequence_grid_kernels
 from nas_latency.errors import FailedPreconditionError, InvalidInputError
 from nas_latency.ir import FeatureMatrix, OpKind
 from nas_latency.models import model_from_bytes

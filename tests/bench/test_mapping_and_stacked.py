@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from nas_latency.bench.generators import KernelSpec, random_kernels
+from nas_latency.bench.kernel_items import KernelSpec, random_kernels
 from nas_latency.errors import InvalidInputError
 from nas_latency.ir import Network, NetworkBuilder, OpKind
 from nas_latency.models.artifacts import artifact_from_bytes
@@ -250,7 +250,7 @@ def test_the_context_curve_charges_activation_traffic_in_a_large_network(layer_m
 def transformer_block(tokens: int = 16, width: int = 32, heads: int = 4, *, packed: bool = False) -> Network:
     """layer norm, linear, transpose, matmul, scale, softmax, matmul, add (and the reshapes of the head split);
     ``packed``: one q/k/v projection unbound into three by selects (slices)."""
-    from nas_latency.bench.generators import add_attention, add_packed_attention
+    from nas_latency.bench.block_items import add_attention, add_packed_attention
 
     b = NetworkBuilder(f"transformer;t={tokens};d={width};h={heads}{';packed' if packed else ''}")
     x = b.input((1, tokens, width), name="x0")
@@ -285,8 +285,10 @@ def test_the_selects_of_packed_q_k_v_are_kernels_of_their_own() -> None:
 def test_a_transformer_network_is_predicted_from_real_micro_kernel_measurements(packed: bool) -> None:
     """Real torch measurements (quick protocol): the transformer micro-kernels of the quick grid and the block's
     own layers fit the layer model; the block itself fits the mapping; every layer gets a positive time."""
+    from nas_latency.bench.block_items import with_block_layers
     from nas_latency.bench.device import block_observations, in_network_ms, kernel_dataset
-    from nas_latency.bench.generators import BenchItem, kernel_item, sequence_grid_kernels, with_block_layers
+    from nas_latency.bench.items import BenchItem, kernel_item
+    from nas_latency.bench.kernel_items import sequence_grid_kernels
     from nas_latency.bench.protocol import PROTOCOLS
     from nas_latency.bench.runners import TorchEagerRunner
     from nas_latency.bench.sweep import latency_of, run_sweep

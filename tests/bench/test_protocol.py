@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from nas_latency.bench.generators import BenchItem, kernel_network
+from nas_latency.bench.items import BenchItem, kernel_network
 from nas_latency.bench.protocol import (
     PROTOCOLS,
     MeasurementProtocol,

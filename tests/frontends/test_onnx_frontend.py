@@ -261,8 +261,8 @@ def test_shape_arithmetic_with_mod_is_folded() -> None:
     """nn.MultiheadAttention's export computes reshape targets with Mod (integer mod, or C's fmod)."""
     import numpy as np
 
-    from nas_latency.frontends.onnx_frontend import _fold
+    from nas_latency.frontends.onnx_constants import fold_constant
 
     a, b = np.array([7, -7], dtype=np.int64), np.array([3, 3], dtype=np.int64)
-    assert _fold("Mod", [a, b], {}, 17)[0].tolist() == [1, 2]
-    assert _fold("Mod", [a, b], {"fmod": 1}, 17)[0].tolist() == [1, -1]
+    assert fold_constant("Mod", [a, b], {}, 17)[0].tolist() == [1, 2]
+    assert fold_constant("Mod", [a, b], {"fmod": 1}, 17)[0].tolist() == [1, -1]

@@ -15,7 +15,9 @@ nearest known devices), :meth:`LatencyClient.predict_networks` (layer tables and
 :meth:`LatencyClient.stream_predict` and :meth:`LatencyClient.contribute_measurements`.
 
 The errors only a remote call can meet (a missing or wrong token, an exceeded limit or deadline, an unreachable
-server) are defined here, as part of the one hierarchy under :class:`~nas_latency.errors.NasLatencyError`.
+server) are part of the one hierarchy of :mod:`nas_latency.errors` and are importable from here too; the mapping
+of a failed call to them is :func:`~nas_latency.rpc_errors.error_from_rpc`, the messages both ends share are
+:mod:`nas_latency.messages`.
 """
 
 from __future__ import annotations
@@ -31,102 +33,28 @@ import grpc
 import numpy as np
 
 from nas_latency.errors import (
-    ConflictError,
     DeadlineExceededError,
     FailedPreconditionError,
     InvalidInputError,
     LimitExceededError,
-    NasLatencyError,
-    NotFoundError,
     PermissionDeniedError,
     ServerUnavailableError,
-    StoreUnavailableError,
     UnauthenticatedError,
-    UnsupportedOperatorError,
 )
+from nas_latency.messages import layer_table_message, measurement_lists
+from nas_latency.rpc_errors import error_from_rpc
 
 if TYPE_CHECKING:
-    from nas_latency.ir import Network as IRNetwork
     from nas_latency.device_info import DeviceInfo
+    from nas_latency.ir import Network as IRNetwork
     from nas_latency.models.adaptation_summary import AdaptationSummary
     from nas_latency.store.types import ArtifactInfo, Device, DeviceSummary, MeasurementRow
-    from nas_latency.v1 import resources_pb2
 
-#: ``ErrorInfo.domain`` of every error the server sends
-ERROR_DOMAIN = "nas-latency"
 #: the deadline of every call unless the client is given another (seconds)
 DEFAULT_TIMEOUT_S = 300.0
 #: largest message the client sends or accepts (bytes); the server has its own limit
 DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 TOKEN_ENV = "NAS_LATENCY_TOKEN"
-
-
-# reason -> class, for reasons that name a class of their own
-_REASON_CLASSES: dict[str, type[NasLatencyError]] = {
-    cls.reason: cls
-    for cls in (InvalidInputError, UnsupportedOperatorError, LimitExceededError, NotFoundError, ConflictError,
-                FailedPreconditionError, StoreUnavailableError, UnauthenticatedError, PermissionDeniedError,
-                DeadlineExceededError)
-}
-# status code -> class, for any other reason (the reason is kept on the instance)
-_CODE_CLASSES: dict[grpc.StatusCode, type[NasLatencyError]] = {
-    grpc.StatusCode.INVALID_ARGUMENT: InvalidInputError,
-    grpc.StatusCode.OUT_OF_RANGE: InvalidInputError,
-    grpc.StatusCode.NOT_FOUND: NotFoundError,
-    grpc.StatusCode.ALREADY_EXISTS: ConflictError,
-    grpc.StatusCode.ABORTED: ConflictError,
-    grpc.StatusCode.FAILED_PRECONDITION: FailedPreconditionError,
-    grpc.StatusCode.UNAUTHENTICATED: UnauthenticatedError,
-    grpc.StatusCode.PERMISSION_DENIED: PermissionDeniedError,
-    grpc.StatusCode.DEADLINE_EXCEEDED: DeadlineExceededError,
-    grpc.StatusCode.UNAVAILABLE: ServerUnavailableError,
-    grpc.StatusCode.CANCELLED: ServerUnavailableError,
-    grpc.StatusCode.RESOURCE_EXHAUSTED: LimitExceededError,
-}
-
-
-def error_from_rpc(error: grpc.RpcError) -> NasLatencyError:
-    """The typed exception for a failed call: the class its ErrorInfo reason names, else the class of its status
-    code (for reasons of subclasses, e.g. MODEL_NOT_FITTED, and statuses without ErrorInfo), with the reason and
-    message kept."""
-    from grpc_status import rpc_status
-
-    code = error.code() if hasattr(error, "code") else grpc.StatusCode.UNKNOWN
-    message = (error.details() if hasattr(error, "details") else None) or str(code)
-    reason: str | None = None
-    metadata: dict[str, str] = {}
-    try:
-        status = rpc_status.from_call(error)  # type: ignore[arg-type]
-    except Exception:  # a status whose details do not parse: fall back on the code
-        status = None
-    if status is not None:
-        from google.rpc import error_details_pb2
-
-        for detail in status.details:
-            if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
-                info = error_details_pb2.ErrorInfo()
-                detail.Unpack(info)
-                if info.domain == ERROR_DOMAIN:
-                    reason, metadata = info.reason, dict(info.metadata)
-                    break
-    # the reason names the class when the server is ours (the domain matched); else the code decides
-    cls = _REASON_CLASSES.get(reason or "") or _CODE_CLASSES.get(code, NasLatencyError)
-    if cls is UnsupportedOperatorError:
-        exc: NasLatencyError = UnsupportedOperatorError(message, node=metadata.get("node", ""),
-                                                        operator=metadata.get("operator", ""))
-    elif cls is LimitExceededError:
-        exc = LimitExceededError(
-            message, limit=metadata.get("limit", "max_message_bytes"),
-            value=int(metadata["value"]) if metadata.get("value", "").isdigit() else None,
-            maximum=int(metadata["maximum"]) if metadata.get("maximum", "").isdigit() else None,
-            reason=reason or ("MESSAGE_TOO_LARGE" if code is grpc.StatusCode.RESOURCE_EXHAUSTED else None),
-        )
-    else:
-        exc = cls(message)
-    if reason:
-        exc.reason = reason
-    exc.status_code = code  # type: ignore[attr-defined]
-    return exc
 
 
 # ---- results that only the server gives ----------------------------------------------------------------------------
@@ -185,76 +113,8 @@ class AdaptedModelInfo:
     n_measurements: int
 
 
-# ---- conversions shared with the server ----------------------------------------------------------------------------
+# ---- conversions of replies ----------------------------------------------------------------------------------------
 _KINDS = {1: "registered", 2: "bundled"}
-_LAYER_TUPLES = ("kernel", "stride", "padding", "dilation")
-_LAYER_OPTIONAL = ("groups", "bias", "affine", "count_include_pad", "ceil_mode", "axis")
-
-
-def measurement_lists(measurements: Mapping[str, float] | Any) -> tuple[list[str], list[float]]:
-    """``(archs, latency_ms)`` of a mapping arch → ms or a :class:`~nas_latency.measurements.MeasuredArchs`."""
-    if hasattr(measurements, "archs") and hasattr(measurements, "latency_ms"):
-        return list(measurements.archs), [float(v) for v in measurements.latency_ms]
-    if isinstance(measurements, Mapping):
-        archs = list(measurements.keys())
-        values = []
-        for arch in archs:
-            try:
-                values.append(float(measurements[arch]))
-            except (TypeError, ValueError):
-                raise InvalidInputError(f"measurement of {arch!r}: latency_ms {measurements[arch]!r} is not a number") from None
-        return archs, values
-    raise InvalidInputError(f"measurements must be a mapping arch -> latency_ms, got {type(measurements).__name__}")
-
-
-def layer_table_message(table: Mapping[str, Any]) -> "resources_pb2.LayerTable":
-    """A layer-table dict (the JSON format, e.g. :func:`nas_latency.ir.network_to_dict`) as a message."""
-    from nas_latency.v1 import resources_pb2 as r
-
-    try:
-        message = r.LayerTable(
-            name=str(table.get("name", "")),
-            inputs=[r.TensorSpec(name=str(s["name"]), shape=list(s["shape"])) for s in table.get("inputs", [])],
-            outputs=list(table.get("outputs", [])),
-        )
-        for item in table.get("layers", []):
-            layer = message.layers.add(name=str(item["name"]), op=str(item["op"]), inputs=list(item["inputs"]),
-                                       output_shape=list(item["output_shape"]))
-            for shape in item.get("input_shapes", []):
-                layer.input_shapes.add(dims=list(shape))
-            for key in _LAYER_TUPLES:
-                if item.get(key) is not None:
-                    getattr(layer, key).extend(item[key])
-            for key in _LAYER_OPTIONAL:
-                if item.get(key) is not None:
-                    setattr(layer, key, item[key])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise InvalidInputError(f"layer table {table.get('name', '')!r} cannot be sent: {exc!r}") from None
-    return message
-
-
-def layer_table_dict(message: "resources_pb2.LayerTable") -> dict[str, Any]:
-    """A layer-table message as the dict :func:`nas_latency.ir.network_from_dict` validates."""
-    layers = []
-    for layer in message.layers:
-        item: dict[str, Any] = {"name": layer.name, "op": layer.op, "inputs": list(layer.inputs),
-                                "output_shape": list(layer.output_shape)}
-        if len(layer.input_shapes):
-            item["input_shapes"] = [list(s.dims) for s in layer.input_shapes]
-        for key in _LAYER_TUPLES:
-            values = getattr(layer, key)
-            if len(values):
-                item[key] = list(values)
-        for key in _LAYER_OPTIONAL:
-            if layer.HasField(key):
-                item[key] = getattr(layer, key)
-        layers.append(item)
-    return {
-        "name": message.name or "network",
-        "inputs": [{"name": s.name, "shape": list(s.shape)} for s in message.inputs],
-        "layers": layers,
-        "outputs": list(message.outputs),
-    }
 
 
 def _timestamp(ts: Any) -> datetime:

@@ -13,8 +13,7 @@ import hmac
 from pathlib import Path
 from typing import Iterable
 
-from nas_latency.errors import PermissionDeniedError, UnauthenticatedError
-from nas_latency.errors import InvalidInputError
+from nas_latency.errors import InvalidInputError, PermissionDeniedError, UnauthenticatedError
 
 #: RPC names (of ``nas_latency.v1.LatencyService``) that change state and so need the token
 WRITE_METHODS: frozenset[str] = frozenset({"RegisterDevice", "ContributeMeasurements", "RemoveDevice", "TrainModel"})

@@ -33,22 +33,20 @@ from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
-from nas_latency.client import (
-    ERROR_DOMAIN,
-    DeadlineExceededError,
-    LimitExceededError,
-    PermissionDeniedError,
-    UnauthenticatedError,
-)
 from nas_latency.errors import (
     ConflictError,
+    DeadlineExceededError,
     FailedPreconditionError,
     InvalidInputError,
+    LimitExceededError,
     NasLatencyError,
     NotFoundError,
+    PermissionDeniedError,
     StoreUnavailableError,
+    UnauthenticatedError,
     UnsupportedOperatorError,
 )
+from nas_latency.rpc_errors import ERROR_DOMAIN
 
 log = logging.getLogger(__name__)
 

@@ -11,8 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Iterable
 
-from nas_latency.errors import LimitExceededError
-from nas_latency.errors import InvalidInputError
+from nas_latency.errors import InvalidInputError, LimitExceededError
 
 MIB = 1024 * 1024
 

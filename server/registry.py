@@ -32,11 +32,16 @@ import numpy as np
 
 from nas_latency.builtin_models import BUNDLE_NAME, BuiltinBundle, bundled_training_table
 from nas_latency.client import NearestDevice
-from nas_latency.errors import DeadlineExceededError
-from nas_latency.errors import FailedPreconditionError, InvalidInputError, NasLatencyError, NotFoundError
+from nas_latency.device_info import DeviceInfo
+from nas_latency.errors import (
+    DeadlineExceededError,
+    FailedPreconditionError,
+    InvalidInputError,
+    NasLatencyError,
+    NotFoundError,
+)
 from nas_latency.ir import Network
 from nas_latency.measurements import MIN_MEASUREMENTS, MeasuredArchs, validate_measurements
-from nas_latency.device_info import DeviceInfo
 from nas_latency.predictor import AdaptedDevice, Predictor, measurement_digest
 from nas_latency.store import AddResult, MeasurementRow, Store, open_store
 from search_spaces import SearchSpace, get_space, space_names

@@ -15,12 +15,11 @@ from typing import Any, Callable, Iterator, TypeVar
 
 import grpc
 
-from nas_latency.client import layer_table_dict
-from nas_latency.errors import DeadlineExceededError
-from nas_latency.errors import InvalidInputError, NasLatencyError
 from nas_latency.builtin_models import BUNDLE_NAME
-from nas_latency.measurements import validate_measurements
 from nas_latency.device_info import DeviceInfo
+from nas_latency.errors import DeadlineExceededError, InvalidInputError, NasLatencyError
+from nas_latency.measurements import validate_measurements
+from nas_latency.messages import layer_table_dict
 from nas_latency.store import MeasurementRow
 from nas_latency.v1 import latency_service_pb2 as pb
 from nas_latency.v1 import latency_service_pb2_grpc as pb_grpc

@@ -1,4 +1,4 @@
-"""Layer tables travel to the server as messages (client.layer_table_message / layer_table_dict) and come back
+"""Layer tables travel to the server as messages (messages.layer_table_message / layer_table_dict) and come back
 as the same network: every attribute of every op kind, transformer kinds included."""
 
 from __future__ import annotations
@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from nas_latency.bench.classic import classic_network
-from nas_latency.client import layer_table_dict, layer_table_message
 from nas_latency.ir import NetworkBuilder, OpKind, network_from_dict, network_to_dict
+from nas_latency.messages import layer_table_dict, layer_table_message
 from nas_latency.v1 import resources_pb2
 
 

@@ -12,13 +12,11 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from nas_latency.client import (
-    ERROR_DOMAIN,
     DeadlineExceededError,
     LatencyClient,
     LimitExceededError,
     PermissionDeniedError,
     UnauthenticatedError,
-    error_from_rpc,
 )
 from nas_latency.errors import (
     ConflictError,
@@ -30,6 +28,7 @@ from nas_latency.errors import (
     UnsupportedOperatorError,
 )
 from nas_latency.ir import NetworkBuilder, network_to_dict
+from nas_latency.rpc_errors import ERROR_DOMAIN, error_from_rpc
 from nas_latency.v1 import latency_service_pb2 as pb
 from nas_latency.v1 import latency_service_pb2_grpc as pb_grpc
 from nas_latency.v1 import resources_pb2 as r

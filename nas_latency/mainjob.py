@@ -13,7 +13,8 @@
    stop the server.
 
 ``--sweep`` repeats steps 2, 3 and 5 for several held-out devices and budgets (quantiles of each device's
-measured latencies) and prints a table, with the embedded predictor (identical answers to the server's).
+measured latencies) and prints a table, with the embedded predictor (identical answers to the server's): see
+:mod:`~nas_latency.search_sweep`.
 Progress goes to stderr, results to stdout.
 """
 
@@ -28,8 +29,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-import numpy as np
-
 from nas_latency.evaluate.budget_choice import ACCURACY_GAP_POINTS, BUDGET_QUANTILES, meets_target
 
 log = logging.getLogger(__name__)
@@ -43,11 +42,9 @@ SIGNATURE_SIZE = 10
 DEFAULT_SWEEP_DEVICES = ("gold_6240", "silver_4114", "titanx_1", "1080ti_256", "samsung_a50", "samsung_s7",
                          "essential_ph_1", "pixel3")
 DEFAULT_SWEEP_QUANTILES = BUDGET_QUANTILES
-#: ``--sweep`` also judges the search's trials chosen as ``--accuracy-tolerance P`` would, for each of these P
-SWEEP_TOLERANCES = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)
 
 
-def _progress(step: str, message: str) -> None:
+def report_progress(step: str, message: str) -> None:
     print(f"[{step}] {message}", file=sys.stderr, flush=True)
 
 
@@ -107,13 +104,13 @@ def prepare_holdout(device: str, *, store_url: str | None = None,
                and predictor.bundle(SPACE).model_spec == DEFAULT_MODEL_SPECS[SPACE])
     without = device if exclude_same is None else f"{device} and every device of its {exclude_same}"
     if current:
-        _progress("2/6", f"loaded the {SPACE} built-in model trained without {without} ({url})")
+        report_progress("2/6", f"loaded the {SPACE} built-in model trained without {without} ({url})")
     else:  # none yet, or one of an earlier release's model spec: this store is the main job's own
-        _progress("2/6", f"training the {SPACE} built-in model on the bundled devices except {without} ...")
+        report_progress("2/6", f"training the {SPACE} built-in model on the bundled devices except {without} ...")
         from nas_latency.data import device_columns
 
         predictor.train(SPACE, exclude_devices=[d for d in device_columns("nb201_latency") if d not in training])
-        _progress("2/6", f"trained in {time.perf_counter() - start:.1f} s")
+        report_progress("2/6", f"trained in {time.perf_counter() - start:.1f} s")
     bundle = predictor.bundle(SPACE)
     if device in bundle.training_devices:  # never onboard a device the model was trained on
         raise RuntimeError(f"the built-in model in {url} was trained on {device}")
@@ -123,7 +120,7 @@ def prepare_holdout(device: str, *, store_url: str | None = None,
     name = f"{device}-new"
     predictor.register_device(name, SPACE, signature, description=f"{device} onboarded from {SIGNATURE_SIZE} "
                                                                      f"bundled measurements (held out of training)")
-    _progress("3/6", f"onboarded {name} from its {len(signature)} signature measurements "
+    report_progress("3/6", f"onboarded {name} from its {len(signature)} signature measurements "
                      f"(training devices: {', '.join(bundle.training_devices)})")
     return predictor, name, signature
 
@@ -228,7 +225,7 @@ def run_main(args: argparse.Namespace) -> dict[str, Any]:
     from nas_latency.store.home import nas_latency_home
 
     home = nas_latency_home()
-    _progress("1/6", f"NAS_LATENCY_HOME={home}; importing NNI 3.0 ...")
+    report_progress("1/6", f"NAS_LATENCY_HOME={home}; importing NNI 3.0 ...")
     from nas_latency.nni.search import search_nasbench201  # imports NNI (a few seconds)
 
     predictor, name, _ = prepare_holdout(args.device, exclude_same=args.exclude_same)
@@ -246,18 +243,18 @@ def run_main(args: argparse.Namespace) -> dict[str, Any]:
     try:
         with LatencyClient(address) as client:
             client.wait_until_serving(timeout_s=300)
-            _progress("4/6", f"gRPC server SERVING on {address} (store {store_url})")
-            _progress("5/6", f"NNI {args.strategy} search: {args.trials} trials, budget {args.max_latency_ms} ms on "
+            report_progress("4/6", f"gRPC server SERVING on {address} (store {store_url})")
+            report_progress("5/6", f"NNI {args.strategy} search: {args.trials} trials, budget {args.max_latency_ms} ms on "
                              f"{name}, profiler -> {address}")
             result, profiler = search_nasbench201(device=name, max_latency_ms=args.max_latency_ms, trials=args.trials,
                                                   strategy=args.strategy, seed=args.seed, predictor=client,
                                                   tolerance=args.accuracy_tolerance)
-            _progress("5/6", f"done in {result.wall_s:.2f} s: {len(result.trials)} evaluated, {result.rejected} "
+            report_progress("5/6", f"done in {result.wall_s:.2f} s: {len(result.trials)} evaluated, {result.rejected} "
                              f"rejected by the constraint, {profiler.stats.backend_calls} Predict calls to the server")
             likely = likely_choice(client, name, args.max_latency_ms)
     finally:
         stop_server(server, grace_s=2.0)
-        _progress("6/6", "server stopped")
+        report_progress("6/6", "server stopped")
     measured = bundled_latency(args.device)
     outcome = judge(args.device, result, measured)
     plot_path: Path | None = Path(args.reports_dir) / f"nni_search_{args.device}_{args.max_latency_ms:g}ms.png"
@@ -317,163 +314,6 @@ def print_main(document: dict[str, Any]) -> None:
     print("\n".join(lines))
 
 
-def run_sweep(args: argparse.Namespace) -> list[Outcome]:
-    """Steps 2, 3 and 5 for every device of ``--devices`` and budget of ``--quantiles``, judged; each outcome
-    also says whether the same rule applied exhaustively to the predictions of every arch (no search) met the
-    target, which separates the predictor's misses from the search's. Two references say what the measurements
-    allow: the same choice made on a second measurement of the same networks (the archs with a twin,
-    :mod:`~nas_latency.evaluate.retest`), and on the in-device ceiling's out-of-fold predictions
-    (:mod:`~nas_latency.evaluate.ceiling`), which saw 80 % of the device's own measurements."""
-    from nas_latency.data import nb201_accuracy
-    from nas_latency.evaluate.budget_choice import (
-        best_under_budget,
-        budget_choices_met,
-        most_likely_to_meet,
-    )
-    from nas_latency.evaluate.ceiling import fold_assignment, out_of_fold_log_predictions, ridge_fit_predict
-    from nas_latency.evaluate.protocols import default_featurizer
-    from nas_latency.evaluate.retest import both_orders, twin_pairs
-    from nas_latency.nni.search import search_nasbench201
-
-    outcomes = []
-    valid = nb201_accuracy("cifar10_valid_acc")
-    for device in args.devices:
-        predictor, name, _ = prepare_holdout(device, exclude_same=args.exclude_same)
-        try:
-            measured = bundled_latency(device)
-            values = np.array(list(measured.values()))
-            archs = list(measured)
-            predicted, log_std = predictor.predict_with_uncertainty(SPACE, archs, device=name)
-            accuracy = np.array([valid[a] for a in archs])
-            first, second = both_orders(twin_pairs(SPACE, archs))
-            twin_archs = [archs[i] for i in first]
-            retest_met = budget_choices_met(twin_archs, values[first], values[second], valid,
-                                            quantiles=args.quantiles)
-            predicted_met = budget_choices_met(twin_archs, values[first], np.asarray(predicted)[first], valid,
-                                               quantiles=args.quantiles)
-            X = default_featurizer(SPACE)(archs).values
-            ceiling = np.exp(out_of_fold_log_predictions(X, values, fold_assignment(len(archs), 5, args.seed),
-                                                         ridge_fit_predict(X, 1e-2)))
-            ceiling_met = budget_choices_met(archs, values, ceiling, valid, quantiles=args.quantiles)
-            for k, q in enumerate(args.quantiles):
-                budget = round(float(np.quantile(values, q)), 3)
-                result, _ = search_nasbench201(device=name, max_latency_ms=budget, trials=args.trials,
-                                               strategy=args.strategy, seed=args.seed, predictor=predictor,
-                                               tolerance=args.accuracy_tolerance)
-                outcome = judge(device, result, measured)
-                exhaustive, _ = best_under_budget(archs, predicted, valid, budget)
-                if exhaustive is not None:
-                    outcome.exhaustive_arch = exhaustive
-                    outcome.exhaustive_ok = meets_target(measured[exhaustive], valid[exhaustive], budget,
-                                                         outcome.best_accuracy)
-                likely = most_likely_to_meet(accuracy, predicted, log_std, budget)
-                if likely is not None:
-                    outcome.likely_arch = archs[likely]
-                    outcome.likely_ok = meets_target(values[likely], accuracy[likely], budget, outcome.best_accuracy)
-                outcome.search_likely_ok = _likely_among_trials_ok(result, measured, valid, budget,
-                                                                   outcome.best_accuracy)
-                outcome.tolerance_ok = _tolerances_ok(result, measured, valid, budget, outcome.best_accuracy)
-                outcome.twins_retest_ok, outcome.twins_predicted_ok = retest_met[k], predicted_met[k]
-                outcome.ceiling_ok = ceiling_met[k]
-                outcomes.append(outcome)
-                _progress("sweep", f"{device} budget {budget} ms (q{q:g}): gap {outcome.gap:.2f}, measured "
-                                   f"{outcome.measured_latency_ms:.2f} ms, {'ok' if outcome.ok else 'MISSED'}")
-        finally:
-            predictor.close()
-    return outcomes
-
-
-def _likely_among_trials_ok(result: Any, measured: dict[str, float], valid: dict[str, float], budget: float,
-                            best_accuracy: float) -> bool | None:
-    """Does the trial most likely to meet the target, by the rule of ``nas-latency choose`` over only the search's
-    evaluated trials, meet it? None where a trial has no standard deviation or none is predicted within."""
-    from nas_latency.evaluate.budget_choice import most_likely_to_meet
-
-    trials = [t for t in result.trials if t.metric is not None]
-    if not trials or any(t.predicted_log_std is None for t in trials):
-        return None
-    index = most_likely_to_meet([t.metric for t in trials], [t.predicted_latency_ms for t in trials],
-                                [t.predicted_log_std for t in trials], budget)
-    if index is None:
-        return None
-    arch = trials[index].arch
-    return meets_target(measured[arch], valid[arch], budget, best_accuracy)
-
-
-def _tolerances_ok(result: Any, measured: dict[str, float], valid: dict[str, float], budget: float,
-                   best_accuracy: float) -> dict[float, bool]:
-    """For each P of :data:`SWEEP_TOLERANCES`: does the trial ``--accuracy-tolerance P`` picks (the fastest
-    predicted within P points of the most accurate evaluated) meet the target?"""
-    from nas_latency.nni.search import choose
-
-    out: dict[float, bool] = {}
-    for tolerance in SWEEP_TOLERANCES:
-        chosen = choose(result.trials, tolerance)
-        if chosen is not None and chosen.arch is not None:
-            out[tolerance] = meets_target(measured[chosen.arch], valid[chosen.arch], budget, best_accuracy)
-    return out
-
-
-def print_tolerances(outcomes: Sequence[Outcome]) -> None:
-    """Per device, how often the trial each ``--accuracy-tolerance`` would pick met the target."""
-    judged = [o for o in outcomes if o.tolerance_ok]
-    if not judged:
-        return
-    print("\nthe same searches, their trials chosen as `--accuracy-tolerance P` would (the fastest predicted within P "
-          "points of the most accurate): target met, per device")
-    print("| device | " + " | ".join(f"P = {p:g}" for p in SWEEP_TOLERANCES) + " |")
-    print("|---|" + "---|" * len(SWEEP_TOLERANCES))
-    devices = list(dict.fromkeys(o.device for o in judged))
-    for device in devices + ["all"]:
-        mine = [o for o in judged if device in ("all", o.device)]
-        cells = [f"{sum(o.tolerance_ok.get(p, False) for o in mine)}/{len(mine)}" for p in SWEEP_TOLERANCES]
-        print(f"| {device} | " + " | ".join(cells) + " |")
-
-
-def print_sweep(outcomes: Sequence[Outcome], args: argparse.Namespace) -> None:
-    print("| device | budget ms | chosen: predicted ms | measured ms | meets | valid acc | best under budget | gap | "
-          "target met | exhaustive choice met | trials | s |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
-    for o in outcomes:
-        print(f"| {o.device} | {o.max_latency_ms:g} | {o.predicted_latency_ms:.2f} | {o.measured_latency_ms:.2f} | "
-              f"{'yes' if o.meets_budget else 'NO'} | {o.accuracy:.2f} | {o.best_accuracy:.2f} | {o.gap:.2f} | "
-              f"{'yes' if o.ok else 'no'} | {'-' if o.exhaustive_ok is None else 'yes' if o.exhaustive_ok else 'no'} | "
-              f"{o.trials} | {o.wall_s:.2f} |")
-    n = len(outcomes)
-    print(f"\n{sum(o.ok for o in outcomes)}/{n} met the target; {sum(o.meets_budget for o in outcomes)}/{n} within "
-          f"budget; {sum(o.gap <= ACCURACY_GAP_POINTS for o in outcomes)}/{n} within {ACCURACY_GAP_POINTS:g} points; median search "
-          f"{float(np.median([o.wall_s for o in outcomes])):.2f} s ({args.strategy}, seed {args.seed}, tolerance "
-          f"{args.accuracy_tolerance}"
-          + ("" if args.exclude_same is None else f"; trained without every device of the held-out one's "
-                                                  f"{args.exclude_same}") + ")")
-    judged = [o for o in outcomes if o.probability_within_budget is not None]
-    if judged:
-        print(f"the model gave the chosen archs a mean probability of "
-              f"{float(np.mean([o.probability_within_budget for o in judged])):.2f} to be within the budget; "
-              f"{sum(o.meets_budget for o in judged)}/{len(judged)} were")
-    exhaustive = [o.exhaustive_ok for o in outcomes if o.exhaustive_ok is not None]
-    print(f"exhaustive choice over the predictions of every arch: {sum(exhaustive)}/{len(exhaustive)} met the target")
-    likely = [o.likely_ok for o in outcomes if o.likely_ok is not None]
-    if likely:
-        print(f"exhaustive choice of the arch most likely to meet the target under the predictive uncertainty "
-              f"(`nas-latency choose`): {sum(likely)}/{len(likely)} met the target")
-    search_likely = [o.search_likely_ok for o in outcomes if o.search_likely_ok is not None]
-    if search_likely:
-        print(f"the same rule over only the archs the search evaluated (instead of its most accurate): "
-              f"{sum(search_likely)}/{len(search_likely)} met the target")
-    ceiling = [o.ceiling_ok for o in outcomes if o.ceiling_ok is not None]
-    if ceiling:
-        print(f"exhaustive choice over the in-device ceiling's out-of-fold predictions (a ridge on 80 % of the "
-              f"device's own measurements): {sum(ceiling)}/{len(ceiling)} met the target")
-    retest = [o.twins_retest_ok for o in outcomes if o.twins_retest_ok is not None]
-    twin_predicted = [o.twins_predicted_ok for o in outcomes if o.twins_predicted_ok is not None]
-    if retest:
-        print(f"on the archs that spell the same network as another arch (budgets at the same quantiles of their "
-              f"latencies), the exhaustive choice met the target {sum(twin_predicted)}/{len(twin_predicted)} times by "
-              f"the predictions and {sum(retest)}/{len(retest)} times by a second measurement (each arch's twin's)")
-    print_tolerances(outcomes)
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m nas_latency.mainjob", description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", default=DEFAULT_DEVICE,
@@ -531,6 +371,8 @@ def _run(args: argparse.Namespace) -> int:
     check_arguments(args)
     start = time.perf_counter()
     if args.sweep:
+        from nas_latency.search_sweep import print_sweep, run_sweep
+
         outcomes = run_sweep(args)
         if args.format == "json":
             print(json.dumps([o.to_dict() for o in outcomes], indent=2))
@@ -545,7 +387,7 @@ def _run(args: argparse.Namespace) -> int:
         if document["plot_error"]:
             print(f"error: the Pareto plot was not written: {document['plot_error']}", file=sys.stderr)
             return 1
-    _progress("done", f"{time.perf_counter() - start:.1f} s in all")
+    report_progress("done", f"{time.perf_counter() - start:.1f} s in all")
     return 0
 
 

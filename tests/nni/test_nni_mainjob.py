@@ -152,8 +152,8 @@ def test_an_unseen_kind_of_hardware_is_trained_without_every_device_of_its_kind(
 def test_the_sweep_judges_the_most_likely_rule_over_only_the_evaluated_trials() -> None:
     from types import SimpleNamespace
 
-    from nas_latency.mainjob import _likely_among_trials_ok
     from nas_latency.nni.search import TrialRecord
+    from nas_latency.search_sweep import likely_among_trials_ok
 
     valid = {"a": 90.0, "b": 90.3, "c": 93.0}
     measured = {"a": 8.0, "b": 9.5, "c": 11.0}
@@ -164,27 +164,27 @@ def test_the_sweep_judges_the_most_likely_rule_over_only_the_evaluated_trials() 
     # b sits at the budget, a has margin and is within 0.5 points of it: a is the likelier; the best truly within
     # 10 ms (c is over) is b, so a meets the target
     result = SimpleNamespace(trials=[trial("a", 8.0, 0.1), trial("b", 9.9, 0.1)])
-    assert _likely_among_trials_ok(result, measured, valid, 10.0, best_accuracy=90.3) is True
+    assert likely_among_trials_ok(result, measured, valid, 10.0, best_accuracy=90.3) is True
     # judged against a better arch the search never evaluated, the same choice misses
-    assert _likely_among_trials_ok(result, measured, valid, 10.0, best_accuracy=93.0) is False
+    assert likely_among_trials_ok(result, measured, valid, 10.0, best_accuracy=93.0) is False
     # no standard deviation, or nothing predicted within: not judged
-    assert _likely_among_trials_ok(SimpleNamespace(trials=[trial("a", 8.0, None)]), measured, valid, 10.0,
+    assert likely_among_trials_ok(SimpleNamespace(trials=[trial("a", 8.0, None)]), measured, valid, 10.0,
                                    best_accuracy=90.0) is None
-    assert _likely_among_trials_ok(SimpleNamespace(trials=[trial("c", 11.0, 0.1)]), measured, valid, 10.0,
+    assert likely_among_trials_ok(SimpleNamespace(trials=[trial("c", 11.0, 0.1)]), measured, valid, 10.0,
                                    best_accuracy=90.0) is None
 
 
 def test_the_sweep_judges_each_accuracy_tolerance_on_the_same_trials() -> None:
     from types import SimpleNamespace
 
-    from nas_latency.mainjob import SWEEP_TOLERANCES, _tolerances_ok
     from nas_latency.nni.search import TrialRecord
+    from nas_latency.search_sweep import SWEEP_TOLERANCES, tolerances_ok
 
     valid = {"a": 90.0, "b": 90.35, "c": 90.6}
     measured = {"a": 8.0, "b": 9.0, "c": 10.5}
     trials = [TrialRecord({}, arch, predicted, valid[arch]) for arch, predicted in (("a", 8.0), ("b", 9.0), ("c", 9.8))]
     # c is the most accurate evaluated but truly over 10 ms; b is the best truly within
-    met = _tolerances_ok(SimpleNamespace(trials=trials), measured, valid, 10.0, best_accuracy=90.35)
+    met = tolerances_ok(SimpleNamespace(trials=trials), measured, valid, 10.0, best_accuracy=90.35)
     assert list(met) == list(SWEEP_TOLERANCES)
     # P < 0.25 keeps c (over the budget); 0.25 <= P < 0.6 takes b; P = 0.6 would take a (0.35 points below b: met too)
     assert met == {0.0: False, 0.1: False, 0.2: False, 0.3: True, 0.4: True, 0.5: True}

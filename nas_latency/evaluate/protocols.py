@@ -17,13 +17,13 @@ from __future__ import annotations
 import logging
 import math
 import time
-import zlib
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
 from nas_latency.errors import FailedPreconditionError, InvalidInputError, NotFoundError
 from nas_latency.evaluate.datasets import LatencyDataset, fact_values, is_missing, known_facts
+from nas_latency.evaluate.device_draws import measurement_noise, spiked_position
 from nas_latency.evaluate.metrics import summarize
 from nas_latency.evaluate.results import INTERVALS, DeviceScore, EvaluationResult, IntervalCoverage, Prediction
 from nas_latency.evaluate.retest import twin_rows
@@ -291,28 +291,6 @@ def _is_finite_real(value: object) -> bool:
     return not isinstance(value, bool) and isinstance(value, (int, float, np.floating)) and math.isfinite(value)
 
 
-def device_rng(seed: int, device: str, *stream: int) -> np.random.Generator:
-    """The random numbers drawn for one device: from the seed, the device's name and the draw's own ``stream``
-    (a perturbation of a held-out device's measurements, a simulated device's timing noise), so every model of a
-    run gets the same draws."""
-    return np.random.default_rng([int(seed), zlib.crc32(device.encode("utf-8")), *stream])
-
-
-def spiked_position(seed: int, device: str, budget: int) -> int:
-    """Which of a held-out device's ``budget`` signature measurements ``held_out_spike`` multiplies: drawn from the
-    seed and the device's name, so every model of a run gets the same spiked measurement."""
-    return int(device_rng(seed, device).integers(budget))
-
-
-def measurement_noise(seed: int, device: str, budget: int, sigma: float) -> np.ndarray:
-    """The factors ``exp(σ z)`` (``z`` standard normal) ``held_out_noise`` multiplies a held-out device's
-    ``budget`` signature measurements by: drawn from the seed and the device's name (a stream apart from
-    :func:`spiked_position`'s), so every model of a run gets the same noisy measurements and a larger σ scales the
-    same draws."""
-    z = device_rng(seed, device, 1).standard_normal(budget)
-    return np.exp(float(sigma) * z)
-
-
 def _query_rows(scoring: ScoringSet, arch_ids: np.ndarray, truth: np.ndarray, signature_rows: np.ndarray,
                 twin_set: np.ndarray) -> np.ndarray:
     if scoring == "help":
@@ -418,9 +396,6 @@ __all__ = [
     "RandomSignature",
     "SignatureSelector",
     "default_featurizer",
-    "device_rng",
     "leave_device_out",
-    "measurement_noise",
-    "spiked_position",
     "training_devices",
 ]

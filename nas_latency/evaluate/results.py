@@ -93,12 +93,13 @@ class EvaluationResult:
     #: every held-out device's latencies (its signature measurements and its truth) times this factor F: the same
     #: device F times slower (F > 1) or faster than measured; the training devices stay as measured
     held_out_scale: float = 1.0
-    #: one of every held-out device's signature measurements (:func:`spiked_position`) times this factor: a bad
-    #: measurement among the K; the latencies it is scored against stay as measured
+    #: one of every held-out device's signature measurements
+    #: (:func:`~nas_latency.evaluate.device_draws.spiked_position`) times this factor: a bad measurement among the
+    #: K; the latencies it is scored against stay as measured
     held_out_spike: float = 1.0
     #: every held-out device's signature measurements times ``exp(σ z)``, ``z`` standard normal drawn per seed and
-    #: device (:func:`measurement_noise`): measured with timing noise of this log standard deviation σ; the
-    #: latencies it is scored against stay as measured
+    #: device (:func:`~nas_latency.evaluate.device_draws.measurement_noise`): measured with timing noise of this
+    #: log standard deviation σ; the latencies it is scored against stay as measured
     held_out_noise: float = 0.0
     #: what the predictions were scored against: ``"measured"`` (the dataset's latencies) or the name of
     #: :attr:`scoring_latency_ms` (e.g. ``"drift_removed"``)

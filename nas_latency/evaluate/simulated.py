@@ -26,7 +26,7 @@ from typing import Any, Final, Mapping, Sequence
 import numpy as np
 
 from nas_latency.errors import InvalidInputError
-from nas_latency.evaluate.protocols import device_rng
+from nas_latency.evaluate.device_draws import device_rng
 from nas_latency.evaluate.scoring_sets import HELP_QUERY_RANGE, HELP_SPACES
 from nas_latency.ir.features import GROUP_OF, OP_GROUPS
 from nas_latency.ir.liveness import needed_layers

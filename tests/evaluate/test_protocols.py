@@ -12,9 +12,10 @@ import pytest
 
 from nas_latency.data import load_table
 from nas_latency.errors import FailedPreconditionError, InvalidInputError, NotFoundError
-from nas_latency.evaluate.metrics import SUMMARY_KEYS
 from nas_latency.evaluate.datasets import LatencyDataset, devices_lacking, load_latency_dataset
-from nas_latency.evaluate.protocols import RandomSignature, leave_device_out, measurement_noise, spiked_position
+from nas_latency.evaluate.device_draws import measurement_noise, spiked_position
+from nas_latency.evaluate.metrics import SUMMARY_KEYS
+from nas_latency.evaluate.protocols import RandomSignature, leave_device_out
 from nas_latency.evaluate.scoring_sets import all_query_indices, help_query_indices
 from nas_latency.ir import FeatureMatrix
 from nas_latency.models.base import CrossDeviceModel, DeviceAdaptation

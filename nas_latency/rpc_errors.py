@@ -1,7 +1,7 @@
 """The error contract of the gRPC surface: the server sends every error as a status with a
-``google.rpc.ErrorInfo`` of domain :data:`ERROR_DOMAIN` whose reason names the error; :func:`error_from_rpc` turns
-a failed call back into the typed exception of :mod:`nas_latency.errors`, the same class and reason the embedded
-predictor raises."""
+``google.rpc.ErrorInfo`` of domain :data:`ERROR_DOMAIN` whose reason names the error and whose metadata carries its
+class's fields (:func:`error_metadata`); :func:`error_from_rpc` turns a failed call back into the typed exception of
+:mod:`nas_latency.errors`, the same class, reason and fields the embedded predictor raises."""
 
 from __future__ import annotations
 
@@ -49,6 +49,17 @@ _CODE_CLASSES: dict[grpc.StatusCode, type[NasLatencyError]] = {
 }
 
 
+def error_metadata(exc: BaseException) -> dict[str, str]:
+    """The ``ErrorInfo.metadata`` the server sends with ``exc``: the fields of its class beyond the message, which
+    :func:`error_from_rpc` reads back (an unsupported operator's node and operator, an exceeded limit's name,
+    value and maximum)."""
+    if isinstance(exc, UnsupportedOperatorError):
+        return {"node": str(exc.node), "operator": str(exc.operator)}
+    if isinstance(exc, LimitExceededError):
+        return {"limit": exc.limit, "value": str(exc.value), "maximum": str(exc.maximum)}
+    return {}
+
+
 def error_from_rpc(error: grpc.RpcError) -> NasLatencyError:
     """The typed exception for a failed call: the class its ErrorInfo reason names, else the class of its status
     code (for reasons of subclasses, e.g. MODEL_NOT_FITTED, and statuses without ErrorInfo), with the reason and
@@ -93,4 +104,4 @@ def error_from_rpc(error: grpc.RpcError) -> NasLatencyError:
     return exc
 
 
-__all__ = ["ERROR_DOMAIN", "error_from_rpc"]
+__all__ = ["ERROR_DOMAIN", "error_from_rpc", "error_metadata"]

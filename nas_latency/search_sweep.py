@@ -16,8 +16,19 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from nas_latency.evaluate.budget_choice import ACCURACY_GAP_POINTS, meets_target
+from nas_latency.data import nb201_accuracy
+from nas_latency.evaluate.budget_choice import (
+    ACCURACY_GAP_POINTS,
+    best_under_budget,
+    budget_choices_met,
+    meets_target,
+    most_likely_to_meet,
+)
+from nas_latency.evaluate.ceiling import fold_assignment, out_of_fold_log_predictions, ridge_fit_predict
+from nas_latency.evaluate.protocols import default_featurizer
+from nas_latency.evaluate.retest import both_orders, twin_pairs
 from nas_latency.mainjob import SPACE, Outcome, bundled_latency, judge, prepare_holdout, report_progress
+from nas_latency.nni.search import choose, search_nasbench201
 
 #: the sweep also judges the search's trials chosen as ``--accuracy-tolerance P`` would, for each of these P
 SWEEP_TOLERANCES = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)
@@ -30,17 +41,6 @@ def run_sweep(args: argparse.Namespace) -> list[Outcome]:
     allow: the same choice made on a second measurement of the same networks (the archs with a twin,
     :mod:`~nas_latency.evaluate.retest`), and on the in-device ceiling's out-of-fold predictions
     (:mod:`~nas_latency.evaluate.ceiling`), which saw 80 % of the device's own measurements."""
-    from nas_latency.data import nb201_accuracy
-    from nas_latency.evaluate.budget_choice import (
-        best_under_budget,
-        budget_choices_met,
-        most_likely_to_meet,
-    )
-    from nas_latency.evaluate.ceiling import fold_assignment, out_of_fold_log_predictions, ridge_fit_predict
-    from nas_latency.evaluate.protocols import default_featurizer
-    from nas_latency.evaluate.retest import both_orders, twin_pairs
-    from nas_latency.nni.search import search_nasbench201
-
     outcomes = []
     valid = nb201_accuracy("cifar10_valid_acc")
     for device in args.devices:
@@ -90,11 +90,9 @@ def run_sweep(args: argparse.Namespace) -> list[Outcome]:
 
 
 def likely_among_trials_ok(result: Any, measured: dict[str, float], valid: dict[str, float], budget: float,
-                            best_accuracy: float) -> bool | None:
+                           best_accuracy: float) -> bool | None:
     """Does the trial most likely to meet the target, by the rule of ``nas-latency choose`` over only the search's
     evaluated trials, meet it? None where a trial has no standard deviation or none is predicted within."""
-    from nas_latency.evaluate.budget_choice import most_likely_to_meet
-
     trials = [t for t in result.trials if t.metric is not None]
     if not trials or any(t.predicted_log_std is None for t in trials):
         return None
@@ -107,11 +105,9 @@ def likely_among_trials_ok(result: Any, measured: dict[str, float], valid: dict[
 
 
 def tolerances_ok(result: Any, measured: dict[str, float], valid: dict[str, float], budget: float,
-                   best_accuracy: float) -> dict[float, bool]:
+                  best_accuracy: float) -> dict[float, bool]:
     """For each P of :data:`SWEEP_TOLERANCES`: does the trial ``--accuracy-tolerance P`` picks (the fastest
     predicted within P points of the most accurate evaluated) meet the target?"""
-    from nas_latency.nni.search import choose
-
     out: dict[float, bool] = {}
     for tolerance in SWEEP_TOLERANCES:
         chosen = choose(result.trials, tolerance)

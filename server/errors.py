@@ -46,7 +46,7 @@ from nas_latency.errors import (
     UnauthenticatedError,
     UnsupportedOperatorError,
 )
-from nas_latency.rpc_errors import ERROR_DOMAIN
+from nas_latency.rpc_errors import ERROR_DOMAIN, error_metadata
 
 log = logging.getLogger(__name__)
 
@@ -88,14 +88,6 @@ def status_code(exc: BaseException) -> grpc.StatusCode:
     return grpc.StatusCode.INTERNAL
 
 
-def _metadata(exc: BaseException) -> dict[str, str]:
-    if isinstance(exc, UnsupportedOperatorError):
-        return {"node": str(exc.node), "operator": str(exc.operator)}
-    if isinstance(exc, LimitExceededError):
-        return {"limit": exc.limit, "value": str(exc.value), "maximum": str(exc.maximum)}
-    return {}
-
-
 def to_status(exc: BaseException) -> status_pb2.Status:
     """``exc`` as a ``google.rpc.Status`` with one ``ErrorInfo`` detail (domain ``nas-latency``).
 
@@ -104,7 +96,7 @@ def to_status(exc: BaseException) -> status_pb2.Status:
     """
     code = status_code(exc)
     if isinstance(exc, NasLatencyError) and code is not grpc.StatusCode.INTERNAL:
-        reason, message, metadata = exc.reason, exc.message, _metadata(exc)
+        reason, message, metadata = exc.reason, exc.message, error_metadata(exc)
     else:
         incident = uuid.uuid4().hex[:12]
         log.error("internal error (incident %s)", incident, exc_info=exc, extra={"incident": incident})

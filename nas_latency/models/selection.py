@@ -116,13 +116,13 @@ class LeaveOneOutSelection(GeometricEnsemble):
     def _adapt(self, X: np.ndarray, latency_ms: np.ndarray) -> DeviceAdaptation:
         k = len(latency_ms)
         errors: list[float] | None = None
-        if k - int(np.ceil(k / MAX_FOLDS)) < max(member.min_measurements for member in self.members_):
+        too_few_to_leave_out = k - int(np.ceil(k / MAX_FOLDS)) < max(m.min_measurements for m in self.members_)
+        if too_few_to_leave_out or k < self.min_choice_measurements:
             adaptation = super()._adapt(X, latency_ms)
-            weights, how = self.weights_.copy(), f"members[0]: {k} measurements, too few to leave one out"
-        elif k < self.min_choice_measurements:
-            adaptation = super()._adapt(X, latency_ms)
-            weights, how = self.weights_.copy(), (f"members[0]: {k} measurements, fewer than the "
-                                                  f"{self.min_choice_measurements} a choice among members needs")
+            weights = self.weights_.copy()
+            how = (f"members[0]: {k} measurements, too few to leave one out" if too_few_to_leave_out else
+                   f"members[0]: {k} measurements, fewer than the {self.min_choice_measurements} a choice among "
+                   "members needs")
         else:
             # each member's adaptation and its leave-one-out come from one call: a member whose adaptation solves
             # what its cross-validation needs solves it once (CrossDeviceModel._adapt_and_held_out)

@@ -6,13 +6,14 @@
 ...     client.register_device("pixel4", "nasbench201", measured)  # {arch: latency_ms}
 ...     latency_ms = client.predict("nasbench201", archs, device="pixel4")   # numpy array, ms
 
-What the two share (``signature_set``, ``register_device``, ``device``, ``devices``, ``remove_device``,
-``predict``, ``train``, ``spaces``, ``store.get_device`` / ``store.list_artifacts``) takes the same arguments and
-returns the same values; a server error is raised as the same typed exception (``NotFoundError``,
+What the two share (``signature_set``, ``register_device``, ``contribute_measurements``, ``device``, ``devices``,
+``device_model``, ``explained_device``, ``remove_device``, ``predict``, ``predict_with_uncertainty``, ``train``,
+``spaces``, ``store.get_device`` / ``store.list_artifacts``) takes the same arguments and returns the same values
+(``predict_networks`` too, the client's also taking ONNX models as bytes and answering with the server's
+estimator); a server error is raised as the same typed exception (``NotFoundError``,
 ``InvalidInputError``, ...) with the same ``reason``, read from the status's ``google.rpc.ErrorInfo``. The client
 adds what only a server has: :meth:`LatencyClient.predict_detailed` (uncertainty, the estimator's name, the
-nearest known devices), :meth:`LatencyClient.predict_networks` (layer tables and ONNX models),
-:meth:`LatencyClient.stream_predict` and :meth:`LatencyClient.contribute_measurements`.
+nearest known devices) and :meth:`LatencyClient.stream_predict`.
 
 The errors only a remote call can meet (a missing or wrong token, an exceeded limit or deadline, an unreachable
 server) are part of the one hierarchy of :mod:`nas_latency.errors` and are importable from here too; the mapping
@@ -32,6 +33,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Literal, Ma
 import grpc
 import numpy as np
 
+from nas_latency.device_info import ContributionResult
 from nas_latency.errors import (
     DeadlineExceededError,
     FailedPreconditionError,
@@ -80,17 +82,6 @@ class RemotePrediction:
     #: devices with the same key share one adapted model
     signature_key: str
     nearest_devices: tuple[NearestDevice, ...]
-
-
-@dataclass(frozen=True)
-class ContributionResult:
-    """Outcome of :meth:`LatencyClient.contribute_measurements`."""
-
-    inserted: int
-    replaced: int
-    duplicate_request: bool
-    device: "DeviceInfo"
-    model_refitted: bool
 
 
 @dataclass(frozen=True)

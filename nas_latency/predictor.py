@@ -11,8 +11,8 @@ import hashlib
 import logging
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass
-from typing import Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -25,12 +25,18 @@ from nas_latency.builtin_models import (
     ProgressCallback,
     train_bundle,
 )
-from nas_latency.device_info import DeviceInfo
+from nas_latency.device_info import ContributionResult, DeviceInfo
 from nas_latency.errors import InvalidInputError, NotFoundError
 from nas_latency.ir import FeatureMatrix, Network
 from nas_latency.ir.ops import VIEW_KINDS, OpKind
 from nas_latency.macs_power_law import MACS_MODEL, MacsPowerLaw, fit_macs_power_law
-from nas_latency.measurements import MIN_MEASUREMENTS, MeasuredArchs, check_enough_to_explain, measurements_from_mapping
+from nas_latency.measurements import (
+    MIN_MEASUREMENTS,
+    MeasuredArchs,
+    check_enough_to_explain,
+    measurements_from_mapping,
+    validate_measurements,
+)
 from nas_latency.models.adaptation_summary import AdaptationSummary, summarize_adaptation
 from nas_latency.models.artifacts import artifact_from_bytes
 from nas_latency.models.base import DeviceAdaptation
@@ -43,7 +49,10 @@ log = logging.getLogger(__name__)
 #: layer kinds that do no work at run time
 NO_WORK_KINDS = VIEW_KINDS | {OpKind.ZERO}
 
+#: the store's source of the measurements ``register_device`` writes (registering replaces them)
 REGISTER_SOURCE = "register"
+#: the store's source of the measurements ``contribute_measurements`` adds
+CONTRIBUTE_SOURCE = "contribute"
 #: adapted devices kept in memory (each holds its predictions for the space's measured archs)
 MAX_CACHED_ADAPTATIONS = 256
 
@@ -219,6 +228,41 @@ class Predictor:
             self.store.upsert_device(name, description=description)
             self.store.replace_measurements(name, space_obj.name, rows, source=REGISTER_SOURCE)
         return self.device(name, space_obj.name)
+
+    def contribute_measurements(self, device: str, space: str,
+                                measurements: Mapping[str, float] | Iterable[MeasurementRow], *,
+                                request_id: str | None = None,
+                                environment: Mapping[str, Any] | None = None) -> ContributionResult:
+        """Add measurements of the registered ``device`` in ``space`` (at least one), keeping its earlier ones: a
+        re-measured arch replaces its earlier contributed value, and an arch both registered and contributed counts
+        at the geometric mean of the two. Validated completely, then committed; the device's model is adapted to
+        all its measurements at once where it has enough (``model_refitted``).
+
+        A ``request_id`` makes a retry safe: the same id again writes nothing and returns the first answer with
+        ``duplicate_request=True``; the same id with other content raises :class:`ConflictError`. ``environment``
+        (JSON-serializable) is stored with each row that has none of its own: the runtime, versions, threads.
+        """
+        space_obj = get_space(space)
+        check_device(device)
+        where = f"contribution to {device}"
+        if isinstance(measurements, Mapping):
+            measured = measurements_from_mapping(space_obj, measurements, where=where, min_rows=1)
+            rows = [MeasurementRow(a, v) for a, v in zip(measured.archs, measured.latency_ms)]
+        else:
+            given = list(measurements)
+            measured = validate_measurements(space_obj, [(i, r.arch, r.latency_ms) for i, r in enumerate(given, 1)],
+                                             where=where, min_rows=1)
+            rows = [replace(r, arch=a, latency_ms=v) for r, a, v in zip(given, measured.archs, measured.latency_ms)]
+        if environment is not None:
+            rows = [r if r.environment is not None else replace(r, environment=dict(environment)) for r in rows]
+        with self._lock:
+            result = self.store.add_measurements(device, space_obj.name, rows, source=CONTRIBUTE_SOURCE,
+                                                 request_id=request_id)
+        refitted = len(self._device_latencies(device, space_obj.name)) >= MIN_MEASUREMENTS
+        if refitted:
+            self.adapted(space_obj.name, device=device)
+        return ContributionResult(result.inserted, result.replaced, result.duplicate_request,
+                                  self.device(device, space_obj.name), refitted)
 
     def device(self, name: str, space: str) -> DeviceInfo:
         device = self.store.get_device(name)

@@ -42,13 +42,11 @@ from nas_latency.errors import (
 )
 from nas_latency.ir import Network
 from nas_latency.measurements import MIN_MEASUREMENTS, MeasuredArchs, validate_measurements
-from nas_latency.predictor import AdaptedDevice, Predictor, measurement_digest
+from nas_latency.predictor import CONTRIBUTE_SOURCE, AdaptedDevice, Predictor, measurement_digest
 from nas_latency.store import AddResult, MeasurementRow, Store, open_store
 from search_spaces import SearchSpace, get_space, space_names
 
 log = logging.getLogger(__name__)
-
-CONTRIBUTE_SOURCE = "contribute"
 
 
 @dataclass(frozen=True)

@@ -280,6 +280,65 @@ def test_re_registering_says_what_it_replaced_and_show_refuses_an_empty_space(
     assert code == 2 and "no measurements in space 'fbnet'" in err
 
 
+def test_adding_measurements_keeps_the_registered_ones(
+    home: Path, truth: pd.Series, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`devices add`: the device is then predicted as a signature of all its measurements is; a retry under one
+    request id writes nothing; re-registering replaces the registered measurements only, and says so."""
+    archs = signature(capsys, 10)
+    first, extra = archs[:5], archs[5:]
+    registered = write_measurements(tmp_path / "first.csv", first, truth)
+    assert cli(capsys, "devices", "register", "grower", "--space", SPACE, "--measurements", str(registered))[0] == 0
+    more = write_measurements(tmp_path / "more.csv", extra, truth)
+    add = ["devices", "add", "grower", "--space", SPACE, "--measurements", str(more), "--request-id", "run-7",
+           "--environment", '{"runtime": "onnxruntime 1.19", "threads": 2}', "--format", "json"]
+    code, out, err = cli(capsys, *add)
+    assert code == 0, err
+    assert json.loads(out) == [{"name": "grower", "space": SPACE, "n_measurements": 10, "inserted": 5, "replaced": 0,
+                                "duplicate_request": False, "model_refitted": True}]
+    code, out, err = cli(capsys, *add)
+    assert code == 0 and json.loads(out)[0]["duplicate_request"] is True and "nothing was written" in err
+
+    query = tmp_path / "query.txt"
+    query.write_text("\n".join(a for a in truth.index[:200] if a not in set(archs)) + "\n")
+    everything = write_measurements(tmp_path / "all.csv", archs, truth)
+    by_device = cli(capsys, "predict", "--space", SPACE, "--device", "grower", "--archs", str(query))
+    by_signature = cli(capsys, "predict", "--space", SPACE, "--signature", str(everything), "--archs", str(query))
+    assert by_device[0] == 0 and by_device[1] == by_signature[1]
+
+    code, _, err = cli(capsys, "devices", "register", "grower", "--space", SPACE, "--measurements", str(registered))
+    assert code == 0 and "the 5 other archs added with `devices add` stay (10 in all)" in err
+
+
+@pytest.mark.parametrize(
+    "rows, extra, code, needle",
+    [
+        ("{arch},-1\n", [], 2, "row 2"),
+        ("", [], 2, "at least 1 are needed"),
+        ("{arch},3.5\n", ["--environment", "[1, 2]"], 2, "--environment must be a JSON object"),
+        ("{arch},3.5\n", ["--environment", "{oops"], 2, "--environment is not valid JSON"),
+    ],
+)
+def test_bad_additions_exit_2_and_write_nothing(home: Path, truth: pd.Series, tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str], rows: str, extra: list[str],
+                                                code: int, needle: str) -> None:
+    registered = write_measurements(tmp_path / "m.csv", list(truth.index[:5]), truth)
+    assert cli(capsys, "devices", "register", "steady", "--space", SPACE, "--measurements", str(registered))[0] == 0
+    bad = tmp_path / "bad.csv"
+    bad.write_text("arch,latency_ms\n" + rows.format(arch=truth.index[7]))
+    got, out, err = cli(capsys, "devices", "add", "steady", "--space", SPACE, "--measurements", str(bad), *extra)
+    assert got == code and out == "" and needle in err
+    code, out, _ = cli(capsys, "devices", "show", "steady", "--space", SPACE, "--format", "json")
+    assert json.loads(out)[0]["n_measurements"] == 5
+
+
+def test_adding_to_an_unknown_device_names_it(home: Path, truth: pd.Series, tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    more = write_measurements(tmp_path / "more.csv", list(truth.index[:2]), truth)
+    code, out, err = cli(capsys, "devices", "add", "never-registered", "--space", SPACE, "--measurements", str(more))
+    assert code == 2 and out == "" and "never-registered" in err
+
+
 def test_a_bad_device_name_is_refused_before_anything_is_written(tmp_path: Path, truth: pd.Series,
                                                                  capsys: pytest.CaptureFixture[str],
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:

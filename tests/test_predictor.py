@@ -192,3 +192,53 @@ def test_a_device_with_too_few_measurements_is_not_ready_rather_than_a_bad_reque
     assert predictor.explained_device("half-done", "fbnet") is None
     with pytest.raises(NotFoundError, match="no-such-device"):
         predictor.explained_device("no-such-device", "nasbench201")
+
+
+def test_contributed_measurements_join_the_registered_ones(predictor: Predictor) -> None:
+    """``contribute_measurements`` (``devices add``) keeps what was registered: the device is then explained by all
+    its measurements, exactly as an inline signature of the same values is; retries under one request id write
+    once; a re-measured arch replaces its added value, and one both registered and added counts at their
+    geometric mean."""
+    from nas_latency.errors import ConflictError
+    from nas_latency.store import MeasurementRow
+
+    space = get_space("nasbench201")
+    table = bundled_training_table(space)
+    truth = dict(zip(table.archs, table.latency_ms[:, 0]))
+    archs = predictor.signature_set(space.name, 10)
+    first, extra = archs[:5], archs[5:]
+    predictor.register_device("grow", space.name, {a: truth[a] for a in first})
+    result = predictor.contribute_measurements("grow", space.name, {a: truth[a] for a in extra}, request_id="run-1",
+                                               environment={"threads": 2})
+    assert (result.inserted, result.replaced, result.duplicate_request, result.model_refitted) == (5, 0, False, True)
+    assert result.device.n_measurements == 10
+    query = [a for a in table.archs if a not in set(archs)][:50]
+    np.testing.assert_allclose(predictor.predict(space.name, query, device="grow"),
+                               predictor.predict(space.name, query, signature={a: truth[a] for a in archs}))
+    again = predictor.contribute_measurements("grow", space.name, {a: truth[a] for a in extra}, request_id="run-1",
+                                              environment={"threads": 2})
+    assert (again.inserted, again.replaced, again.duplicate_request) == (5, 0, True)
+    with pytest.raises(ConflictError, match="run-1"):
+        predictor.contribute_measurements("grow", space.name, {extra[0]: 1.0}, request_id="run-1")
+    stored = predictor.store.measurements("grow", space.name, source="contribute")
+    assert len(stored) == 5 and all(m.environment == {"threads": 2} for m in stored)
+
+    remeasured = predictor.contribute_measurements(
+        "grow", space.name, [MeasurementRow(extra[0], 2 * truth[extra[0]], n_runs=30)])
+    assert (remeasured.inserted, remeasured.replaced, remeasured.device.n_measurements) == (0, 1, 10)
+    both = predictor.contribute_measurements("grow", space.name, {first[0]: 4 * truth[first[0]]})
+    assert (both.inserted, both.replaced, both.device.n_measurements) == (1, 0, 10)
+    seen = predictor.device_measurements("grow", space.name).as_mapping()
+    assert seen[extra[0]] == pytest.approx(2 * truth[extra[0]]) and seen[first[0]] == pytest.approx(2 * truth[first[0]])
+
+    with pytest.raises(NotFoundError, match="nobody"):
+        predictor.contribute_measurements("nobody", space.name, {first[1]: 1.0})
+    with pytest.raises(InvalidInputError, match="contribution to grow: row 2"):
+        predictor.contribute_measurements("grow", space.name, {first[1]: 1.0, first[2]: -1.0})
+    with pytest.raises(InvalidInputError, match="at least 1"):
+        predictor.contribute_measurements("grow", space.name, {})
+    assert len(predictor.store.measurements("grow", space.name)) == 5 + 6  # nothing written by the refused calls
+
+    predictor.store.upsert_device("thin")
+    thin = predictor.contribute_measurements("thin", space.name, {first[0]: 1.0})
+    assert (thin.inserted, thin.model_refitted, thin.device.n_measurements) == (1, False, 1)

@@ -1,4 +1,4 @@
-"""Device onboarding: ``signature``, ``devices register|list|show|remove``, ``predict`` and ``models train|list``.
+"""Device onboarding: ``signature``, ``devices register|add|list|show|remove``, ``predict`` and ``models train|list``.
 
 These follow the contract of ARCHITECTURE.md so a shell script can drive them; state lives in the store
 (``--store URL``, default SQLite in ``NAS_LATENCY_HOME``).
@@ -80,6 +80,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_store_argument(reg)
     add_format_argument(reg)
     reg.set_defaults(handler=run_register)
+    add = actions.add_parser("add", help="add measurements to a registered device, keeping its earlier ones")
+    add.add_argument("name")
+    add.add_argument("--space", required=True)
+    add.add_argument("--measurements", required=True,
+                     help="CSV with header arch,latency_ms (or - for stdin); at least one row; an arch measured "
+                          "again replaces its earlier added value")
+    add.add_argument("--request-id", metavar="ID",
+                     help="makes the call safe to retry: the same id again writes nothing (the same id with other "
+                          "rows is an error)")
+    add.add_argument("--environment", metavar="JSON",
+                     help='a JSON object stored with the rows, e.g. \'{"runtime": "tflite 2.16", "threads": 4}\'')
+    add_store_argument(add)
+    add_format_argument(add)
+    add.set_defaults(handler=run_add)
     lst = actions.add_parser("list", help="registered devices")
     lst.add_argument("--space")
     add_store_argument(lst)
@@ -159,7 +173,11 @@ def run_register(args: argparse.Namespace) -> int:
         before = _measurement_count(predictor, args.name, space.name)
         info = predictor.register_device(args.name, space.name, measured, description=args.description)
         explained = predictor.explained_device(args.name, space.name)
-    if before:
+    kept = info.n_measurements - len(measured.archs)  # archs measured only by `devices add`: registering keeps them
+    if before and kept:
+        print(f"note: {args.name}'s registered {space.name} measurements were replaced by these {len(measured.archs)}; "
+              f"the {kept} other archs added with `devices add` stay ({info.n_measurements} in all)", file=sys.stderr)
+    elif before:
         print(f"note: {args.name}'s {before} earlier {space.name} measurements were replaced by these "
               f"{info.n_measurements} (registering replaces a device's measurements in the space)", file=sys.stderr)
     for measurement in explained.left_out if explained else ():
@@ -167,6 +185,46 @@ def run_register(args: argparse.Namespace) -> int:
               "disagree with it; measure it again (a throttled or preempted run?)", file=sys.stderr)
     write_rows([info.__dict__], ["name", "space", "n_measurements", "description"], args.format)
     return 0
+
+
+def run_add(args: argparse.Namespace) -> int:
+    from nas_latency.measurements import read_measurements_csv
+    from nas_latency.store.validate import check_device
+    from search_spaces import get_space
+
+    space = get_space(args.space)
+    check_device(args.name)
+    environment = _environment(args.environment)
+    measured = read_measurements_csv(space, args.measurements, min_rows=1)
+    with open_predictor(args) as predictor:
+        result = predictor.contribute_measurements(args.name, space.name, dict(zip(measured.archs, measured.latency_ms)),
+                                                   request_id=args.request_id, environment=environment)
+        explained = predictor.explained_device(args.name, space.name)
+    if result.duplicate_request:
+        print(f"note: request id {args.request_id!r} was used before with these rows; nothing was written",
+              file=sys.stderr)
+    for measurement in explained.left_out if explained else ():
+        print(f"note: the model leaves out the measurement of {measurement}: the device's other measurements "
+              "disagree with it; measure it again (a throttled or preempted run?)", file=sys.stderr)
+    info = result.device
+    row = {**info.__dict__, "inserted": result.inserted, "replaced": result.replaced,
+           "duplicate_request": result.duplicate_request, "model_refitted": result.model_refitted}
+    write_rows([row], ["name", "space", "n_measurements", "inserted", "replaced", "duplicate_request",
+                       "model_refitted"], args.format)
+    return 0
+
+
+def _environment(text: str | None) -> dict[str, Any] | None:
+    """``--environment``: a JSON object, or None when not given."""
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidInputError(f"--environment is not valid JSON ({exc})") from None
+    if not isinstance(value, dict):
+        raise InvalidInputError(f"--environment must be a JSON object, got {type(value).__name__}")
+    return value
 
 
 def run_list(args: argparse.Namespace) -> int:

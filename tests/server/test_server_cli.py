@@ -98,6 +98,7 @@ ERRORS = [
     (["predict", "--space", SPACE, "--device", "nobody", "--archs", "{archs}"], 2),
     (["devices", "show", "nobody", "--space", SPACE], 2),
     (["devices", "remove", "nobody"], 2),
+    (["devices", "add", "nobody", "--space", SPACE, "--measurements", "{measurements}"], 2),
     (["signature", "--space", SPACE, "--size", "0"], 2),
 ]
 
@@ -128,6 +129,30 @@ def test_remote_writes_and_removal(setup: dict[str, Any], capsys: pytest.Capture
     assert run(capsys, "devices", "show", "cli-dev", "--space", SPACE, *setup["local"])[0] == 2
     code, _, err = run(capsys, "devices", "list", *setup["local"], "--server", "127.0.0.1:1")
     assert code == 2 and "not both" in err
+
+
+def test_remote_additions_print_what_in_process_additions_print(setup: dict[str, Any], tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """`devices add` through the server, then its retry in-process on the same store under the same request id,
+    which writes nothing; the device is then predicted alike both ways."""
+    register = [p.format(**setup) for p in COMMANDS[2]]
+    assert run(capsys, *register, *setup["local"])[0] == 0
+    more = tmp_path / "more.csv"
+    more.write_text("".join(Path(setup["measured"]).read_text().splitlines(keepends=True)[:5]))  # header + 4 rows
+    add = ["devices", "add", "cli-dev", "--space", SPACE, "--measurements", str(more), "--request-id", "r-1",
+           "--format", "json"]
+    no_token = [a for a in setup["remote"] if a not in ("--token-file",)][:2]
+    code, _, err = run(capsys, *add, *no_token)
+    assert code == 1 and "requires a token" in err
+    remote = run(capsys, *add, *setup["remote"])
+    local = run(capsys, *add, *setup["local"])
+    assert remote[0] == local[0] == 0, (remote, local)
+    first, retry = json.loads(remote[1])[0], json.loads(local[1])[0]
+    assert (first["n_measurements"], first["inserted"], first["duplicate_request"], first["model_refitted"]) == (
+        14, 4, False, True)
+    assert retry == {**first, "duplicate_request": True}
+    predict = ["predict", "--space", SPACE, "--device", "cli-dev", "--archs", setup["archs"]]
+    assert run(capsys, *predict, *setup["remote"]) == run(capsys, *predict, *setup["local"])
 
 
 def test_models_train_through_the_server(setup: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:

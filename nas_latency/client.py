@@ -7,13 +7,13 @@
 ...     latency_ms = client.predict("nasbench201", archs, device="pixel4")   # numpy array, ms
 
 What the two share (``signature_set``, ``register_device``, ``contribute_measurements``, ``device``, ``devices``,
-``device_model``, ``explained_device``, ``remove_device``, ``predict``, ``predict_with_uncertainty``, ``train``,
-``spaces``, ``store.get_device`` / ``store.list_artifacts``) takes the same arguments and returns the same values
-(``predict_networks`` too, the client's also taking ONNX models as bytes and answering with the server's
-estimator); a server error is raised as the same typed exception (``NotFoundError``,
-``InvalidInputError``, ...) with the same ``reason``, read from the status's ``google.rpc.ErrorInfo``. The client
-adds what only a server has: :meth:`LatencyClient.predict_detailed` (uncertainty, the estimator's name, the
-nearest known devices) and :meth:`LatencyClient.stream_predict`.
+``device_model``, ``explained_device``, ``device_measurements``, ``remove_device``, ``predict``,
+``predict_with_uncertainty``, ``train``, ``spaces``, ``store.get_device`` / ``store.list_artifacts``) takes the
+same arguments and returns the same values (``predict_networks`` too, the client's also taking ONNX models as
+bytes and answering with the server's estimator); a server error is raised as the same typed exception
+(``NotFoundError``, ``InvalidInputError``, ...) with the same ``reason``, read from the status's
+``google.rpc.ErrorInfo``. The client adds what only a server has: :meth:`LatencyClient.predict_detailed`
+(uncertainty, the estimator's name, the nearest known devices) and :meth:`LatencyClient.stream_predict`.
 
 The errors only a remote call can meet (a missing or wrong token, an exceeded limit or deadline, an unreachable
 server) are part of the one hierarchy of :mod:`nas_latency.errors` and are importable from here too; the mapping
@@ -49,6 +49,7 @@ from nas_latency.rpc_errors import error_from_rpc
 if TYPE_CHECKING:
     from nas_latency.device_info import DeviceInfo
     from nas_latency.ir import Network as IRNetwork
+    from nas_latency.measurements import MeasuredArchs
     from nas_latency.models.adaptation_summary import AdaptationSummary
     from nas_latency.store.types import ArtifactInfo, Device, DeviceSummary, MeasurementRow
 
@@ -351,6 +352,16 @@ class LatencyClient:
     def device(self, name: str, space: str) -> "DeviceInfo":
         message = self._get_device(name, space)
         return _device_info(message.name, space, message.description, message.measurement_counts.get(space, 0))
+
+    def device_measurements(self, name: str, space: str) -> "MeasuredArchs":
+        """The device's measurements in ``space`` as the server's models see them (as
+        :meth:`Predictor.device_measurements`: one latency per arch; NotFoundError for an unknown device,
+        FailedPreconditionError with fewer than 3 there)."""
+        from nas_latency.measurements import MeasuredArchs
+        from nas_latency.v1 import latency_service_pb2 as pb
+
+        reply = self._call(self._stub.GetDevice, pb.GetDeviceRequest(name=name, space=space, include_measurements=True))
+        return MeasuredArchs(space, tuple(reply.measurements.archs), tuple(reply.measurements.latency_ms))
 
     def device_model(self, name: str, space: str) -> "AdaptationSummary":
         """How the server's built-in model for ``space`` explains the device (as :meth:`Predictor.device_model`);

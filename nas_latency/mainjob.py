@@ -166,6 +166,14 @@ class Outcome:
     #: budget at the same quantile: did the exhaustive choice on the in-device ceiling's out-of-fold predictions
     #: (a ridge fitted on 80 % of the device's own measurements, predicting the other 20 %) meet the target
     ceiling_ok: bool | None = None
+    #: choose as ``nas-latency choose`` does, measure the choice (its bundled latency) and, while it measures over
+    #: the budget, add it to the device and choose again (:func:`~nas_latency.evaluate.choice_loop.choose_measure_add`):
+    #: did the last choice meet the target, and how many measurements were added; None where not computed
+    loop_ok: bool | None = None
+    loop_added: int | None = None
+    #: the same loop choosing the most accurate arch predicted (or measured) within the budget each time
+    loop_accurate_ok: bool | None = None
+    loop_accurate_added: int | None = None
 
     @property
     def meets_budget(self) -> bool:
@@ -211,12 +219,14 @@ def likely_choice(backend: Any, device: str, max_latency_ms: float) -> str | Non
     the target under the model's predictive uncertainty (what ``nas-latency choose`` picks); None where no arch
     is predicted within the budget."""
     from nas_latency.data import nb201_accuracy
-    from nas_latency.evaluate.budget_choice import most_likely_to_meet
+    from nas_latency.evaluate.budget_choice import most_likely_to_meet, with_measurements
 
     valid = nb201_accuracy("cifar10_valid_acc")
     archs = sorted(valid)
     predicted, log_std = backend.predict_with_uncertainty(SPACE, archs, device=device)
-    index = most_likely_to_meet([valid[a] for a in archs], predicted, log_std, max_latency_ms)
+    latency, std, _ = with_measurements(archs, predicted, log_std,
+                                        backend.device_measurements(device, SPACE).as_mapping())
+    index = most_likely_to_meet([valid[a] for a in archs], latency, std, max_latency_ms)
     return None if index is None else archs[index]
 
 

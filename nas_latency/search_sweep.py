@@ -6,7 +6,8 @@ NNI search runs with the embedded predictor and is judged against the bundled me
 (:func:`~nas_latency.mainjob.judge`). Next to the search, the sweep judges the choices that say where its misses
 come from: the same rule over every arch's predictions (no search), the arch most likely to meet the target under
 the predictive uncertainty (``nas-latency choose``), each accuracy tolerance, the in-device ceiling's out-of-fold
-predictions and a second measurement of the same networks.
+predictions and a second measurement of the same networks; and what measuring the choice and choosing again buys
+(:func:`~nas_latency.evaluate.choice_loop.choose_measure_add`, the bundled latency standing in for a measurement).
 """
 
 from __future__ import annotations
@@ -23,8 +24,10 @@ from nas_latency.evaluate.budget_choice import (
     budget_choices_met,
     meets_target,
     most_likely_to_meet,
+    with_measurements,
 )
 from nas_latency.evaluate.ceiling import fold_assignment, out_of_fold_log_predictions, ridge_fit_predict
+from nas_latency.evaluate.choice_loop import LOOP_RULES, choose_measure_add
 from nas_latency.evaluate.protocols import default_featurizer
 from nas_latency.evaluate.retest import both_orders, twin_pairs
 from nas_latency.mainjob import SPACE, Outcome, bundled_latency, judge, prepare_holdout, report_progress
@@ -32,6 +35,8 @@ from nas_latency.nni.search import choose, search_nasbench201
 
 #: the sweep also judges the search's trials chosen as ``--accuracy-tolerance P`` would, for each of these P
 SWEEP_TOLERANCES = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)
+#: the sweep's measure-and-choose-again loop adds at most this many measurements to a device per budget
+LOOP_MAX_ADDED = 5
 
 
 def run_sweep(args: argparse.Namespace) -> list[Outcome]:
@@ -50,6 +55,8 @@ def run_sweep(args: argparse.Namespace) -> list[Outcome]:
             values = np.array(list(measured.values()))
             archs = list(measured)
             predicted, log_std = predictor.predict_with_uncertainty(SPACE, archs, device=name)
+            signature = predictor.device_measurements(name, SPACE)
+            judged, judged_std, _ = with_measurements(archs, predicted, log_std, signature.as_mapping())
             accuracy = np.array([valid[a] for a in archs])
             first, second = both_orders(twin_pairs(SPACE, archs))
             twin_archs = [archs[i] for i in first]
@@ -72,10 +79,21 @@ def run_sweep(args: argparse.Namespace) -> list[Outcome]:
                     outcome.exhaustive_arch = exhaustive
                     outcome.exhaustive_ok = meets_target(measured[exhaustive], valid[exhaustive], budget,
                                                          outcome.best_accuracy)
-                likely = most_likely_to_meet(accuracy, predicted, log_std, budget)
+                likely = most_likely_to_meet(accuracy, judged, judged_std, budget)
                 if likely is not None:
                     outcome.likely_arch = archs[likely]
                     outcome.likely_ok = meets_target(values[likely], accuracy[likely], budget, outcome.best_accuracy)
+                for rule in LOOP_RULES:
+                    looping = f"{name}-{rule}-{k}"  # a device per budget and rule: its added measurements its own
+                    predictor.register_device(looping, SPACE, signature)
+                    loop = choose_measure_add(predictor, looping, SPACE, archs, accuracy, measured.__getitem__,
+                                              budget, max_added=LOOP_MAX_ADDED, rule=rule)
+                    ok = loop.arch is not None and meets_target(measured[loop.arch], valid[loop.arch], budget,
+                                                                outcome.best_accuracy)
+                    if rule == "most_likely":
+                        outcome.loop_ok, outcome.loop_added = ok, len(loop.added)
+                    else:
+                        outcome.loop_accurate_ok, outcome.loop_accurate_added = ok, len(loop.added)
                 outcome.search_likely_ok = likely_among_trials_ok(result, measured, valid, budget,
                                                                    outcome.best_accuracy)
                 outcome.tolerance_ok = tolerances_ok(result, measured, valid, budget, outcome.best_accuracy)
@@ -159,6 +177,17 @@ def print_sweep(outcomes: Sequence[Outcome], args: argparse.Namespace) -> None:
     if likely:
         print(f"exhaustive choice of the arch most likely to meet the target under the predictive uncertainty "
               f"(`nas-latency choose`): {sum(likely)}/{len(likely)} met the target")
+    for what, ok_of, added_of in (
+            ("the same", lambda o: o.loop_ok, lambda o: o.loop_added),
+            ("the most accurate arch predicted within the budget (as the exhaustive choice), the same way",
+             lambda o: o.loop_accurate_ok, lambda o: o.loop_accurate_added)):
+        looped = [o for o in outcomes if ok_of(o) is not None]
+        if looped:
+            added = [added_of(o) or 0 for o in looped]
+            print(f"{what}, each choice measured (its bundled latency) and, while over the budget, added to the device "
+                  f"and chosen again (at most {LOOP_MAX_ADDED} added): {sum(ok_of(o) for o in looped)}/{len(looped)} "
+                  f"met the target; measurements added: {sum(added)} in all, {max(added)} at most, none for "
+                  f"{added.count(0)}/{len(looped)}")
     search_likely = [o.search_likely_ok for o in outcomes if o.search_likely_ok is not None]
     if search_likely:
         print(f"the same rule over only the archs the search evaluated (instead of its most accurate): "

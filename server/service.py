@@ -276,6 +276,8 @@ class LatencyServicer(pb_grpc.LatencyServiceServicer):
         store = self.registry.store
         device = store.get_device(request.name)  # NotFoundError (with similar names) first, as in-process
         space = get_space(request.space).name if request.space else None
+        if request.include_measurements and space is None:
+            raise InvalidInputError("include_measurements needs a space: a device's measurements are per space")
         summary = next(s for s in store.list_devices() if s.name == device.name)
         response = pb.GetDeviceResponse(device=self._device_message(summary, device))
         explained = self.registry.predictor.explained_device(device.name, space) if space is not None else None
@@ -286,6 +288,9 @@ class LatencyServicer(pb_grpc.LatencyServiceServicer):
                           for m in explained.left_out]))
             if explained.drops_degenerate is not None:
                 response.model.drops_degenerate = explained.drops_degenerate
+        if request.include_measurements:
+            measured = self.registry.predictor.device_measurements(device.name, space)
+            response.measurements.CopyFrom(r.Measurements(archs=measured.archs, latency_ms=measured.latency_ms))
         return response
 
     @_rpc("ListDevices")

@@ -18,7 +18,7 @@ import pytest
 
 from nas_latency.cli import main
 from nas_latency.data import load_table, nb201_accuracy
-from nas_latency.evaluate.budget_choice import log_target_probabilities, most_likely_to_meet
+from nas_latency.evaluate.budget_choice import log_target_probabilities, most_likely_to_meet, with_measurements
 from search_spaces import get_space
 
 SPACE = "nasbench201"
@@ -426,26 +426,58 @@ def test_the_choice_over_every_bundled_arch_is_the_most_likely_within_the_budget
     archs = sorted(accuracy)
     with Predictor() as predictor:
         predicted, log_std = predictor.predict_with_uncertainty(SPACE, archs, device=CHOOSER)
+        measured = predictor.device_measurements(CHOOSER, SPACE).as_mapping()
+    # the 10 measured archs are taken at their measurements
+    latency, judged_std, is_measured = with_measurements(archs, predicted, log_std, measured)
+    assert is_measured.sum() == 10 and document["n_measured"] == 10
     acc = np.array([accuracy[a] for a in archs])
-    expected = most_likely_to_meet(acc, predicted, log_std, CHOOSE_BUDGET_MS)
+    expected = most_likely_to_meet(acc, latency, judged_std, CHOOSE_BUDGET_MS)
     assert expected is not None
     chosen = document["chosen"]
-    assert chosen["arch"] == archs[expected] and chosen["predicted_ms"] <= CHOOSE_BUDGET_MS
-    log_p = log_target_probabilities(acc, predicted, log_std, CHOOSE_BUDGET_MS)
+    assert chosen["arch"] == archs[expected] and latency[expected] <= CHOOSE_BUDGET_MS
+    log_p = log_target_probabilities(acc, latency, judged_std, CHOOSE_BUDGET_MS)
     assert chosen["p_meets_target"] == pytest.approx(math.exp(log_p[expected]), abs=1e-6)
     assert document["n_candidates"] == len(archs) == 15625
-    assert document["n_predicted_within"] == int(np.sum(predicted <= CHOOSE_BUDGET_MS))
+    assert document["n_predicted_within"] == int(np.sum(latency <= CHOOSE_BUDGET_MS))
     ranking = document["ranking"]
     assert len(ranking) == 50 and ranking[0] == chosen
     assert [r["rank"] for r in ranking] == list(range(1, 51))
     probabilities = [r["p_meets_target"] for r in ranking]
     assert probabilities == sorted(probabilities, reverse=True)
-    assert all(r["predicted_ms"] <= CHOOSE_BUDGET_MS for r in ranking)
+    assert all((r["predicted_ms"] if r["measured_ms"] is None else r["measured_ms"]) <= CHOOSE_BUDGET_MS
+               for r in ranking)
     # beside it: the most accurate arch predicted within the budget
-    within = predicted <= CHOOSE_BUDGET_MS
+    within = latency <= CHOOSE_BUDGET_MS
     top = document["most_accurate_predicted_within"]
     assert top["accuracy"] == pytest.approx(acc[within].max())
     assert top["p_meets_target"] <= chosen["p_meets_target"]
+
+
+def test_a_measured_candidate_is_taken_at_its_measurement(home: Path, chooser: Path, tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """Choose, measure the choice over the budget, `devices add` it: the next choice is another arch, and the
+    measured one is out of the ranking; measured within the budget, it is certain to fit."""
+    assert main(["devices", "register", "looper", "--space", SPACE, "--measurements", str(chooser)]) == 0
+    capsys.readouterr()
+    choose = ["choose", "--space", SPACE, "--device", "looper", "--max-latency-ms", str(CHOOSE_BUDGET_MS),
+              "--format", "json", "--limit", "0"]
+    code, out, err = cli(capsys, *choose)
+    assert code == 0, err
+    first = json.loads(out)["chosen"]
+    assert first["measured_ms"] is None
+    over = write_measurements(tmp_path / "over.csv", [first["arch"]], pd.Series({first["arch"]: 2 * CHOOSE_BUDGET_MS}))
+    assert cli(capsys, "devices", "add", "looper", "--space", SPACE, "--measurements", str(over))[0] == 0
+    code, out, err = cli(capsys, *choose)
+    assert code == 0, err
+    second = json.loads(out)
+    assert second["chosen"]["arch"] != first["arch"] and second["n_measured"] == 11
+    assert first["arch"] not in {r["arch"] for r in second["ranking"]}
+    fits = write_measurements(tmp_path / "fits.csv", [first["arch"]], pd.Series({first["arch"]: CHOOSE_BUDGET_MS / 2}))
+    assert cli(capsys, "devices", "add", "looper", "--space", SPACE, "--measurements", str(fits))[0] == 0
+    code, out, err = cli(capsys, *choose)
+    assert code == 0, err
+    row = next(r for r in json.loads(out)["ranking"] if r["arch"] == first["arch"])
+    assert row["measured_ms"] == CHOOSE_BUDGET_MS / 2 and row["p_within_budget"] == 1.0
 
 
 def test_given_candidates_and_an_inline_signature(chooser: Path, tmp_path: Path,
@@ -458,7 +490,7 @@ def test_given_candidates_and_an_inline_signature(chooser: Path, tmp_path: Path,
                          "30", "--candidates", str(candidates), "--format", "csv")
     assert code == 0, err
     rows = list(csv.DictReader(io.StringIO(out)))
-    assert list(rows[0]) == ["rank", "arch", "accuracy", "predicted_ms", "log_std", "p_within_budget",
+    assert list(rows[0]) == ["rank", "arch", "accuracy", "predicted_ms", "measured_ms", "log_std", "p_within_budget",
                              "p_meets_target"]
     assert {r["arch"] for r in rows} == {fast, accurate}  # both predicted far under 30 ms: both near certain
     assert all(float(r["p_within_budget"]) > 0.99 for r in rows)

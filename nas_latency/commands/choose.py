@@ -6,6 +6,10 @@ decide whether it truly fits. Each candidate's measured latency is taken as log-
 the model's predictive standard deviation, and the choice is the candidate predicted within the budget with the
 highest probability of the target (:func:`nas_latency.evaluate.budget_choice.target_ranking`). The most accurate
 candidate predicted within the budget is printed beside it.
+
+A candidate the device has measured (its registered and added measurements, or the ``--signature``) is taken at
+its measurement (:func:`~nas_latency.evaluate.budget_choice.with_measurements`): so the loop "choose, measure the
+choice, ``devices add`` the measurement, choose again" never offers an arch measured over the budget twice.
 """
 
 from __future__ import annotations
@@ -21,7 +25,8 @@ from nas_latency.commands.common import add_device_arguments, add_format_argumen
 from nas_latency.commands.onboarding import add_store_argument, open_predictor
 from nas_latency.errors import FailedPreconditionError, InvalidInputError
 
-CHOOSE_COLUMNS = ["rank", "arch", "accuracy", "predicted_ms", "log_std", "p_within_budget", "p_meets_target"]
+CHOOSE_COLUMNS = ["rank", "arch", "accuracy", "predicted_ms", "measured_ms", "log_std", "p_within_budget",
+                  "p_meets_target"]
 #: NAS-Bench-201 accuracies the command takes as candidates when --candidates is not given
 NB201_METRICS = ("cifar10_valid_acc", "cifar10_test_acc")
 
@@ -35,8 +40,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--max-latency-ms on the device and within --accuracy-gap points of the most accurate candidate truly "
         "within it, by the model's predictive uncertainty. Only candidates predicted within the budget are "
         "ranked. The probabilities treat the candidates' errors as independent, so where many crowd the budget "
-        "they understate the chance of the target: compare candidates by them. The most accurate candidate "
-        "predicted within the budget is shown beside it.",
+        "they understate the chance of the target: compare candidates by them. A candidate the device has measured "
+        "is taken at its measurement (measured_ms). The most accurate candidate predicted within the budget is "
+        "shown beside it.",
     )
     parser.add_argument("--space", required=True)
     add_device_arguments(parser)
@@ -100,11 +106,17 @@ def bundled_candidates(space: Any, metric: str) -> tuple[list[str], np.ndarray]:
     return archs, np.array([lookup[a] for a in archs], dtype=np.float64)
 
 
-def _row(arch: str, accuracy: float, predicted_ms: float, log_std: float, log_within: float,
-         log_target: float) -> dict[str, Any]:
+def _row(arch: str, accuracy: float, predicted_ms: float, measured_ms: float | None, log_std: float,
+         log_within: float, log_target: float) -> dict[str, Any]:
     return {"arch": arch, "accuracy": accuracy, "predicted_ms": round(predicted_ms, 6),
-            "log_std": round(log_std, 6), "p_within_budget": round(math.exp(log_within), 6),
-            "p_meets_target": round(math.exp(log_target), 6)}
+            "measured_ms": None if measured_ms is None else round(measured_ms, 6), "log_std": round(log_std, 6),
+            "p_within_budget": round(math.exp(log_within), 6), "p_meets_target": round(math.exp(log_target), 6)}
+
+
+def _latency_text(row: dict[str, Any]) -> str:
+    if row["measured_ms"] is not None:
+        return f"measured {row['measured_ms']:.4g} ms, predicted {row['predicted_ms']:.4g} ms"
+    return f"predicted {row['predicted_ms']:.4g} ms"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -112,6 +124,7 @@ def run(args: argparse.Namespace) -> int:
         ACCURACY_GAP_POINTS,
         log_within_budget,
         target_ranking,
+        with_measurements,
     )
     from nas_latency.measurements import read_measurements_csv
     from search_spaces import get_space
@@ -132,19 +145,24 @@ def run(args: argparse.Namespace) -> int:
     with open_predictor(args) as predictor:
         predicted, log_std = predictor.predict_with_uncertainty(space.name, archs, device=args.device,
                                                                 signature=signature)
+        measured = (signature if signature is not None
+                    else predictor.device_measurements(args.device, space.name)).as_mapping()
     predicted = np.asarray(predicted, dtype=np.float64)
-    log_std = np.asarray(log_std, dtype=np.float64)
-    order, log_target = target_ranking(accuracy, predicted, log_std, args.max_latency_ms, gap_points=gap)
-    log_within = log_within_budget(predicted, log_std, args.max_latency_ms)
+    latency, judged_std, is_measured = with_measurements(archs, predicted, np.asarray(log_std), measured)
+    order, log_target = target_ranking(accuracy, latency, judged_std, args.max_latency_ms, gap_points=gap)
+    log_within = log_within_budget(latency, judged_std, args.max_latency_ms)
     if order.size == 0:
         raise FailedPreconditionError(
             f"no candidate is predicted within {args.max_latency_ms} ms on {args.device or 'the signature device'}: "
-            f"the fastest is predicted at {predicted.min():.4g} ms; raise the budget")
-    rows = [{"rank": k + 1, **_row(archs[i], float(accuracy[i]), float(predicted[i]), float(log_std[i]),
-                                   float(log_within[i]), float(log_target[i]))}
-            for k, i in enumerate(order)]
+            f"the fastest is predicted at {latency.min():.4g} ms; raise the budget")
+
+    def row(i: int) -> dict[str, Any]:
+        return _row(archs[i], float(accuracy[i]), float(predicted[i]), float(latency[i]) if is_measured[i] else None,
+                    float(log_std[i]), float(log_within[i]), float(log_target[i]))
+
+    rows = [{"rank": k + 1, **row(i)} for k, i in enumerate(order)]
     chosen = rows[0]
-    plain = int(order[np.lexsort((predicted[order], -accuracy[order]))[0]])
+    plain = int(order[np.lexsort((latency[order], -accuracy[order]))[0]])
     limit = args.limit if args.limit is not None else (None if args.format == "csv" else 10)
     shown = rows if not limit else rows[:limit]
     if args.format == "csv":
@@ -153,9 +171,7 @@ def run(args: argparse.Namespace) -> int:
     document: dict[str, Any] = {
         "space": space.name, "device": args.device or "(signature)", "max_latency_ms": args.max_latency_ms,
         "accuracy_gap": gap, "n_candidates": len(archs), "n_predicted_within": int(order.size), "chosen": chosen,
-        "most_accurate_predicted_within": _row(
-            archs[plain], float(accuracy[plain]), float(predicted[plain]), float(log_std[plain]),
-            float(log_within[plain]), float(log_target[plain])),
+        "n_measured": int(is_measured.sum()), "most_accurate_predicted_within": row(plain),
     }
     if args.format == "json":
         write_document({**document, "ranking": shown}, "json")
@@ -163,12 +179,11 @@ def run(args: argparse.Namespace) -> int:
     write_rows(shown, CHOOSE_COLUMNS, "table")
     if limit and len(rows) > limit:
         sys.stdout.write(f"... {len(rows) - limit} more (use --limit 0 for all)\n")
-    sys.stdout.write(f"\nchosen: {chosen['arch']} (accuracy {chosen['accuracy']:g}, predicted "
-                     f"{chosen['predicted_ms']:.4g} ms): within {args.max_latency_ms:g} ms with probability "
+    sys.stdout.write(f"\nchosen: {chosen['arch']} (accuracy {chosen['accuracy']:g}, {_latency_text(chosen)}): within {args.max_latency_ms:g} ms with probability "
                      f"{chosen['p_within_budget']:.3f}, meets the target (within budget and at most {gap:g} points "
                      f"below the best candidate within it) with probability {chosen['p_meets_target']:.3f}\n")
     alt = document["most_accurate_predicted_within"]
     sys.stdout.write(f"most accurate predicted within the budget: {alt['arch']} (accuracy {alt['accuracy']:g}, "
-                     f"predicted {alt['predicted_ms']:.4g} ms): probabilities {alt['p_within_budget']:.3f} / "
+                     f"{_latency_text(alt)}): probabilities {alt['p_within_budget']:.3f} / "
                      f"{alt['p_meets_target']:.3f}\n")
     return 0

@@ -127,6 +127,22 @@ def most_likely_to_meet(accuracy: Sequence[float], predicted_ms: Sequence[float]
     return int(order[0]) if order.size else None
 
 
+def with_measurements(archs: Sequence[str], predicted_ms: Sequence[float], log_std: Sequence[float],
+                      measured: Mapping[str, float]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(latency_ms, log_std, is_measured)``: what a budget choice goes by. An arch the device has measured is
+    taken at its measurement, with a ``log_std`` of 0 (known, not predicted), so a measured arch over the budget is
+    never chosen and one within it is certain to fit; every other arch at its prediction and its ``log_std``."""
+    latency = np.array(predicted_ms, dtype=np.float64)
+    std = np.array(log_std, dtype=np.float64)
+    if latency.shape != (len(archs),) or std.shape != (len(archs),):
+        raise InvalidInputError(f"with_measurements: {len(archs)} archs, {latency.shape} predicted latencies and "
+                                f"{std.shape} standard deviations; give one of each per arch")
+    is_measured = np.array([arch in measured for arch in archs], dtype=bool)
+    for i in np.flatnonzero(is_measured):
+        latency[i], std[i] = float(measured[archs[i]]), 0.0
+    return latency, std, is_measured
+
+
 def _check_budget_arrays(archs: Sequence[str], **arrays: np.ndarray) -> None:
     if any(a.ndim != 1 or a.size != len(archs) for a in arrays.values()):
         shapes = ", ".join(f"{name} {a.shape}" for name, a in arrays.items())
@@ -170,4 +186,4 @@ def budget_choices_met(archs: Sequence[str], measured_ms: Sequence[float], guess
 
 __all__ = ["ACCURACY_GAP_POINTS", "BUDGET_QUANTILES", "best_under_budget", "budget_choices_met",
            "log_target_probabilities", "log_within_budget", "meets_target", "most_likely_to_meet",
-           "target_ranking"]
+           "target_ranking", "with_measurements"]

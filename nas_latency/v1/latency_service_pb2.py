@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from nas_latency.v1 import resources_pb2 as nas__latency_dot_v1_dot_resources__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$nas_latency/v1/latency_service.proto\x12\x0enas_latency.v1\x1a\x1enas_latency/v1/resources.proto\"\xa6\x01\n\x0ePredictRequest\x12\r\n\x05space\x18\x01 \x01(\t\x12.\n\x06\x64\x65vice\x18\x02 \x01(\x0b\x32\x1e.nas_latency.v1.DeviceSelector\x12\r\n\x05\x61rchs\x18\x03 \x03(\t\x12)\n\x08networks\x18\x04 \x03(\x0b\x32\x17.nas_latency.v1.Network\x12\x1b\n\x13include_uncertainty\x18\x05 \x01(\x08\"\x9c\x01\n\x0fPredictResponse\x12\x12\n\nlatency_ms\x18\x01 \x03(\x01\x12\x17\n\x0flatency_log_std\x18\x02 \x03(\x01\x12\r\n\x05model\x18\x03 \x01(\t\x12\x15\n\rsignature_key\x18\x04 \x01(\t\x12\x36\n\x0fnearest_devices\x18\x05 \x03(\x0b\x32\x1d.nas_latency.v1.NearestDevice\"\\\n\x14StreamPredictRequest\x12/\n\x07predict\x18\x01 \x01(\x0b\x32\x1e.nas_latency.v1.PredictRequest\x12\x13\n\x0bsequence_id\x18\x02 \x01(\x04\"^\n\x15StreamPredictResponse\x12\x30\n\x07predict\x18\x01 \x01(\x0b\x32\x1f.nas_latency.v1.PredictResponse\x12\x13\n\x0bsequence_id\x18\x02 \x01(\x04\"5\n\x16GetSignatureSetRequest\x12\r\n\x05space\x18\x01 \x01(\t\x12\x0c\n\x04size\x18\x02 \x01(\r\"7\n\x17GetSignatureSetResponse\x12\r\n\x05space\x18\x01 \x01(\t\x12\r\n\x05\x61rchs\x18\x02 \x03(\t\"\x92\x01\n\x15RegisterDeviceRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05space\x18\x02 \x01(\t\x12\x32\n\x0cmeasurements\x18\x03 \x01(\x0b\x32\x1c.nas_latency.v1.Measurements\x12\x18\n\x0b\x64\x65scription\x18\x04 \x01(\tH\x00\x88\x01\x01\x42\x0e\n\x0c_description\"D\n\x16RegisterDeviceResponse\x12*\n\x06\x64\x65vice\x18\x01 \x01(\x0b\x32\x1a.nas_latency.v1.DeviceInfo\"\xa5\x01\n\x1d\x43ontributeMeasurementsRequest\x12\x0e\n\x06\x64\x65vice\x18\x01 \x01(\t\x12\r\n\x05space\x18\x02 \x01(\t\x12\x37\n\x0cmeasurements\x18\x03 \x03(\x0b\x32!.nas_latency.v1.MeasurementRecord\x12\x12\n\nrequest_id\x18\x04 \x01(\t\x12\x18\n\x10\x65nvironment_json\x18\x05 \x01(\t\"\xa3\x01\n\x1e\x43ontributeMeasurementsResponse\x12\x10\n\x08inserted\x18\x01 \x01(\r\x12\x10\n\x08replaced\x18\x02 \x01(\r\x12\x19\n\x11\x64uplicate_request\x18\x03 \x01(\x08\x12*\n\x06\x64\x65vice\x18\x04 \x01(\x0b\x32\x1a.nas_latency.v1.DeviceInfo\x12\x16\n\x0emodel_refitted\x18\x05 \x01(\x08\"/\n\x10GetDeviceRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05space\x18\x02 \x01(\t\"n\n\x11GetDeviceResponse\x12&\n\x06\x64\x65vice\x18\x01 \x01(\x0b\x32\x16.nas_latency.v1.Device\x12\x31\n\x05model\x18\x02 \x01(\x0b\x32\".nas_latency.v1.DeviceModelSummary\"\x9d\x01\n\x12\x44\x65viceModelSummary\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x02 \x01(\t\x12\x1d\n\x10\x64rops_degenerate\x18\x03 \x01(\x08H\x00\x88\x01\x01\x12\x34\n\x08left_out\x18\x04 \x03(\x0b\x32\".nas_latency.v1.LeftOutMeasurementB\x13\n\x11_drops_degenerate\"M\n\x12LeftOutMeasurement\x12\x0c\n\x04\x61rch\x18\x01 \x01(\t\x12\x13\n\x0bmeasured_ms\x18\x02 \x01(\x01\x12\x14\n\x0cpredicted_ms\x18\x03 \x01(\x01\"#\n\x12ListDevicesRequest\x12\r\n\x05space\x18\x01 \x01(\t\">\n\x13ListDevicesResponse\x12\'\n\x07\x64\x65vices\x18\x01 \x03(\x0b\x32\x16.nas_latency.v1.Device\"#\n\x13RemoveDeviceRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"\x16\n\x14RemoveDeviceResponse\"\x13\n\x11ListSpacesRequest\"?\n\x12ListSpacesResponse\x12)\n\x06spaces\x18\x01 \x03(\x0b\x32\x19.nas_latency.v1.SpaceInfo\"\"\n\x11ListModelsRequest\x12\r\n\x05space\x18\x01 \x01(\t\"u\n\x12ListModelsResponse\x12)\n\x06models\x18\x01 \x03(\x0b\x32\x19.nas_latency.v1.ModelInfo\x12\x34\n\x0e\x61\x64\x61pted_models\x18\x02 \x03(\x0b\x32\x1c.nas_latency.v1.AdaptedModel\"O\n\x11TrainModelRequest\x12\r\n\x05space\x18\x01 \x01(\t\x12\x12\n\nmodel_spec\x18\x02 \x01(\t\x12\x17\n\x0f\x65xclude_devices\x18\x03 \x03(\t\"X\n\x12TrainModelResponse\x12(\n\x05model\x18\x01 \x01(\x0b\x32\x19.nas_latency.v1.ModelInfo\x12\x18\n\x10training_devices\x18\x02 \x03(\t2\x80\x08\n\x0eLatencyService\x12J\n\x07Predict\x12\x1e.nas_latency.v1.PredictRequest\x1a\x1f.nas_latency.v1.PredictResponse\x12`\n\rStreamPredict\x12$.nas_latency.v1.StreamPredictRequest\x1a%.nas_latency.v1.StreamPredictResponse(\x01\x30\x01\x12\x62\n\x0fGetSignatureSet\x12&.nas_latency.v1.GetSignatureSetRequest\x1a\'.nas_latency.v1.GetSignatureSetResponse\x12_\n\x0eRegisterDevice\x12%.nas_latency.v1.RegisterDeviceRequest\x1a&.nas_latency.v1.RegisterDeviceResponse\x12w\n\x16\x43ontributeMeasurements\x12-.nas_latency.v1.ContributeMeasurementsRequest\x1a..nas_latency.v1.ContributeMeasurementsResponse\x12P\n\tGetDevice\x12 .nas_latency.v1.GetDeviceRequest\x1a!.nas_latency.v1.GetDeviceResponse\x12V\n\x0bListDevices\x12\".nas_latency.v1.ListDevicesRequest\x1a#.nas_latency.v1.ListDevicesResponse\x12Y\n\x0cRemoveDevice\x12#.nas_latency.v1.RemoveDeviceRequest\x1a$.nas_latency.v1.RemoveDeviceResponse\x12S\n\nListSpaces\x12!.nas_latency.v1.ListSpacesRequest\x1a\".nas_latency.v1.ListSpacesResponse\x12S\n\nListModels\x12!.nas_latency.v1.ListModelsRequest\x1a\".nas_latency.v1.ListModelsResponse\x12S\n\nTrainModel\x12!.nas_latency.v1.TrainModelRequest\x1a\".nas_latency.v1.TrainModelResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$nas_latency/v1/latency_service.proto\x12\x0enas_latency.v1\x1a\x1enas_latency/v1/resources.proto\"\xa6\x01\n\x0ePredictRequest\x12\r\n\x05space\x18\x01 \x01(\t\x12.\n\x06\x64\x65vice\x18\x02 \x01(\x0b\x32\x1e.nas_latency.v1.DeviceSelector\x12\r\n\x05\x61rchs\x18\x03 \x03(\t\x12)\n\x08networks\x18\x04 \x03(\x0b\x32\x17.nas_latency.v1.Network\x12\x1b\n\x13include_uncertainty\x18\x05 \x01(\x08\"\x9c\x01\n\x0fPredictResponse\x12\x12\n\nlatency_ms\x18\x01 \x03(\x01\x12\x17\n\x0flatency_log_std\x18\x02 \x03(\x01\x12\r\n\x05model\x18\x03 \x01(\t\x12\x15\n\rsignature_key\x18\x04 \x01(\t\x12\x36\n\x0fnearest_devices\x18\x05 \x03(\x0b\x32\x1d.nas_latency.v1.NearestDevice\"\\\n\x14StreamPredictRequest\x12/\n\x07predict\x18\x01 \x01(\x0b\x32\x1e.nas_latency.v1.PredictRequest\x12\x13\n\x0bsequence_id\x18\x02 \x01(\x04\"^\n\x15StreamPredictResponse\x12\x30\n\x07predict\x18\x01 \x01(\x0b\x32\x1f.nas_latency.v1.PredictResponse\x12\x13\n\x0bsequence_id\x18\x02 \x01(\x04\"5\n\x16GetSignatureSetRequest\x12\r\n\x05space\x18\x01 \x01(\t\x12\x0c\n\x04size\x18\x02 \x01(\r\"7\n\x17GetSignatureSetResponse\x12\r\n\x05space\x18\x01 \x01(\t\x12\r\n\x05\x61rchs\x18\x02 \x03(\t\"\x92\x01\n\x15RegisterDeviceRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05space\x18\x02 \x01(\t\x12\x32\n\x0cmeasurements\x18\x03 \x01(\x0b\x32\x1c.nas_latency.v1.Measurements\x12\x18\n\x0b\x64\x65scription\x18\x04 \x01(\tH\x00\x88\x01\x01\x42\x0e\n\x0c_description\"D\n\x16RegisterDeviceResponse\x12*\n\x06\x64\x65vice\x18\x01 \x01(\x0b\x32\x1a.nas_latency.v1.DeviceInfo\"\xa5\x01\n\x1d\x43ontributeMeasurementsRequest\x12\x0e\n\x06\x64\x65vice\x18\x01 \x01(\t\x12\r\n\x05space\x18\x02 \x01(\t\x12\x37\n\x0cmeasurements\x18\x03 \x03(\x0b\x32!.nas_latency.v1.MeasurementRecord\x12\x12\n\nrequest_id\x18\x04 \x01(\t\x12\x18\n\x10\x65nvironment_json\x18\x05 \x01(\t\"\xa3\x01\n\x1e\x43ontributeMeasurementsResponse\x12\x10\n\x08inserted\x18\x01 \x01(\r\x12\x10\n\x08replaced\x18\x02 \x01(\r\x12\x19\n\x11\x64uplicate_request\x18\x03 \x01(\x08\x12*\n\x06\x64\x65vice\x18\x04 \x01(\x0b\x32\x1a.nas_latency.v1.DeviceInfo\x12\x16\n\x0emodel_refitted\x18\x05 \x01(\x08\"M\n\x10GetDeviceRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05space\x18\x02 \x01(\t\x12\x1c\n\x14include_measurements\x18\x03 \x01(\x08\"\xa2\x01\n\x11GetDeviceResponse\x12&\n\x06\x64\x65vice\x18\x01 \x01(\x0b\x32\x16.nas_latency.v1.Device\x12\x31\n\x05model\x18\x02 \x01(\x0b\x32\".nas_latency.v1.DeviceModelSummary\x12\x32\n\x0cmeasurements\x18\x03 \x01(\x0b\x32\x1c.nas_latency.v1.Measurements\"\x9d\x01\n\x12\x44\x65viceModelSummary\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x02 \x01(\t\x12\x1d\n\x10\x64rops_degenerate\x18\x03 \x01(\x08H\x00\x88\x01\x01\x12\x34\n\x08left_out\x18\x04 \x03(\x0b\x32\".nas_latency.v1.LeftOutMeasurementB\x13\n\x11_drops_degenerate\"M\n\x12LeftOutMeasurement\x12\x0c\n\x04\x61rch\x18\x01 \x01(\t\x12\x13\n\x0bmeasured_ms\x18\x02 \x01(\x01\x12\x14\n\x0cpredicted_ms\x18\x03 \x01(\x01\"#\n\x12ListDevicesRequest\x12\r\n\x05space\x18\x01 \x01(\t\">\n\x13ListDevicesResponse\x12\'\n\x07\x64\x65vices\x18\x01 \x03(\x0b\x32\x16.nas_latency.v1.Device\"#\n\x13RemoveDeviceRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"\x16\n\x14RemoveDeviceResponse\"\x13\n\x11ListSpacesRequest\"?\n\x12ListSpacesResponse\x12)\n\x06spaces\x18\x01 \x03(\x0b\x32\x19.nas_latency.v1.SpaceInfo\"\"\n\x11ListModelsRequest\x12\r\n\x05space\x18\x01 \x01(\t\"u\n\x12ListModelsResponse\x12)\n\x06models\x18\x01 \x03(\x0b\x32\x19.nas_latency.v1.ModelInfo\x12\x34\n\x0e\x61\x64\x61pted_models\x18\x02 \x03(\x0b\x32\x1c.nas_latency.v1.AdaptedModel\"O\n\x11TrainModelRequest\x12\r\n\x05space\x18\x01 \x01(\t\x12\x12\n\nmodel_spec\x18\x02 \x01(\t\x12\x17\n\x0f\x65xclude_devices\x18\x03 \x03(\t\"X\n\x12TrainModelResponse\x12(\n\x05model\x18\x01 \x01(\x0b\x32\x19.nas_latency.v1.ModelInfo\x12\x18\n\x10training_devices\x18\x02 \x03(\t2\x80\x08\n\x0eLatencyService\x12J\n\x07Predict\x12\x1e.nas_latency.v1.PredictRequest\x1a\x1f.nas_latency.v1.PredictResponse\x12`\n\rStreamPredict\x12$.nas_latency.v1.StreamPredictRequest\x1a%.nas_latency.v1.StreamPredictResponse(\x01\x30\x01\x12\x62\n\x0fGetSignatureSet\x12&.nas_latency.v1.GetSignatureSetRequest\x1a\'.nas_latency.v1.GetSignatureSetResponse\x12_\n\x0eRegisterDevice\x12%.nas_latency.v1.RegisterDeviceRequest\x1a&.nas_latency.v1.RegisterDeviceResponse\x12w\n\x16\x43ontributeMeasurements\x12-.nas_latency.v1.ContributeMeasurementsRequest\x1a..nas_latency.v1.ContributeMeasurementsResponse\x12P\n\tGetDevice\x12 .nas_latency.v1.GetDeviceRequest\x1a!.nas_latency.v1.GetDeviceResponse\x12V\n\x0bListDevices\x12\".nas_latency.v1.ListDevicesRequest\x1a#.nas_latency.v1.ListDevicesResponse\x12Y\n\x0cRemoveDevice\x12#.nas_latency.v1.RemoveDeviceRequest\x1a$.nas_latency.v1.RemoveDeviceResponse\x12S\n\nListSpaces\x12!.nas_latency.v1.ListSpacesRequest\x1a\".nas_latency.v1.ListSpacesResponse\x12S\n\nListModels\x12!.nas_latency.v1.ListModelsRequest\x1a\".nas_latency.v1.ListModelsResponse\x12S\n\nTrainModel\x12!.nas_latency.v1.TrainModelRequest\x1a\".nas_latency.v1.TrainModelResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -53,33 +53,33 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CONTRIBUTEMEASUREMENTSRESPONSE']._serialized_start=1106
   _globals['_CONTRIBUTEMEASUREMENTSRESPONSE']._serialized_end=1269
   _globals['_GETDEVICEREQUEST']._serialized_start=1271
-  _globals['_GETDEVICEREQUEST']._serialized_end=1318
-  _globals['_GETDEVICERESPONSE']._serialized_start=1320
-  _globals['_GETDEVICERESPONSE']._serialized_end=1430
-  _globals['_DEVICEMODELSUMMARY']._serialized_start=1433
-  _globals['_DEVICEMODELSUMMARY']._serialized_end=1590
-  _globals['_LEFTOUTMEASUREMENT']._serialized_start=1592
-  _globals['_LEFTOUTMEASUREMENT']._serialized_end=1669
-  _globals['_LISTDEVICESREQUEST']._serialized_start=1671
-  _globals['_LISTDEVICESREQUEST']._serialized_end=1706
-  _globals['_LISTDEVICESRESPONSE']._serialized_start=1708
-  _globals['_LISTDEVICESRESPONSE']._serialized_end=1770
-  _globals['_REMOVEDEVICEREQUEST']._serialized_start=1772
-  _globals['_REMOVEDEVICEREQUEST']._serialized_end=1807
-  _globals['_REMOVEDEVICERESPONSE']._serialized_start=1809
-  _globals['_REMOVEDEVICERESPONSE']._serialized_end=1831
-  _globals['_LISTSPACESREQUEST']._serialized_start=1833
-  _globals['_LISTSPACESREQUEST']._serialized_end=1852
-  _globals['_LISTSPACESRESPONSE']._serialized_start=1854
-  _globals['_LISTSPACESRESPONSE']._serialized_end=1917
-  _globals['_LISTMODELSREQUEST']._serialized_start=1919
-  _globals['_LISTMODELSREQUEST']._serialized_end=1953
-  _globals['_LISTMODELSRESPONSE']._serialized_start=1955
-  _globals['_LISTMODELSRESPONSE']._serialized_end=2072
-  _globals['_TRAINMODELREQUEST']._serialized_start=2074
-  _globals['_TRAINMODELREQUEST']._serialized_end=2153
-  _globals['_TRAINMODELRESPONSE']._serialized_start=2155
-  _globals['_TRAINMODELRESPONSE']._serialized_end=2243
-  _globals['_LATENCYSERVICE']._serialized_start=2246
-  _globals['_LATENCYSERVICE']._serialized_end=3270
+  _globals['_GETDEVICEREQUEST']._serialized_end=1348
+  _globals['_GETDEVICERESPONSE']._serialized_start=1351
+  _globals['_GETDEVICERESPONSE']._serialized_end=1513
+  _globals['_DEVICEMODELSUMMARY']._serialized_start=1516
+  _globals['_DEVICEMODELSUMMARY']._serialized_end=1673
+  _globals['_LEFTOUTMEASUREMENT']._serialized_start=1675
+  _globals['_LEFTOUTMEASUREMENT']._serialized_end=1752
+  _globals['_LISTDEVICESREQUEST']._serialized_start=1754
+  _globals['_LISTDEVICESREQUEST']._serialized_end=1789
+  _globals['_LISTDEVICESRESPONSE']._serialized_start=1791
+  _globals['_LISTDEVICESRESPONSE']._serialized_end=1853
+  _globals['_REMOVEDEVICEREQUEST']._serialized_start=1855
+  _globals['_REMOVEDEVICEREQUEST']._serialized_end=1890
+  _globals['_REMOVEDEVICERESPONSE']._serialized_start=1892
+  _globals['_REMOVEDEVICERESPONSE']._serialized_end=1914
+  _globals['_LISTSPACESREQUEST']._serialized_start=1916
+  _globals['_LISTSPACESREQUEST']._serialized_end=1935
+  _globals['_LISTSPACESRESPONSE']._serialized_start=1937
+  _globals['_LISTSPACESRESPONSE']._serialized_end=2000
+  _globals['_LISTMODELSREQUEST']._serialized_start=2002
+  _globals['_LISTMODELSREQUEST']._serialized_end=2036
+  _globals['_LISTMODELSRESPONSE']._serialized_start=2038
+  _globals['_LISTMODELSRESPONSE']._serialized_end=2155
+  _globals['_TRAINMODELREQUEST']._serialized_start=2157
+  _globals['_TRAINMODELREQUEST']._serialized_end=2236
+  _globals['_TRAINMODELRESPONSE']._serialized_start=2238
+  _globals['_TRAINMODELRESPONSE']._serialized_end=2326
+  _globals['_LATENCYSERVICE']._serialized_start=2329
+  _globals['_LATENCYSERVICE']._serialized_end=3353
 # @@protoc_insertion_point(module_scope)

@@ -114,20 +114,24 @@ class ContributeMeasurementsResponse(_message.Message):
     def __init__(self, inserted: _Optional[int] = ..., replaced: _Optional[int] = ..., duplicate_request: _Optional[bool] = ..., device: _Optional[_Union[_resources_pb2.DeviceInfo, _Mapping]] = ..., model_refitted: _Optional[bool] = ...) -> None: ...
 
 class GetDeviceRequest(_message.Message):
-    __slots__ = ("name", "space")
+    __slots__ = ("name", "space", "include_measurements")
     NAME_FIELD_NUMBER: _ClassVar[int]
     SPACE_FIELD_NUMBER: _ClassVar[int]
+    INCLUDE_MEASUREMENTS_FIELD_NUMBER: _ClassVar[int]
     name: str
     space: str
-    def __init__(self, name: _Optional[str] = ..., space: _Optional[str] = ...) -> None: ...
+    include_measurements: bool
+    def __init__(self, name: _Optional[str] = ..., space: _Optional[str] = ..., include_measurements: _Optional[bool] = ...) -> None: ...
 
 class GetDeviceResponse(_message.Message):
-    __slots__ = ("device", "model")
+    __slots__ = ("device", "model", "measurements")
     DEVICE_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
+    MEASUREMENTS_FIELD_NUMBER: _ClassVar[int]
     device: _resources_pb2.Device
     model: DeviceModelSummary
-    def __init__(self, device: _Optional[_Union[_resources_pb2.Device, _Mapping]] = ..., model: _Optional[_Union[DeviceModelSummary, _Mapping]] = ...) -> None: ...
+    measurements: _resources_pb2.Measurements
+    def __init__(self, device: _Optional[_Union[_resources_pb2.Device, _Mapping]] = ..., model: _Optional[_Union[DeviceModelSummary, _Mapping]] = ..., measurements: _Optional[_Union[_resources_pb2.Measurements, _Mapping]] = ...) -> None: ...
 
 class DeviceModelSummary(_message.Message):
     __slots__ = ("model", "detail", "drops_degenerate", "left_out")

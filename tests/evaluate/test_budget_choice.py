@@ -112,3 +112,18 @@ def test_budget_choices_by_the_most_likely_rule_are_judged_on_the_measurements()
     assert meets_target(9.5, 93.3, 10.0, 93.3)
     with pytest.raises(InvalidInputError, match="guessed log_std"):
         budget_choices_met(archs, measured, guessed, accuracy, guessed_log_std=sd[:2])
+
+
+def test_a_measured_arch_is_taken_at_its_measurement_with_no_uncertainty() -> None:
+    from nas_latency.evaluate.budget_choice import with_measurements
+
+    latency, std, is_measured = with_measurements(["a", "b", "c"], [9.0, 9.5, 11.0], [0.1, 0.2, 0.3],
+                                                  {"b": 10.5, "z": 1.0})
+    np.testing.assert_array_equal(latency, [9.0, 10.5, 11.0])
+    np.testing.assert_array_equal(std, [0.1, 0.0, 0.3])
+    np.testing.assert_array_equal(is_measured, [False, True, False])
+    # b, the most accurate, is predicted within 10 ms but measured over it: never chosen
+    assert most_likely_to_meet([90.0, 95.0, 96.0], [9.0, 9.5, 11.0], [0.1, 0.2, 0.3], 10.0) == 1
+    assert most_likely_to_meet([90.0, 95.0, 96.0], latency, std, 10.0) == 0
+    with pytest.raises(InvalidInputError, match="one of each per arch"):
+        with_measurements(["a", "b"], [1.0], [0.1, 0.1], {})

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from nas_latency.client import NearestDevice
-from nas_latency.errors import FailedPreconditionError, NasLatencyError
+from nas_latency.errors import FailedPreconditionError, NasLatencyError, NotFoundError
 from nas_latency.frontends import onnx_to_ir
 from nas_latency.ir import Network, NetworkBuilder
 from nas_latency.macs_power_law import fit_macs_power_law
@@ -47,6 +47,10 @@ def test_same_numbers_as_the_embedded_predictor(running: Any, sqlite_url: str, s
             client.device_model("pixel", "fbnet")
         assert client.explained_device("pixel", "fbnet") is None is embedded.explained_device("pixel", "fbnet")
         assert client.devices() == embedded.devices() == client.devices(SPACE)
+        assert client.device_measurements("pixel", SPACE) == embedded.device_measurements("pixel", SPACE)
+        assert client.device_measurements("pixel", SPACE).as_mapping() == measured
+        with pytest.raises(NotFoundError, match="no measurements in space 'fbnet'"):
+            client.device_measurements("pixel", "fbnet")
     assert client.spaces() == ["fbnet", "ganesan_mobile", SPACE]
     assert client.predict(SPACE, [], device="pixel").shape == (0,)
 

@@ -1,5 +1,5 @@
-"""What a predictor (embedded or remote) says about a registered device and about measurements added to it. A module of its own so the gRPC client
-can use it without importing the embedded predictor's dependencies."""
+"""What a predictor (embedded or remote) says about a registered device and about measurements added to it. A
+module of its own so the gRPC client can use it without importing the embedded predictor's dependencies."""
 
 from __future__ import annotations
 

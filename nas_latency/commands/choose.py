@@ -179,7 +179,8 @@ def run(args: argparse.Namespace) -> int:
     write_rows(shown, CHOOSE_COLUMNS, "table")
     if limit and len(rows) > limit:
         sys.stdout.write(f"... {len(rows) - limit} more (use --limit 0 for all)\n")
-    sys.stdout.write(f"\nchosen: {chosen['arch']} (accuracy {chosen['accuracy']:g}, {_latency_text(chosen)}): within {args.max_latency_ms:g} ms with probability "
+    sys.stdout.write(f"\nchosen: {chosen['arch']} (accuracy {chosen['accuracy']:g}, {_latency_text(chosen)}): "
+                     f"within {args.max_latency_ms:g} ms with probability "
                      f"{chosen['p_within_budget']:.3f}, meets the target (within budget and at most {gap:g} points "
                      f"below the best candidate within it) with probability {chosen['p_meets_target']:.3f}\n")
     alt = document["most_accurate_predicted_within"]

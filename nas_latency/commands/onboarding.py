@@ -197,7 +197,7 @@ def run_add(args: argparse.Namespace) -> int:
     environment = _environment(args.environment)
     measured = read_measurements_csv(space, args.measurements, min_rows=1)
     with open_predictor(args) as predictor:
-        result = predictor.contribute_measurements(args.name, space.name, dict(zip(measured.archs, measured.latency_ms)),
+        result = predictor.contribute_measurements(args.name, space.name, measured.as_mapping(),
                                                    request_id=args.request_id, environment=environment)
         explained = predictor.explained_device(args.name, space.name)
     if result.duplicate_request:

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import math
 import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 from nas_latency.errors import FailedPreconditionError, InvalidInputError, NasLatencyError
 from search_spaces import SearchSpace
@@ -148,3 +149,15 @@ def measurements_from_mapping(space: SearchSpace, mapping: Mapping[str, float], 
                               min_rows: int = MIN_MEASUREMENTS) -> MeasuredArchs:
     rows = [(number, arch, value) for number, (arch, value) in enumerate(mapping.items(), start=1)]
     return validate_measurements(space, rows, where=where, min_rows=min_rows)
+
+
+def environment_from_json(text: str, *, what: str) -> dict[str, Any]:
+    """The JSON object ``text`` that describes how measurements were taken (runtime, versions, threads), stored
+    with them; ``what`` names the field or flag it came from in the error."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidInputError(f"{what} is not valid JSON ({exc})") from None
+    if not isinstance(value, dict):
+        raise InvalidInputError(f"{what} must be a JSON object, got {type(value).__name__}")
+    return value

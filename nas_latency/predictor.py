@@ -258,11 +258,14 @@ class Predictor:
         with self._lock:
             result = self.store.add_measurements(device, space_obj.name, rows, source=CONTRIBUTE_SOURCE,
                                                  request_id=request_id)
-        refitted = len(self._device_latencies(device, space_obj.name)) >= MIN_MEASUREMENTS
+        latencies = self._device_latencies(device, space_obj.name)  # read once: adapted() gets them as a signature
+        refitted = len(latencies) >= MIN_MEASUREMENTS
         if refitted:
-            self.adapted(space_obj.name, device=device)
-        return ContributionResult(result.inserted, result.replaced, result.duplicate_request,
-                                  self.device(device, space_obj.name), refitted)
+            self.adapted(space_obj.name, signature=measurements_from_mapping(space_obj, latencies,
+                                                                            where=f"device {device}"))
+        record = self.store.get_device(device)
+        info = DeviceInfo(record.name, space_obj.name, record.description, len(latencies))
+        return ContributionResult(result.inserted, result.replaced, result.duplicate_request, info, refitted)
 
     def device(self, name: str, space: str) -> DeviceInfo:
         device = self.store.get_device(name)

@@ -49,14 +49,13 @@ def run_sweep(args: argparse.Namespace) -> list[Outcome]:
     outcomes = []
     valid = nb201_accuracy("cifar10_valid_acc")
     for device in args.devices:
-        predictor, name, _ = prepare_holdout(device, exclude_same=args.exclude_same)
+        predictor, name, signature = prepare_holdout(device, exclude_same=args.exclude_same)
         try:
             measured = bundled_latency(device)
             values = np.array(list(measured.values()))
             archs = list(measured)
             predicted, log_std = predictor.predict_with_uncertainty(SPACE, archs, device=name)
-            signature = predictor.device_measurements(name, SPACE)
-            judged, judged_std, _ = with_measurements(archs, predicted, log_std, signature.as_mapping())
+            judged, judged_std, _ = with_measurements(archs, predicted, log_std, signature)
             accuracy = np.array([valid[a] for a in archs])
             first, second = both_orders(twin_pairs(SPACE, archs))
             twin_archs = [archs[i] for i in first]

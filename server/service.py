@@ -18,7 +18,7 @@ import grpc
 from nas_latency.builtin_models import BUNDLE_NAME
 from nas_latency.device_info import DeviceInfo
 from nas_latency.errors import DeadlineExceededError, InvalidInputError, NasLatencyError
-from nas_latency.measurements import validate_measurements
+from nas_latency.measurements import environment_from_json, validate_measurements
 from nas_latency.messages import layer_table_dict
 from nas_latency.store import MeasurementRow
 from nas_latency.v1 import latency_service_pb2 as pb
@@ -240,14 +240,8 @@ class LatencyServicer(pb_grpc.LatencyServiceServicer):
         self.limits.check_length("max_text_chars", [request.environment_json], what="environment_json")
         rows = [(i, rec.arch, rec.latency_ms) for i, rec in enumerate(records, start=1)]
         measured = validate_measurements(space, rows, where=f"contribution to {request.device}", min_rows=1)
-        environment = None
-        if request.environment_json:
-            try:
-                environment = json.loads(request.environment_json)
-            except json.JSONDecodeError as exc:
-                raise InvalidInputError(f"environment_json is not valid JSON ({exc})") from None
-            if not isinstance(environment, dict):
-                raise InvalidInputError("environment_json must be a JSON object")
+        environment = (environment_from_json(request.environment_json, what="environment_json")
+                       if request.environment_json else None)
         store_rows = [
             MeasurementRow(arch, latency,
                            rec.n_runs if rec.HasField("n_runs") else None,

@@ -123,6 +123,7 @@ def run(args: argparse.Namespace) -> int:
     from nas_latency.evaluate.budget_choice import (
         ACCURACY_GAP_POINTS,
         log_within_budget,
+        most_accurate_of,
         target_ranking,
         with_measurements,
     )
@@ -162,7 +163,7 @@ def run(args: argparse.Namespace) -> int:
 
     rows = [{"rank": k + 1, **row(i)} for k, i in enumerate(order)]
     chosen = rows[0]
-    plain = int(order[np.lexsort((latency[order], -accuracy[order]))[0]])
+    plain = most_accurate_of(order, accuracy, latency)
     limit = args.limit if args.limit is not None else (None if args.format == "csv" else 10)
     shown = rows if not limit else rows[:limit]
     if args.format == "csv":

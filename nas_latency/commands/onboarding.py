@@ -188,13 +188,13 @@ def run_register(args: argparse.Namespace) -> int:
 
 
 def run_add(args: argparse.Namespace) -> int:
-    from nas_latency.measurements import read_measurements_csv
+    from nas_latency.measurements import environment_from_json, read_measurements_csv
     from nas_latency.store.validate import check_device
     from search_spaces import get_space
 
     space = get_space(args.space)
     check_device(args.name)
-    environment = _environment(args.environment)
+    environment = None if args.environment is None else environment_from_json(args.environment, what="--environment")
     measured = read_measurements_csv(space, args.measurements, min_rows=1)
     with open_predictor(args) as predictor:
         result = predictor.contribute_measurements(args.name, space.name, measured.as_mapping(),
@@ -212,19 +212,6 @@ def run_add(args: argparse.Namespace) -> int:
     write_rows([row], ["name", "space", "n_measurements", "inserted", "replaced", "duplicate_request",
                        "model_refitted"], args.format)
     return 0
-
-
-def _environment(text: str | None) -> dict[str, Any] | None:
-    """``--environment``: a JSON object, or None when not given."""
-    if text is None:
-        return None
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InvalidInputError(f"--environment is not valid JSON ({exc})") from None
-    if not isinstance(value, dict):
-        raise InvalidInputError(f"--environment must be a JSON object, got {type(value).__name__}")
-    return value
 
 
 def run_list(args: argparse.Namespace) -> int:

@@ -127,6 +127,17 @@ def most_likely_to_meet(accuracy: Sequence[float], predicted_ms: Sequence[float]
     return int(order[0]) if order.size else None
 
 
+def most_accurate_of(candidates: Sequence[int] | np.ndarray, accuracy: Sequence[float],
+                     latency_ms: Sequence[float]) -> int:
+    """Of the indices ``candidates`` (say, those predicted within a budget), the most accurate; of equally accurate
+    ones the faster, then the first in ``candidates``."""
+    index = np.asarray(candidates, dtype=np.int64)
+    if index.size == 0:
+        raise InvalidInputError("most_accurate_of: no candidates")
+    acc, latency = np.asarray(accuracy, dtype=np.float64), np.asarray(latency_ms, dtype=np.float64)
+    return int(index[np.lexsort((latency[index], -acc[index]))[0]])
+
+
 def with_measurements(archs: Sequence[str], predicted_ms: Sequence[float], log_std: Sequence[float],
                       measured: Mapping[str, float]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(latency_ms, log_std, is_measured)``: what a budget choice goes by. An arch the device has measured is
@@ -185,5 +196,5 @@ def budget_choices_met(archs: Sequence[str], measured_ms: Sequence[float], guess
 
 
 __all__ = ["ACCURACY_GAP_POINTS", "BUDGET_QUANTILES", "best_under_budget", "budget_choices_met",
-           "log_target_probabilities", "log_within_budget", "meets_target", "most_likely_to_meet",
+           "log_target_probabilities", "log_within_budget", "meets_target", "most_accurate_of", "most_likely_to_meet",
            "target_ranking", "with_measurements"]

@@ -18,7 +18,12 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from nas_latency.errors import InvalidInputError
-from nas_latency.evaluate.budget_choice import ACCURACY_GAP_POINTS, most_likely_to_meet, with_measurements
+from nas_latency.evaluate.budget_choice import (
+    ACCURACY_GAP_POINTS,
+    most_accurate_of,
+    most_likely_to_meet,
+    with_measurements,
+)
 
 
 @dataclass(frozen=True)
@@ -64,7 +69,7 @@ def choose_measure_add(predictor: Any, device: str, space: str, archs: Sequence[
             index = most_likely_to_meet(acc, latency, std, max_latency_ms, gap_points=gap_points)
         else:
             within = np.flatnonzero(latency <= max_latency_ms)
-            index = int(within[np.lexsort((latency[within], -acc[within]))[0]]) if within.size else None
+            index = most_accurate_of(within, acc, latency) if within.size else None
         if index is None:
             return LoopChoice(None, None, False, tuple(added))
         arch = archs[index]

@@ -127,3 +127,13 @@ def test_a_measured_arch_is_taken_at_its_measurement_with_no_uncertainty() -> No
     assert most_likely_to_meet([90.0, 95.0, 96.0], latency, std, 10.0) == 0
     with pytest.raises(InvalidInputError, match="one of each per arch"):
         with_measurements(["a", "b"], [1.0], [0.1, 0.1], {})
+
+
+def test_the_most_accurate_candidate_and_on_a_tie_the_faster() -> None:
+    from nas_latency.evaluate.budget_choice import most_accurate_of
+
+    accuracy, latency = [91.0, 92.0, 92.0, 93.0], [5.0, 6.0, 5.5, 9.0]
+    assert most_accurate_of([0, 1, 2], accuracy, latency) == 2
+    assert most_accurate_of([3, 0], accuracy, latency) == 3
+    with pytest.raises(InvalidInputError, match="no candidates"):
+        most_accurate_of([], accuracy, latency)
